@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench labs clean
+
+# The venv is (re)built only when pyproject.toml changes, so the second run starts at once.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,plot]'
+	touch $(STAMP)
+
+# The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist.
+run: $(STAMP)
+	$(PY) experiments/mnist_cnn.py $(RUN_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(TEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# Every lab script once, quickly.
+labs: $(STAMP)
+	$(PY) experiments/conv_basics.py
+	$(PY) experiments/pooling.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .jax_cache

@@ -1,0 +1,514 @@
+"""Convolution and pooling with PyTorch's semantics, on NHWC activations and HWIO kernels.
+
+Every op takes a batched ``(N, H, W, C)`` or an unbatched ``(H, W, C)`` input and returns the same rank. Arguments
+that describe a window (``kernel_size``, ``stride``, ``padding``, ``dilation``) take an int or an ``(h, w)`` pair,
+exactly like ``torch.nn.functional``. The functions are pure: they jit, vmap and differentiate, and their values,
+indices and gradients equal PyTorch's (max-pool gradients go to the first maximum of each window, as in PyTorch).
+
+Shapes are checked in Python before anything is traced, so bad input raises a ``ValueError`` or ``TypeError`` that
+names the argument and the shapes rather than an XLA error.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+IntPair = Union[int, Sequence[int]]
+Padding = Union[int, Sequence[int], str]
+
+__all__ = [
+    "conv_output_size",
+    "conv2d",
+    "convolve2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "max_unpool2d",
+]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Argument checking
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a TypeError naming ``name``."""
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+
+
+def _check_at_least(values: tuple[int, int], minimum: int, name: str) -> None:
+    if min(values) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {values}")
+
+
+def _as_nhwc(x, name: str = "x") -> tuple[jax.Array, bool]:
+    """Returns ``(x4, batched)``: ``x`` as a float (N, H, W, C) array and whether it came batched."""
+    x = jnp.asarray(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{name} must be (N, H, W, C) or (H, W, C), got shape {tuple(x.shape)}")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must have a floating dtype, got {x.dtype} (shape {tuple(x.shape)})")
+    return (x if x.ndim == 4 else x[None]), x.ndim == 4
+
+
+def _restore(y: jax.Array, batched: bool) -> jax.Array:
+    return y if batched else y[0]
+
+
+def conv_output_size(
+    size: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
+    """Output length of a convolution or pooling window along one axis, as PyTorch computes it.
+
+    ``floor((size + 2*padding - dilation*(kernel_size-1) - 1) / stride) + 1``; with ``ceil_mode`` the division
+    rounds up, but (PyTorch's pooling rule) the last window must start inside the input or the left padding, so a
+    window that would start in the right padding is dropped.
+
+    The result may be below 1 (a kernel larger than the padded input); the ops reject that, this function reports it.
+    """
+    for name, value in (("size", size), ("kernel_size", kernel_size), ("stride", stride),
+                        ("padding", padding), ("dilation", dilation)):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if dilation < 1:
+        raise ValueError(f"dilation must be >= 1, got {dilation}")
+    if kernel_size < 1:
+        raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    span = size + 2 * padding - dilation * (kernel_size - 1) - 1
+    if ceil_mode:
+        out = -(-span // stride) + 1  # ceil division, exact for negative spans too
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+    else:
+        out = span // stride + 1
+    return int(out)
+
+
+def _output_hw(name, hw, kernel, stride, padding, dilation, ceil_mode=False, shown=None) -> tuple[int, int]:
+    """Output (H, W), raising when the (dilated) kernel does not fit the padded input.
+
+    ``shown``: the (input, padding) to name in the message when ``hw`` is already padded (asymmetric 'same')."""
+    out = tuple(
+        conv_output_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2)
+    )
+    if min(out) < 1:
+        effective = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in range(2))
+        padded = tuple(hw[i] + 2 * padding[i] for i in range(2))
+        shown_input, shown_padding = shown or (tuple(hw), padding)
+        raise ValueError(
+            f"{name}: kernel_size {kernel} (dilated extent {effective}) is larger than the padded input "
+            f"{padded} (input {tuple(shown_input)}, padding {shown_padding}); output size would be {out}"
+        )
+    return out  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _conv_padding(padding: Padding, kernel, dilation, stride) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Per-axis (low, high) padding. PyTorch's 'same' puts the odd extra element at the bottom/right."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0), (0, 0)
+        if mode == "same":
+            if max(stride) > 1:
+                raise ValueError(f"padding='same' is only supported with stride 1 (as in PyTorch), got stride {stride}")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            return pads[0], pads[1]
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = _pair(padding, "padding")
+    _check_at_least((ph, pw), 0, "padding")
+    return (ph, ph), (pw, pw)
+
+
+def _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, op):
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be (kh, kw, C // groups, O), got shape {tuple(weight.shape)}")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    kh, kw, cin_g, cout = weight.shape
+    c = x4.shape[-1]
+    if c % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the input channels {c} (x shape {tuple(x4.shape)})")
+    if cout % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the output channels {cout} "
+                         f"(weight shape {tuple(weight.shape)})")
+    if cin_g * groups != c:
+        raise ValueError(f"{op}: input channels {c} (x shape {tuple(x4.shape)}) do not match weight "
+                         f"{tuple(weight.shape)}: expected weight.shape[2] == {c} // groups = {c // groups}")
+    if bias is not None and tuple(bias.shape) != (cout,):
+        raise ValueError(f"{op}: bias must have shape ({cout},), got {tuple(bias.shape)}")
+    stride = _pair(stride, "stride")
+    dilation = _pair(dilation, "dilation")
+    _check_at_least(stride, 1, "stride")
+    _check_at_least(dilation, 1, "dilation")
+    pad_h, pad_w = _conv_padding(padding, (kh, kw), dilation, stride)
+    # Output size from the padded extent; 'same' may pad asymmetrically, so use the sum of both sides.
+    padded = (x4.shape[1] + pad_h[0] + pad_h[1], x4.shape[2] + pad_w[0] + pad_w[1])
+    _output_hw(op, padded, (kh, kw), stride, (0, 0), dilation, shown=(x4.shape[1:3], (pad_h, pad_w)))
+    return stride, (pad_h, pad_w), dilation
+
+
+def conv2d(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    precision: lax.PrecisionLike = None,
+) -> jax.Array:
+    """2-D cross-correlation, like ``torch.nn.functional.conv2d`` (which is a cross-correlation, not a convolution).
+
+    Args:
+      x: ``(N, H, W, C)`` or ``(H, W, C)`` floating array.
+      weight: ``(kh, kw, C // groups, O)`` (HWIO). From PyTorch's ``(O, C // groups, kh, kw)`` use
+        ``jaxnn.layout.oihw_to_hwio``.
+      bias: ``(O,)`` or None.
+      stride, dilation: int or pair, each >= 1.
+      padding: int or pair of zero padding on both sides, ``'valid'`` (none) or ``'same'`` (stride 1 only; the odd
+        extra element goes to the bottom/right, as PyTorch places it).
+      groups: channel groups; divides both C and O.
+      precision: passed to ``lax.conv_general_dilated`` (use ``'highest'`` for full fp32 on GPUs that default to TF32).
+
+    Returns:
+      ``(N, Ho, Wo, O)`` (or ``(Ho, Wo, O)``) with ``Ho = conv_output_size(H, kh, sh, ph, dh)``, in x's dtype.
+    """
+    x4, batched = _as_nhwc(x)
+    weight = jnp.asarray(weight)
+    bias = None if bias is None else jnp.asarray(bias)
+    stride, pads, dilation = _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, "conv2d")
+    return _restore(_conv2d(x4, weight, bias, stride, pads, dilation, groups, precision), batched)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
+def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision):
+    y = lax.conv_general_dilated(
+        x4,
+        weight.astype(x4.dtype),
+        window_strides=stride,
+        padding=pads,
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+        precision=precision,
+    )
+    if bias is not None:
+        y = y + bias.astype(y.dtype)
+    return y
+
+
+def convolve2d(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    precision: lax.PrecisionLike = None,
+) -> jax.Array:
+    """True 2-D convolution: the kernel is flipped in both spatial axes before sliding.
+
+    Identity: ``convolve2d(x, w, ...) == conv2d(x, w[::-1, ::-1], ...)``, and so
+    ``conv2d(x, w, ...) == convolve2d(x, w[::-1, ::-1], ...)``. For a kernel symmetric under a 180-degree rotation
+    the two agree. Arguments and shapes are those of :func:`conv2d`.
+    """
+    weight = jnp.asarray(weight)
+    if weight.ndim != 4:
+        raise ValueError(f"convolve2d: weight must be (kh, kw, C // groups, O), got shape {tuple(weight.shape)}")
+    return conv2d(x, weight[::-1, ::-1], bias, stride, padding, dilation, groups, precision=precision)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _pool_geometry(x4, kernel_size, stride, padding, dilation, ceil_mode, op):
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+        else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    _check_at_least(kernel, 1, "kernel_size")
+    _check_at_least(stride, 1, "stride")
+    _check_at_least(dilation, 1, "dilation")
+    _check_at_least(padding, 0, "padding")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel} "
+                         f"(PyTorch's rule: padding <= kernel_size // 2)")
+    out = _output_hw(op, x4.shape[1:3], kernel, stride, padding, dilation, ceil_mode)
+    return kernel, stride, padding, dilation, out
+
+
+def _windows(x4, pad_value, kernel, stride, padding, dilation, out_hw) -> jax.Array:
+    """All pooling windows: ``(N, Ho, Wo, kh*kw, C)``, window elements in row-major (PyTorch's scan) order.
+
+    The input is padded with ``pad_value`` on the left/top by ``padding`` and on the right/bottom by ``padding`` plus
+    whatever ceil_mode's last window overhangs.
+    """
+    n, h, w, c = x4.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    hi_h = max(need_h - h - ph, 0)
+    hi_w = max(need_w - w - pw, 0)
+    xp = jnp.pad(x4, ((0, 0), (ph, hi_h), (pw, hi_w), (0, 0)), constant_values=pad_value)
+    if (kh, kw) == (sh, sw) and (dh, dw) == (1, 1):
+        # Non-overlapping windows tile the padded input: a reshape, no copies of the data.
+        xp = xp[:, : oh * kh, : ow * kw]
+        return xp.reshape(n, oh, kh, ow, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, oh, ow, kh * kw, c)
+    views = [
+        lax.slice(xp, (0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
+                  (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.stack(views, axis=3)
+
+
+def max_pool2d(
+    x: jax.Array,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+):
+    """Max pooling like ``torch.nn.functional.max_pool2d``.
+
+    Args:
+      x: ``(N, H, W, C)`` or ``(H, W, C)`` floating array.
+      kernel_size: window size, int or pair.
+      stride: defaults to ``kernel_size``.
+      padding: implicit ``-inf`` padding on both sides, at most ``kernel_size // 2``.
+      dilation: spacing between window elements.
+      ceil_mode: round the output size up (the last window must still start inside the input or left padding).
+      return_indices: also return int32 indices of the maxima, flat positions ``h * W + w`` in the unpadded ``H*W``
+        plane of each (sample, channel): PyTorch's convention, usable by :func:`max_unpool2d`.
+
+    Returns:
+      ``(N, Ho, Wo, C)`` values, and with ``return_indices`` the indices of the same shape. Ties go to the first
+      maximum in row-major window order, and so does the gradient, as in PyTorch.
+    """
+    x4, batched = _as_nhwc(x)
+    kernel, stride, padding, dilation, (oh, ow) = _pool_geometry(
+        x4, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    values, indices = _max_pool2d(x4, kernel, stride, padding, dilation, (oh, ow), return_indices)
+    if not return_indices:
+        return _restore(values, batched)
+    return _restore(values, batched), _restore(indices, batched)
+
+
+def _first_tap(size, kernel, stride, padding, dilation, out):
+    """Per output position along one axis: the first window tap inside the input (PyTorch skips the taps that fall
+    in the left padding) as (tap, position). ``tap == kernel`` marks a window with no tap inside the input."""
+    start = np.arange(out) * stride - padding
+    tap = -(-np.maximum(-start, 0) // dilation)
+    pos = start + tap * dilation
+    tap = np.where((tap < kernel) & (pos < size), tap, kernel)
+    return tap, pos
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _max_pool2d(x4, kernel, stride, padding, dilation, out_hw, return_indices):
+    h, w = x4.shape[1:3]
+    win = _windows(x4, -jnp.inf, kernel, stride, padding, dilation, out_hw)
+    k = jnp.argmax(win, axis=3)  # first maximum, like PyTorch's strict '>' scan
+    # A window whose maximum is -inf keeps PyTorch's initial choice: its first tap inside the input.
+    tap_h, row_h = _first_tap(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0])
+    tap_w, col_w = _first_tap(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])
+    inside = (tap_h[:, None] < kernel[0]) & (tap_w[None, :] < kernel[1])
+    first = np.where(inside, tap_h[:, None] * kernel[1] + tap_w[None, :], 0)[None, :, :, None]
+    win_max = jnp.max(win, axis=3)
+    k = jnp.where((win_max == -jnp.inf) & inside[None, :, :, None], first, k)
+    values = jnp.take_along_axis(win, k[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    if not return_indices:
+        return values, None
+    row0 = (np.arange(out_hw[0]) * stride[0] - padding[0])[None, :, None, None]
+    col0 = (np.arange(out_hw[1]) * stride[1] - padding[1])[None, None, :, None]
+    rows = row0 + (k // kernel[1]) * dilation[0]
+    cols = col0 + (k % kernel[1]) * dilation[1]
+    indices = rows * w + cols
+    # A window entirely in the padding reports PyTorch's index for it (its first non-negative tap, even if past the
+    # input); its value is -inf and no gradient flows to it.
+    default = (row_h[:, None] * w + col_w[None, :])[None, :, :, None]
+    indices = jnp.where(win_max == -jnp.inf, default, indices)
+    return values, indices.astype(jnp.int32)
+
+
+def _avg_divisor(size, kernel, stride, padding, out, count_include_pad) -> np.ndarray:
+    """PyTorch's per-window divisor along one axis (the ceil_mode overhang is never counted)."""
+    start = np.arange(out) * stride - padding
+    end = np.minimum(start + kernel, size + padding)
+    with_pad = end - start
+    without_pad = np.minimum(end, size) - np.maximum(start, 0)
+    return with_pad if count_include_pad else without_pad
+
+
+def avg_pool2d(
+    x: jax.Array,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> jax.Array:
+    """Average pooling like ``torch.nn.functional.avg_pool2d``.
+
+    Each window's sum is divided by ``divisor_override`` when given; else by the window's extent clipped to the
+    padded input (``count_include_pad=True``) or to the input itself (``False``). The extra cells that ceil_mode adds
+    past the right padding are never counted, exactly as in PyTorch.
+
+    Args and shapes as :func:`max_pool2d` (there is no dilation); zero padding. Returns ``(N, Ho, Wo, C)``.
+    """
+    x4, batched = _as_nhwc(x)
+    kernel, stride, padding, _, (oh, ow) = _pool_geometry(
+        x4, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
+    return _restore(_avg_pool2d(x4, kernel, stride, padding, (oh, ow), count_include_pad, divisor_override), batched)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _avg_pool2d(x4, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
+    sums = _windows(x4, 0.0, kernel, stride, padding, (1, 1), out_hw).sum(axis=3)
+    if divisor_override is not None:
+        return (sums / divisor_override).astype(x4.dtype)
+    dh = _avg_divisor(x4.shape[1], kernel[0], stride[0], padding[0], out_hw[0], count_include_pad)
+    dw = _avg_divisor(x4.shape[2], kernel[1], stride[1], padding[1], out_hw[1], count_include_pad)
+    divisor = np.outer(dh, dw).astype(np.float32)[None, :, :, None]
+    return (sums / jnp.asarray(divisor, x4.dtype)).astype(x4.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _unpool(x3, flat_idx, plane_size):
+    """Scatter ``x3`` (N, L, C) to positions ``flat_idx`` (N, L, C) of zero planes (N, plane_size, C)."""
+    n, _, c = x3.shape
+    out = jnp.zeros((n, plane_size, c), x3.dtype)
+    b = jnp.arange(n)[:, None, None]
+    ch = jnp.arange(c)[None, None, :]
+    return out.at[b, flat_idx, ch].set(x3, mode="drop")
+
+
+def _unpool_fwd(x3, flat_idx, plane_size):
+    return _unpool(x3, flat_idx, plane_size), flat_idx
+
+
+def _unpool_bwd(plane_size, flat_idx, g):
+    # PyTorch's backward gathers the output gradient at each index (also when two inputs share one index).
+    b = jnp.arange(g.shape[0])[:, None, None]
+    ch = jnp.arange(g.shape[2])[None, None, :]
+    grad = g.at[b, flat_idx, ch].get(mode="fill", fill_value=0)
+    return grad, None
+
+
+_unpool.defvjp(_unpool_fwd, _unpool_bwd)
+
+
+def max_unpool2d(
+    x: jax.Array,
+    indices: jax.Array,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    output_size: Sequence[int] | None = None,
+) -> jax.Array:
+    """Partial inverse of :func:`max_pool2d`, like ``torch.nn.functional.max_unpool2d``.
+
+    Places each value of ``x`` at its index (a flat ``h * W_out + w`` position, as returned by ``max_pool2d``) in a
+    zero ``(H_out, W_out)`` plane per (sample, channel). ``H_out = (H - 1) * stride - 2 * padding + kernel_size``
+    unless ``output_size`` ((H_out, W_out), or a full (N, H_out, W_out, C) shape) says otherwise; like PyTorch it must
+    lie within ``stride`` of that default.
+
+    Args:
+      x: ``(N, H, W, C)`` or ``(H, W, C)`` pooled values.
+      indices: integer array of x's shape.
+    Returns:
+      ``(N, H_out, W_out, C)`` (or unbatched). The gradient w.r.t. ``x`` gathers the output gradient at the indices.
+    """
+    x4, batched = _as_nhwc(x)
+    indices = jnp.asarray(indices)
+    if tuple(indices.shape) != tuple(jnp.shape(x)):
+        raise ValueError(f"max_unpool2d: indices shape {tuple(indices.shape)} does not match x shape "
+                         f"{tuple(jnp.shape(x))}")
+    if not jnp.issubdtype(indices.dtype, jnp.integer):
+        raise TypeError(f"max_unpool2d: indices must be integers, got {indices.dtype}")
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    _check_at_least(kernel, 1, "kernel_size")
+    _check_at_least(stride, 1, "stride")
+    _check_at_least(padding, 0, "padding")
+    n, h, w, c = x4.shape
+    default = ((h - 1) * stride[0] - 2 * padding[0] + kernel[0], (w - 1) * stride[1] - 2 * padding[1] + kernel[1])
+    if output_size is None:
+        out_hw = default
+    else:
+        size = tuple(int(s) for s in output_size)
+        if len(size) == 4:
+            size = size[1:3]
+        elif len(size) == 3:
+            size = size[0:2]
+        if len(size) != 2:
+            raise ValueError(f"max_unpool2d: output_size must be (H, W) or a full NHWC shape, got {output_size!r}")
+        for i in range(2):
+            if not default[i] - stride[i] < size[i] < default[i] + stride[i]:
+                raise ValueError(
+                    f"max_unpool2d: output_size {size} must be within stride {stride} of the default {default} "
+                    f"(x shape {tuple(jnp.shape(x))})")
+        out_hw = size
+    if min(out_hw) < 1:
+        raise ValueError(f"max_unpool2d: output size {out_hw} is empty (x shape {tuple(jnp.shape(x))}, "
+                         f"kernel_size {kernel}, stride {stride}, padding {padding})")
+    plane = out_hw[0] * out_hw[1]
+    idx4 = indices if batched else indices[None]
+    if not isinstance(idx4, jax.core.Tracer):
+        lo, hi = int(jnp.min(idx4)) if idx4.size else 0, int(jnp.max(idx4)) if idx4.size else 0
+        if lo < 0 or hi >= plane:
+            raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
+                             f"found values in [{lo}, {hi}]")
+    return _restore(_max_unpool2d(x4, idx4, tuple(out_hw)), batched)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def _max_unpool2d(x4, idx4, out_hw):
+    n, h, w, c = x4.shape
+    y = _unpool(x4.reshape(n, h * w, c), idx4.reshape(n, h * w, c).astype(jnp.int32), out_hw[0] * out_hw[1])
+    return y.reshape(n, out_hw[0], out_hw[1], c)
+

@@ -1,0 +1,48 @@
+import os
+
+# Tests run on CPU in float32, with a fixed number of threads for repeatable timings of anything that times.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+torch.set_num_threads(2)
+torch.use_deterministic_algorithms(True, warn_only=True)
+
+# Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=False, print_blob=True)
+settings.register_profile("thorough", max_examples=400, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def _np(a):
+    return a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+def assert_close(actual, expected, rtol=RTOL, atol=ATOL, what="", scale=None):
+    """``|actual - expected| <= atol + rtol * max(|expected|, scale)`` elementwise.
+
+    ``scale`` is for sums that cancel: pass the same computation on absolute values (sum |a_i * b_i| instead of
+    sum a_i * b_i). Two float32 implementations that add in different orders legitimately differ by about
+    ``eps * sum |terms|``, which can exceed ``rtol * |result|`` when the terms nearly cancel; measured against the
+    magnitude of the terms, the rtol holds for every element, and a wrong term still fails by orders of magnitude.
+    """
+    actual, expected = _np(actual), _np(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    if scale is None:
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=what)
+        return
+    scale = np.maximum(np.abs(expected), _np(scale))
+    err = np.abs(actual.astype(np.float64) - expected)
+    bad = err > atol + rtol * scale
+    assert not bad.any(), (f"{what}: {bad.sum()} of {bad.size} elements differ; worst error {err.max():.3g}, "
+                           f"at {np.argwhere(bad)[0].tolist()}: {actual[bad][0]} vs {expected[bad][0]}")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,68 @@
+"""jaxnn.nn layers: PyTorch's default initialisation and the same forward as torch.nn layers with equal weights."""
+
+import jax
+import numpy as np
+import torch
+
+from conftest import assert_close
+from jaxnn import nn as jnn
+from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
+
+
+def test_conv2d_layer_init_bounds_and_shapes():
+    layer = jnn.Conv2d(16, 3, groups=2)
+    params = layer.init(jax.random.key(0), np.ones((1, 8, 8, 4), np.float32))["params"]
+    assert params["kernel"].shape == (3, 3, 2, 16) and params["bias"].shape == (16,)
+    bound = 1 / np.sqrt(2 * 3 * 3)  # fan_in = C // groups * kh * kw
+    for p in (params["kernel"], params["bias"]):
+        p = np.asarray(p)
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound  # the whole range is used
+    # torch's own init draws from the same range
+    t = torch.nn.Conv2d(4, 16, 3, groups=2)
+    assert abs(t.weight.abs().max().item() - bound) < 0.1 * bound
+
+
+def test_conv2d_layer_matches_torch_with_same_weights(rng):
+    x = rng.standard_normal((2, 9, 7, 4)).astype(np.float32)
+    layer = jnn.Conv2d(6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+    params = layer.init(jax.random.key(1), x)
+    t = torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+    with torch.no_grad():
+        t.weight.copy_(torch.tensor(hwio_to_oihw(np.asarray(params["params"]["kernel"]))))
+        t.bias.copy_(torch.tensor(np.asarray(params["params"]["bias"])))
+    assert_close(layer.apply(params, x), nchw_to_nhwc(t(torch.tensor(nhwc_to_nchw(x))).detach().numpy()))
+
+
+def test_linear_and_pool_layers(rng):
+    x = rng.standard_normal((3, 8, 8, 2)).astype(np.float32)
+    lin = jnn.Linear(5)
+    p = lin.init(jax.random.key(0), x[:, 0, 0])
+    assert p["params"]["kernel"].shape == (2, 5)
+    assert np.abs(np.asarray(p["params"]["kernel"])).max() <= 1 / np.sqrt(2)
+    y, idx = jnn.MaxPool2d(3, 2, 1, return_indices=True).apply({}, x)
+    yt, it = torch.nn.MaxPool2d(3, 2, 1, return_indices=True)(torch.tensor(nhwc_to_nchw(x)))
+    assert_close(y, nchw_to_nhwc(yt.numpy()))
+    np.testing.assert_array_equal(idx, nchw_to_nhwc(it.numpy()))
+    ya = jnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False).apply({}, x)
+    yat = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(torch.tensor(nhwc_to_nchw(x)))
+    assert_close(ya, nchw_to_nhwc(yat.numpy()))
+
+
+def test_import_jaxnn_does_not_import_torch():
+    import subprocess
+    import sys
+    code = "import sys, jaxnn, jaxnn.ops, jaxnn.nn, jaxnn.layout; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_experiment_scripts_run():
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[1]
+    for script in ("experiments/conv_basics.py", "experiments/pooling.py"):
+        out = subprocess.run([sys.executable, root / script], capture_output=True, text=True, check=True)
+        assert "==" in out.stdout
+    out = subprocess.run([sys.executable, root / "experiments/conv_basics.py"], capture_output=True, text=True)
+    assert "28 -> 28 -> 14 -> 14 -> 7" in out.stdout and "conv2d(x, w[::-1, ::-1]): True" in out.stdout
