@@ -1,0 +1,92 @@
+"""Labs 10-1 and 10-2: the MNIST CNN and the deep CNN, trained with Adam on the real MNIST.
+
+    python experiments/mnist_cnn.py                    # lab 10-1, 15 epochs, as the lab
+    python experiments/mnist_cnn.py --model deep       # lab 10-2
+
+Prints each epoch's average cost like the lab, then the test accuracy (the test images are normalised like the
+training images). Writes metrics.jsonl, curves.png and params.npz to --workdir.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from jaxnn import train
+from jaxnn.checkpoint import save_params
+from jaxnn.data import mnist
+from jaxnn.models import DeepCNN, MnistCNN
+
+MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(MODELS), default="cnn", help="cnn: lab 10-1, deep: lab 10-2")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs (15, as the lab)")
+    p.add_argument("--batch_size", type=int, default=100, help="batch size (100)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and dropout")
+    p.add_argument("--data_dir", default=None, help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--manual_dir", default=None, help="folder of the four MNIST .gz files (default: data/mnist)")
+    p.add_argument("--workdir", default=None, help="where metrics, plot and parameters go (default: runs/mnist_MODEL)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size < 1:
+        p.error(f"--batch_size must be >= 1, got {args.batch_size}")
+    if not args.lr > 0:
+        p.error(f"--lr must be > 0, got {args.lr}")
+    return args
+
+
+def main(argv=None) -> float:
+    args = parse_args(argv)
+    workdir = Path(args.workdir or Path("runs") / f"mnist_{args.model}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    metrics_path = workdir / "metrics.jsonl"
+    metrics_path.unlink(missing_ok=True)
+    t_start = time.time()
+
+    data = mnist.load_mnist(args.data_dir, args.manual_dir)
+    train_x = jnp.asarray(mnist.normalize(data["train"].images))
+    train_y = jnp.asarray(data["train"].labels)
+    test_x = jnp.asarray(mnist.normalize(data["test"].images))
+    test_y = jnp.asarray(data["test"].labels)
+    train.check_batch_size(args.batch_size, train_x.shape[0])
+    print(f"MNIST: {train_x.shape[0]} train, {test_x.shape[0]} test images; devices: {jax.devices()}")
+
+    model = MODELS[args.model]()
+    init_rng, train_rng = jax.random.split(jax.random.key(args.seed))
+    state = train.create_train_state(model, init_rng, train_x[:1], args.lr)
+    logger = train.MetricsLogger(metrics_path)
+    print("Learning started. It takes sometime.")
+    records = []
+    for epoch in range(args.epochs):
+        state, m = train.train_epoch(state, train_x, train_y, args.batch_size, train_rng, epoch,
+                                     progress=not args.no_progress and sys.stderr.isatty())
+        test = train.evaluate(state, test_x, test_y)
+        print(f"[Epoch: {epoch + 1:>4}] cost = {m['loss']:>.9f}  train acc = {m['accuracy']:.4f}  "
+              f"test acc = {test['accuracy']:.4f}", flush=True)
+        record = dict(epoch=epoch + 1, train_loss=m["loss"], train_accuracy=m["accuracy"],
+                      test_loss=test["loss"], test_accuracy=test["accuracy"])
+        logger.write(**record)
+        records.append(record)
+    print("Learning Finished!")
+    final = train.evaluate(state, test_x, test_y)
+    save_params(workdir / "params.npz", state.params)
+    plot = train.plot_metrics(records, workdir / "curves.png", f"{model.__class__.__name__}, seed {args.seed}")
+    print(f"Accuracy: {final['accuracy']:.4f}")
+    print(f"wall time {time.time() - t_start:.1f} s; metrics in {metrics_path}"
+          + (f", curves in {plot}" if plot else "") + f", parameters in {workdir / 'params.npz'}")
+    return final["accuracy"]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

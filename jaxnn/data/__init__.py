@@ -1,0 +1,1 @@
+"""Data pipelines: MNIST through tensorflow-datasets (offline), and char-level text for the RNN labs."""

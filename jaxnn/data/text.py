@@ -1,0 +1,97 @@
+"""Character-level text for the RNN labs: a deterministic vocabulary, encoding, one-hot, sliding windows.
+
+The labs build their vocabulary with ``list(set(text))``, whose order changes with Python's hash seed from run to
+run; :class:`Vocab` sorts the characters, so the same text always gives the same indices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters in sorted order; ``index[c]`` is the position of ``c``."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_text(cls, text: str | Iterable[str]) -> "Vocab":
+        chars = tuple(sorted(set("".join(text) if not isinstance(text, str) else text)))
+        if not chars:
+            raise ValueError("cannot build a vocabulary from empty text")
+        return cls(chars)
+
+    @classmethod
+    def from_chars(cls, chars: Sequence[str]) -> "Vocab":
+        """A vocabulary in the given order (e.g. the hihello lab's ['h', 'i', 'e', 'l', 'o'])."""
+        chars = tuple(chars)
+        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
+            raise ValueError(f"chars must be distinct single characters, got {chars!r}")
+        return cls(chars)
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """``text`` -> int32 indices ``(len(text),)``; a character outside the vocabulary is a ValueError."""
+        index = self.index
+        unknown = sorted({c for c in text if c not in index})
+        if unknown:
+            raise ValueError(f"characters {unknown!r} of text {text[:40]!r} are not in the vocabulary "
+                             f"{''.join(self.chars)!r}")
+        return np.fromiter((index[c] for c in text), np.int32, len(text))
+
+    def decode(self, indices) -> str:
+        """Indices (any int array, flattened) -> string; an index out of range is a ValueError."""
+        flat = np.asarray(indices).reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
+            raise ValueError(f"indices must lie in [0, {len(self.chars)}), got values in [{flat.min()}, {flat.max()}]")
+        return "".join(self.chars[int(i)] for i in flat)
+
+
+def one_hot(indices, depth: int) -> np.ndarray:
+    """int indices ``(...)`` -> float32 ``(..., depth)``, like the labs' ``np.eye(depth)[indices]``."""
+    indices = np.asarray(indices)
+    if indices.size and (indices.min() < 0 or indices.max() >= depth):
+        raise ValueError(f"indices must lie in [0, {depth}), got values in [{indices.min()}, {indices.max()}]")
+    return np.eye(depth, dtype=np.float32)[indices]
+
+
+def next_char_pair(text: str, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """One sequence predicting each next character: ``x = text[:-1]``, ``y = text[1:]``, each (1, T) int32."""
+    if len(text) < 2:
+        raise ValueError(f"text must have at least 2 characters, got {text!r}")
+    idx = vocab.encode(text)
+    return idx[None, :-1], idx[None, 1:]
+
+
+def sliding_windows(text: str, vocab: Vocab, sequence_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The longseq lab's data: for i in range(len(text) - L), x = text[i:i+L], y = text[i+1:i+L+1] (step 1).
+
+    Returns int32 ``x, y`` of shape ``(len(text) - L, L)``.
+    """
+    if not isinstance(sequence_length, int) or sequence_length < 1:
+        raise ValueError(f"sequence_length must be a positive int, got {sequence_length!r}")
+    if sequence_length >= len(text):
+        raise ValueError(f"sequence_length {sequence_length} must be shorter than the text ({len(text)} characters)")
+    idx = vocab.encode(text)
+    n = len(text) - sequence_length
+    starts = np.arange(n)[:, None] + np.arange(sequence_length)[None, :]
+    return idx[starts], idx[starts + 1]
+
+
+def windows_to_text(predictions, vocab: Vocab) -> str:
+    """Rebuild the text from step-1 windows, as the longseq lab prints it: the whole first window, then the last
+    character of each following one. predictions: (num_windows, L) ints."""
+    predictions = np.asarray(predictions)
+    if predictions.ndim != 2 or predictions.shape[0] == 0:
+        raise ValueError(f"predictions must be (num_windows, L), got shape {predictions.shape}")
+    return vocab.decode(predictions[0]) + vocab.decode(predictions[1:, -1])

@@ -1,0 +1,255 @@
+"""The training core shared by the CNN and RNN labs: a train state, pure jitted steps, an epoch loop, and logging.
+
+A model is any Linen module called as ``model.apply({'params': p}, inputs, deterministic=..., rngs=...)`` that
+returns logits ``(..., num_classes)``; labels are integers of the logits' leading shape. Cross-entropy is the mean
+over every label, exactly ``torch.nn.CrossEntropyLoss()(logits.view(-1, C), labels.view(-1))``.
+
+``train_step(state, batch, rng)`` and ``eval_step(state, batch)`` are pure and compiled; ``batch`` is a dict with
+``'inputs'`` and ``'labels'``. The rng of a step is ``fold_in(rng, state.step)``, so the same seed replays the same
+dropout masks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+Batch = dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+    """Flax's TrainState (step, apply_fn, params, tx, opt_state)."""
+
+
+def create_train_state(
+    model: nn.Module,
+    rng: jax.Array,
+    sample_inputs: jax.Array,
+    learning_rate: float = 1e-3,
+    tx: optax.GradientTransformation | None = None,
+    params: Any = None,
+) -> TrainState:
+    """Initialise ``model`` on ``sample_inputs`` (or take the given ``params``) with Adam(learning_rate) by default.
+
+    ``optax.adam`` with its defaults (b1 0.9, b2 0.999, eps 1e-8) is ``torch.optim.Adam``'s update.
+    """
+    if params is None:
+        params = model.init(rng, sample_inputs, deterministic=True)["params"]
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx or optax.adam(learning_rate))
+
+
+def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy. logits (..., C) float, labels (...) int -> scalar."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def compute_metrics(logits: jax.Array, labels: jax.Array) -> Metrics:
+    """Loss and accuracy of a batch, plus the counts that let batches be summed exactly."""
+    return {
+        "loss": cross_entropy_loss(logits, labels),
+        "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
+    }
+
+
+def _loss_and_logits(params, state: TrainState, batch: Batch, dropout_rng: jax.Array):
+    logits = state.apply_fn({"params": params}, batch["inputs"], deterministic=False, rngs={"dropout": dropout_rng})
+    return cross_entropy_loss(logits, batch["labels"]), logits
+
+
+def train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics, jax.Array]:
+    """One Adam step (not jitted): returns the new state, the batch's metrics and the logits of this forward pass."""
+    dropout_rng = jax.random.fold_in(rng, state.step)
+    grad_fn = jax.value_and_grad(_loss_and_logits, has_aux=True)
+    (loss, logits), grads = grad_fn(state.params, state, batch, dropout_rng)
+    state = state.apply_gradients(grads=grads)
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"])}
+    return state, metrics, logits
+
+
+@jax.jit
+def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
+    """One compiled Adam step on ``batch``; metrics (loss, accuracy) are those of the forward pass before the update."""
+    state, metrics, _ = train_step_with_logits(state, batch, rng)
+    return state, metrics
+
+
+@jax.jit
+def eval_step(state: TrainState, batch: Batch) -> Metrics:
+    """Metrics of ``batch`` under the current parameters, dropout off."""
+    logits = state.apply_fn({"params": state.params}, batch["inputs"], deterministic=True)
+    return compute_metrics(logits, batch["labels"])
+
+
+@jax.jit
+def predict(state: TrainState, inputs: jax.Array) -> jax.Array:
+    """Logits of ``inputs``, dropout off."""
+    return state.apply_fn({"params": state.params}, inputs, deterministic=True)
+
+
+def train_loop(state: TrainState, batch: Batch, rng: jax.Array, num_steps: int):
+    """``num_steps`` Adam steps on one fixed batch, compiled as a single ``lax.scan`` (for the small RNN labs).
+
+    Returns ``(state, metrics, predictions)``: metrics stacked per step (``(num_steps,)`` each) and the argmax
+    predictions of every step's forward pass, ``(num_steps, *labels.shape)``.
+    """
+    return _train_loop(state, batch, rng, num_steps)
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _train_loop(state, batch, rng, num_steps):
+    def body(state, _):
+        state, metrics, logits = train_step_with_logits(state, batch, rng)
+        return state, (metrics, jnp.argmax(logits, -1))
+
+    state, (metrics, predictions) = jax.lax.scan(body, state, None, length=num_steps)
+    return state, metrics, predictions
+
+
+@jax.jit
+def _take(inputs: jax.Array, labels: jax.Array, idx: jax.Array) -> Batch:
+    return {"inputs": inputs[idx], "labels": labels[idx]}
+
+
+def epoch_permutation(rng: jax.Array, epoch: int, num_examples: int) -> jax.Array:
+    """The example order of ``epoch``: a function of (rng, epoch) alone, so a resumed run sees the same batches."""
+    return jax.random.permutation(jax.random.fold_in(rng, epoch), num_examples)
+
+
+def check_batch_size(batch_size: int, num_examples: int, split: str = "train") -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size > num_examples:
+        raise ValueError(f"batch_size {batch_size} is larger than the {split} split ({num_examples} examples)")
+
+
+def train_epoch(
+    state: TrainState,
+    inputs: jax.Array,
+    labels: jax.Array,
+    batch_size: int,
+    rng: jax.Array,
+    epoch: int,
+    progress: bool = True,
+) -> tuple[TrainState, dict[str, float]]:
+    """One shuffled pass over device-resident ``inputs``/``labels`` (the last partial batch is dropped, like the
+    labs' ``DataLoader(drop_last=True)``). Returns the state and the epoch's mean loss and accuracy.
+
+    ``rng`` is the run's training key: the epoch's order comes from ``(rng, epoch)`` and each step's dropout from
+    ``(rng, state.step)``, so the same seed replays the same run.
+    """
+    n = inputs.shape[0]
+    check_batch_size(batch_size, n)
+    steps = n // batch_size
+    shuffle_rng, step_rng = jax.random.split(rng)
+    perm = epoch_permutation(shuffle_rng, epoch, n)
+    losses, accs = [], []
+    bar = _progress(range(steps), f"epoch {epoch + 1}", progress)
+    for i in bar:
+        batch = _take(inputs, labels, perm[i * batch_size:(i + 1) * batch_size])
+        state, metrics = train_step(state, batch, step_rng)
+        losses.append(metrics["loss"])
+        accs.append(metrics["accuracy"])
+        if progress and (i % 50 == 0 or i == steps - 1):
+            bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", acc=f"{float(metrics['accuracy']):.4f}")
+    return state, {"loss": float(jnp.mean(jnp.stack(losses))), "accuracy": float(jnp.mean(jnp.stack(accs)))}
+
+
+def evaluate(state: TrainState, inputs: jax.Array, labels: jax.Array, batch_size: int = 1000) -> dict[str, float]:
+    """Mean loss and accuracy over a whole split, in batches (the last one may be smaller)."""
+    n = inputs.shape[0]
+    total_loss, total_correct = 0.0, 0.0
+    for start in range(0, n, batch_size):
+        x, y = inputs[start:start + batch_size], labels[start:start + batch_size]
+        m = eval_step(state, {"inputs": x, "labels": y})
+        total_loss += float(m["loss"]) * x.shape[0]
+        total_correct += float(m["accuracy"]) * x.shape[0]
+    return {"loss": total_loss / n, "accuracy": total_correct / n}
+
+
+def _progress(it: Iterable, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar(it)
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+
+
+class _NoBar:
+    def __init__(self, it):
+        self._it = it
+
+    def __iter__(self):
+        return iter(self._it)
+
+    def set_postfix(self, **_):
+        pass
+
+
+class MetricsLogger:
+    """Appends one JSON object per line to ``path`` (created with its folder), flushed at once."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._t0 = time.time()
+
+    def write(self, **record: Any) -> None:
+        record = {k: _jsonable(v) for k, v in record.items()}
+        record.setdefault("time_s", round(time.time() - self._t0, 3))
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _jsonable(v):
+    if isinstance(v, (jax.Array, np.ndarray, np.generic)):
+        v = np.asarray(v).tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
+    """Loss and accuracy per epoch as a PNG. Returns the path, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    epochs = [r["epoch"] for r in records]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
+    if all("test_loss" in r for r in records):
+        ax1.plot(epochs, [r["test_loss"] for r in records], "s-", label="test")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("cross-entropy")
+    ax1.legend()
+    ax2.plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
+    if all("test_accuracy" in r for r in records):
+        ax2.plot(epochs, [r["test_accuracy"] for r in records], "s-", label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

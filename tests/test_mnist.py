@@ -1,0 +1,203 @@
+"""Lab 10 CNNs: shapes, forward and one Adam step equal to the PyTorch lab models, training, determinism, data."""
+
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import torch
+
+from conftest import assert_close
+from jaxnn import train
+from jaxnn.data import mnist
+from jaxnn.interop import torch_labs
+from jaxnn.interop.torch import cnn_params_from_torch, cnn_params_to_torch
+from jaxnn.layout import nhwc_to_nchw
+from jaxnn.models import DeepCNN, MnistCNN
+
+
+@pytest.fixture(scope="session")
+def mnist_data(tmp_path_factory):
+    """The real MNIST, prepared through TFDS once per test session into a temporary data_dir."""
+    return mnist.load_mnist(tmp_path_factory.mktemp("tfds"), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def mnist_slice(mnist_data):
+    x = mnist.normalize(mnist_data["train"].images[:256])
+    return x, mnist_data["train"].labels[:256]
+
+
+def test_loader_returns_real_mnist(mnist_data):
+    train_split, test_split = mnist_data["train"], mnist_data["test"]
+    assert train_split.images.shape == (60000, 28, 28, 1) and train_split.images.dtype == np.uint8
+    assert test_split.images.shape == (10000, 28, 28, 1) and test_split.labels.shape == (10000,)
+    np.testing.assert_array_equal(np.bincount(train_split.labels),
+                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    assert abs(train_split.images.mean() / 255 - 0.1307) < 1e-4
+    # The TFDS examples are the original ones: the first original training image (a 5) is among them.
+    original = mnist.read_idx(mnist.default_manual_dir() / "train-images-idx3-ubyte.gz", 16, (60000, 28, 28, 1))
+    hits = np.flatnonzero((train_split.images == original[0]).all(axis=(1, 2, 3)))
+    assert len(hits) >= 1 and train_split.labels[hits[0]] == 5
+
+
+def test_loader_is_served_from_the_npz_cache_afterwards(mnist_data, tmp_path_factory):
+    # A second load of the same data_dir reads the cached arrays (well under a second) and agrees.
+    data_dir = next(p for p in tmp_path_factory.getbasetemp().iterdir() if p.name.startswith("tfds"))
+    t = time.time()
+    again = mnist.load_mnist(data_dir)
+    assert time.time() - t < 2.0
+    np.testing.assert_array_equal(again["test"].labels, mnist_data["test"].labels)
+
+
+def test_missing_files_fail_at_once_naming_the_folder(tmp_path):
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    shutil.copy(mnist.default_manual_dir() / "t10k-labels-idx1-ubyte.gz", manual)
+    t = time.time()
+    with pytest.raises(FileNotFoundError, match=r"missing from .*manual: train-images-idx3-ubyte.gz"):
+        mnist.load_mnist(tmp_path / "tfds", manual)
+    assert time.time() - t < 10.0  # no download attempt, no hang
+
+
+def test_corrupt_file_fails_with_sha256_mismatch(tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(mnist.default_manual_dir(), manual)
+    path = manual / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:-100])  # truncated
+    with pytest.raises(ValueError, match=r"corrupt or truncated: 4442 bytes with sha256 [0-9a-f]{64}, expected 4542"):
+        mnist.load_mnist(tmp_path / "tfds", manual)
+    data = bytearray((manual / "train-labels-idx1-ubyte.gz").read_bytes())
+    path.write_bytes(mnist.default_manual_dir().joinpath("t10k-labels-idx1-ubyte.gz").read_bytes())
+    data[100] ^= 1  # same size, one bit flipped
+    (manual / "train-labels-idx1-ubyte.gz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.gz is corrupt"):
+        mnist.load_mnist(tmp_path / "tfds", manual)
+
+
+@pytest.mark.parametrize("model_cls, shapes", [
+    (MnistCNN, {"layer1": (3, 3, 1, 32), "layer2": (3, 3, 32, 64), "fc": (3136, 10)}),
+    (DeepCNN, {"layer1": (3, 3, 1, 32), "layer2": (3, 3, 32, 64), "layer3": (3, 3, 64, 128), "fc1": (2048, 625),
+               "fc2": (625, 10)}),
+])
+def test_model_shapes(model_cls, shapes):
+    x = jnp.zeros((3, 28, 28, 1)) + 0.5
+    params = model_cls().init(jax.random.key(0), x)["params"]
+    for name, shape in shapes.items():
+        kernel = params[name]["conv"]["kernel"] if "conv" in params[name] else params[name]["kernel"]
+        assert kernel.shape == shape
+    assert model_cls().apply({"params": params}, x).shape == (3, 10)
+
+
+@pytest.mark.parametrize("bad, error, pattern", [
+    (np.zeros((2, 28, 28), np.float32), ValueError, r"images must have shape \(N, 28, 28, 1\) \(NHWC\), got \(2, 28, 28\)"),
+    (np.zeros((2, 1, 28, 28), np.float32), ValueError, r"got \(2, 1, 28, 28\)"),
+    (np.zeros((2, 28, 28, 1), np.uint8), TypeError, r"images must be floating point .* got uint8"),
+])
+def test_models_reject_bad_batches(bad, error, pattern):
+    params = MnistCNN().init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+    with pytest.raises(error, match=pattern):
+        MnistCNN().apply(params, bad)
+
+
+def test_batch_size_larger_than_split_is_an_error():
+    x = jnp.ones((10, 28, 28, 1))
+    state = train.create_train_state(MnistCNN(), jax.random.key(0), x[:1])
+    with pytest.raises(ValueError, match=r"batch_size 11 is larger than the train split \(10 examples\)"):
+        train.train_epoch(state, x, jnp.zeros(10, jnp.int32), 11, jax.random.key(0), 0, progress=False)
+
+
+def _torch_model(model_cls):
+    torch.manual_seed(0)
+    m = torch_labs.CNN() if model_cls is MnistCNN else torch_labs.DeepCNN(keep_prob=1.0)
+    return m
+
+
+@pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
+def test_forward_equals_pytorch_lab_model(model_cls, mnist_slice):
+    x, _ = mnist_slice
+    tm = _torch_model(model_cls).eval()
+    params = cnn_params_from_torch(tm.state_dict(), model_cls)
+    ours = model_cls().apply({"params": params}, x[:64])
+    with torch.no_grad():
+        theirs = tm(torch.tensor(nhwc_to_nchw(x[:64]))).numpy()
+    assert_close(ours, theirs, what="logits")
+
+
+@pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
+def test_state_dict_round_trip_is_exact(model_cls):
+    tm = _torch_model(model_cls)
+    sd = tm.state_dict()
+    back = cnn_params_to_torch(cnn_params_from_torch(sd, model_cls), model_cls)
+    assert set(back) == set(sd)
+    for k in sd:
+        assert torch.equal(back[k], sd[k]), k
+    tm.load_state_dict(back, strict=True)
+
+
+@pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
+def test_one_train_step_equals_one_pytorch_adam_step(model_cls, mnist_slice):
+    x, y = mnist_slice[0][:100], mnist_slice[1][:100]
+    tm = _torch_model(model_cls).train()
+    # DeepCNN with dropout off on both sides (keep_prob 1 / rate 0): the masks of two RNGs cannot agree.
+    model = MnistCNN() if model_cls is MnistCNN else DeepCNN(dropout_rate=0.0)
+    state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    state, metrics = train.train_step(state, {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}, jax.random.key(0))
+
+    opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+    opt.zero_grad()
+    loss = torch.nn.CrossEntropyLoss()(tm(torch.tensor(nhwc_to_nchw(x))), torch.tensor(y, dtype=torch.long))
+    loss.backward()
+    opt.step()
+    assert_close(metrics["loss"], loss.item(), what="loss")
+    expected = cnn_params_from_torch(tm.state_dict(), model)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state.params):
+        ref = expected
+        for key in path:
+            ref = ref[key.key]
+        assert_close(leaf, ref, what=jax.tree_util.keystr(path))
+
+
+def test_loss_falls_on_real_mnist_slice(mnist_slice):
+    x, y = jnp.asarray(mnist_slice[0]), jnp.asarray(mnist_slice[1])
+    state = train.create_train_state(MnistCNN(), jax.random.key(0), x[:1], 1e-3)
+    before = train.evaluate(state, x, y)["loss"]
+    for epoch in range(3):
+        state, _ = train.train_epoch(state, x, y, 32, jax.random.key(1), epoch, progress=False)
+    after = train.evaluate(state, x, y)
+    assert after["loss"] < 0.5 * before and after["accuracy"] > 0.8
+
+
+def test_same_seed_gives_identical_parameters(mnist_slice):
+    x, y = jnp.asarray(mnist_slice[0][:128]), jnp.asarray(mnist_slice[1][:128])
+
+    def run(seed):
+        state = train.create_train_state(DeepCNN(), jax.random.key(seed), x[:1], 1e-3)
+        state, m = train.train_epoch(state, x, y, 32, jax.random.key(seed + 1), 0, progress=False)
+        return state.params, m
+
+    (p1, m1), (p2, m2), (p3, _) = run(0), run(0), run(1)
+    assert m1 == m2
+    for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p3)))
+
+
+def test_adam_defaults_match_torch():
+    # The update rule optax.adam(lr) uses is torch.optim.Adam's with its defaults.
+    p = np.linspace(-1, 1, 7).astype(np.float32)
+    g = np.sin(np.arange(7)).astype(np.float32)
+    tx = optax.adam(0.1)
+    s = tx.init(jnp.asarray(p))
+    pt = torch.tensor(p, requires_grad=True)
+    opt = torch.optim.Adam([pt], lr=0.1)
+    pj = jnp.asarray(p)
+    for _ in range(5):
+        u, s = tx.update(jnp.asarray(g), s)
+        pj = optax.apply_updates(pj, u)
+        pt.grad = torch.tensor(g)
+        opt.step()
+    assert_close(pj, pt.detach().numpy())

@@ -1,0 +1,181 @@
+"""jaxnn.models.RNN against torch.nn.RNN / LSTM / GRU: outputs, final states and every parameter's gradient."""
+
+import copy
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, strategies as st
+
+from conftest import assert_close
+from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
+from jaxnn.models import RNN
+
+TORCH_CELLS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
+
+@st.composite
+def rnn_cases(draw):
+    cell = draw(st.sampled_from(["rnn", "lstm", "gru"]))
+    return dict(
+        cell=cell,
+        num_layers=draw(st.integers(1, 3)),
+        bidirectional=draw(st.booleans()),
+        nonlinearity=draw(st.sampled_from(["tanh", "relu"])) if cell == "rnn" else "tanh",
+        bias=draw(st.booleans()),
+        batch_first=draw(st.booleans()),
+        batched=draw(st.sampled_from([True, True, False])),
+        with_h0=draw(st.booleans()),
+        T=draw(st.one_of(st.integers(1, 12), st.integers(13, 50))),
+        B=draw(st.integers(1, 4)),
+        I=draw(st.integers(1, 6)),
+        H=draw(st.integers(1, 6)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+def _torch_module(c):
+    kwargs = dict(num_layers=c["num_layers"], bias=c["bias"], batch_first=c["batch_first"],
+                  bidirectional=c["bidirectional"])
+    if c["cell"] == "rnn":
+        kwargs["nonlinearity"] = c["nonlinearity"]
+    torch.manual_seed(c["seed"] % 10000)
+    return TORCH_CELLS[c["cell"]](c["I"], c["H"], **kwargs)
+
+
+def _jax_module(c):
+    return RNN(c["H"], c["num_layers"], c["nonlinearity"], c["bias"], c["batch_first"], 0.0, c["bidirectional"],
+               c["cell"])
+
+
+@given(rnn_cases())
+def test_rnn_matches_torch_outputs_states_and_gradients(c):
+    r = np.random.default_rng(c["seed"])
+    d = 2 if c["bidirectional"] else 1
+    if c["batched"]:
+        shape = (c["B"], c["T"], c["I"]) if c["batch_first"] else (c["T"], c["B"], c["I"])
+        hshape = (d * c["num_layers"], c["B"], c["H"])
+    else:
+        shape, hshape = (c["T"], c["I"]), (d * c["num_layers"], c["H"])
+    x = r.standard_normal(shape).astype(np.float32)
+    h0 = None
+    if c["with_h0"]:
+        h0 = r.standard_normal(hshape).astype(np.float32)
+        if c["cell"] == "lstm":
+            h0 = (h0, r.standard_normal(hshape).astype(np.float32))
+
+    tm = _torch_module(c)
+    params = rnn_params_from_torch(tm.state_dict())
+    model = _jax_module(c)
+
+    def f(p, x_, h0_):
+        out, hn = model.apply({"params": p}, x_, h0_)
+        return out, hn
+
+    (out, hn), vjp = jax.vjp(f, params, x, h0)
+    g_out = r.standard_normal(out.shape).astype(np.float32)
+    g_hn = jax.tree_util.tree_map(lambda a: r.standard_normal(a.shape).astype(np.float32), hn)
+    g_params, g_x, g_h0 = vjp((jnp.asarray(g_out), jax.tree_util.tree_map(jnp.asarray, g_hn)))
+
+    ref32 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float32)
+    ref64 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float64)  # the exact answer, for sums that cancel
+    ours = {"output": out, "grad x": g_x}
+    ours.update({f"state {i}": v for i, v in enumerate(list(hn) if c["cell"] == "lstm" else [hn])})
+    if h0 is not None:
+        ours.update({f"grad h0 {i}": v for i, v in enumerate(list(g_h0) if c["cell"] == "lstm" else [g_h0])})
+    ours.update({f"grad {k}": v for k, v in g_params.items()})
+    assert set(ours) == set(ref32)
+    for name, value in ours.items():
+        assert_close(value, ref32[name], what=name, exact=ref64[name])
+
+
+def _torch_run(tm, c, x, h0, g_out, g_hn, dtype):
+    """Forward and backward of the PyTorch module in ``dtype``: every output and gradient by name, as numpy."""
+    tm = copy.deepcopy(tm).to(dtype)
+    t = lambda a: torch.tensor(np.asarray(a), dtype=dtype, requires_grad=True)  # noqa: E731
+    xt = t(x)
+    is_lstm = c["cell"] == "lstm"
+    h0t = None if h0 is None else (tuple(t(a) for a in h0) if is_lstm else t(h0))
+    out_t, hn_t = tm(xt, h0t)
+    hn_list = list(hn_t) if is_lstm else [hn_t]
+    g_hn_list = list(g_hn) if is_lstm else [g_hn]
+    torch.autograd.backward([out_t] + hn_list, [torch.tensor(np.asarray(g), dtype=dtype) for g in [g_out] + g_hn_list])
+    res = {"output": out_t.detach().numpy(), "grad x": xt.grad.numpy()}
+    res.update({f"state {i}": v.detach().numpy() for i, v in enumerate(hn_list)})
+    if h0 is not None:
+        res.update({f"grad h0 {i}": v.grad.numpy() for i, v in enumerate(list(h0t) if is_lstm else [h0t])})
+    res.update({f"grad {k}": v.grad.numpy() for k, v in tm.named_parameters()})
+    return res
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_state_dict_round_trip_and_init(cell):
+    tm = TORCH_CELLS[cell](5, 7, num_layers=2, bidirectional=True)
+    params = rnn_params_from_torch(tm.state_dict())
+    back = rnn_params_to_torch(params)
+    assert list(back) == list(tm.state_dict())
+    for k, v in tm.state_dict().items():
+        assert torch.equal(back[k], v)
+    tm.load_state_dict(back, strict=True)
+    # Our initialisation: same names and shapes, U(-1/sqrt(H), 1/sqrt(H)).
+    ours = RNN(7, 2, bidirectional=True, cell=cell).init(jax.random.key(0), jnp.ones((3, 4, 5)))["params"]
+    assert {k: v.shape for k, v in ours.items()} == {k: tuple(v.shape) for k, v in tm.state_dict().items()}
+    for v in ours.values():
+        assert np.abs(np.asarray(v)).max() <= 1 / np.sqrt(7)
+
+
+def test_unbatched_and_time_major_agree_with_batch_first(rng):
+    x = rng.standard_normal((2, 6, 3)).astype(np.float32)
+    m_bf = RNN(4, 2, cell="gru")
+    p = m_bf.init(jax.random.key(0), x)
+    out_bf, h_bf = m_bf.apply(p, x)
+    out_tm, h_tm = RNN(4, 2, cell="gru", batch_first=False).apply(p, x.transpose(1, 0, 2))
+    np.testing.assert_allclose(out_tm.transpose(1, 0, 2), out_bf, rtol=1e-6, atol=1e-7)
+    out_u, h_u = m_bf.apply(p, x[1])
+    np.testing.assert_allclose(out_u, out_bf[1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h_u, h_bf[:, 1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("kwargs, x_shape, h0, error, pattern", [
+    (dict(cell="conv"), (2, 3, 4), None, ValueError, r"cell must be one of \['gru', 'lstm', 'rnn'\], got 'conv'"),
+    (dict(nonlinearity="sigmoid"), (2, 3, 4), None, ValueError, r"nonlinearity must be one of .* got 'sigmoid'"),
+    (dict(cell="gru", nonlinearity="relu"), (2, 3, 4), None, ValueError, r"nonlinearity applies to cell='rnn' only"),
+    (dict(), (2, 3, 4, 5), None, ValueError, r"x must be .* got shape \(2, 3, 4, 5\)"),
+    (dict(), (2, 3, 4), np.zeros((2, 2, 5)), ValueError, r"h0 must have shape \(1, 2, 5\) .* got \(2, 2, 5\)"),
+    (dict(cell="lstm"), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must be an \(h0, c0\) pair"),
+    (dict(dropout=1.0), (2, 3, 4), None, ValueError, r"dropout must be in \[0, 1\)"),
+])
+def test_rnn_bad_configuration_and_input(kwargs, x_shape, h0, error, pattern):
+    with pytest.raises(error, match=pattern):
+        RNN(5, **kwargs).init(jax.random.key(0), jnp.ones(x_shape), h0)
+
+
+def test_rnn_input_size_mismatch_names_the_parameter():
+    m = RNN(5)
+    p = m.init(jax.random.key(0), jnp.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"weight_ih_l0 has shape \(5, 4\), but this input needs \(5, 6\)"):
+        m.apply(p, jnp.ones((2, 3, 6)))
+
+
+def test_compile_time_does_not_grow_with_sequence_length():
+    import time
+
+    def compile_seconds(T):
+        m = RNN(16, 2)
+        x = jnp.ones((4, T, 8))
+        p = m.init(jax.random.key(0), x)
+
+        def loss(params, x_):
+            out, _ = m.apply({"params": params}, x_)
+            return out.sum()
+
+        t = time.perf_counter()
+        jax.jit(jax.grad(loss)).lower(p["params"], x).compile()
+        return time.perf_counter() - t
+
+    compile_seconds(10)  # warm up tracing caches
+    short = min(compile_seconds(10) for _ in range(3))
+    long = min(compile_seconds(1000) for _ in range(3))
+    assert abs(long - short) / short < 0.30, (short, long)
