@@ -147,7 +147,9 @@ class RNN(nn.Module):
                 if b_ih is not None:
                     proj = proj + b_ih
                 k = layer * num_dirs + direction
-                carry0 = (h_init[k], c_init[k]) if is_lstm else h_init[k]
+                # (the state takes the projection's dtype: float64 parameters make a float64 recurrence)
+                carry0 = (h_init[k].astype(proj.dtype), c_init[k].astype(proj.dtype)) if is_lstm \
+                    else h_init[k].astype(proj.dtype)
                 ys, carry = _scan_direction(step, proj, carry0, w_hh, b_hh, reverse=bool(direction))
                 outs.append(ys)
                 h_last.append(carry[0] if is_lstm else carry)
@@ -213,7 +215,7 @@ class CharRNN(nn.Module):
     def __call__(self, x, h0=None, *, deterministic: bool = True, return_state: bool = False):
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.integer):
-            x = jax.nn.one_hot(x, self.vocab_size, dtype=jnp.float32)
+            x = jax.nn.one_hot(x, self.vocab_size, dtype=jnp.result_type(float))  # float32 unless x64 is on
         elif x.shape[-1] != self.vocab_size:
             raise ValueError(f"one-hot input must have {self.vocab_size} features (vocab_size), "
                              f"got shape {tuple(x.shape)}")

@@ -1,0 +1,35 @@
+"""How often each lab 11 character task ends on its target over several seeds (a Markdown table for README.md)."""
+
+import argparse
+
+from jaxnn.char_labs import make_lab, run_lab
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (10)")
+    parser.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells (rnn,lstm,gru)")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    print("| lab | cell | target | seeds on target | of which exact to the last character | final losses |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in ("hihello", "charseq", "longseq"):
+        for cell in args.cells.split(","):
+            lab = make_lab(name, cell)
+            hits, exact, losses, missed = 0, 0, [], []
+            for seed in range(args.seeds):
+                run = run_lab(lab, seed)
+                hits += lab.on_target(run.final)
+                exact += run.final == lab.target
+                losses.append(float(run.losses[-1]))
+                if not lab.on_target(run.final):
+                    missed.append(seed)
+            target = lab.target if len(lab.target) < 20 else lab.target[:16] + "..."
+            print(f"| {name} | {cell} | {target!r} | {hits}/{args.seeds}"
+                  f"{' (missed: ' + ', '.join(map(str, missed)) + ')' if missed else ''} | {exact}/{args.seeds} | "
+                  f"{min(losses):.3f} to {max(losses):.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
