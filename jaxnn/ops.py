@@ -328,10 +328,55 @@ def max_pool2d(
     x4, batched = _as_nhwc(x)
     kernel, stride, padding, dilation, (oh, ow) = _pool_geometry(
         x4, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+    tiles = stride == kernel and dilation == (1, 1) and padding == (0, 0)
+    if tiles and not return_indices and (oh * kernel[0] <= x4.shape[1] and ow * kernel[1] <= x4.shape[2]):
+        return _restore(_max_pool_tiles(x4, kernel), batched)
     values, indices = _max_pool2d(x4, kernel, stride, padding, dilation, (oh, ow), return_indices)
     if not return_indices:
         return _restore(values, batched)
     return _restore(values, batched), _restore(indices, batched)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool_tiles(x4, kernel):
+    """Max over non-overlapping (kh, kw) tiles (stride == kernel, no padding); a partial last tile is dropped.
+
+    The common case (every lab CNN pool): a reshape and a max, with a backward that gives each tile's gradient to
+    its first maximum in row-major order, as PyTorch does, through elementwise ops that XLA fuses.
+    """
+    return _tile_max(x4, kernel)
+
+
+def _tile_max(x4, kernel):
+    n, h, w, c = x4.shape
+    (kh, kw), oh, ow = kernel, h // kernel[0], w // kernel[1]
+    return x4[:, : oh * kh, : ow * kw].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
+
+
+def _max_pool_tiles_fwd(x4, kernel):
+    y = _tile_max(x4, kernel)
+    return y, (x4, y)
+
+
+def _max_pool_tiles_bwd(kernel, res, g):
+    x4, y = res
+    (kh, kw), (oh, ow) = kernel, y.shape[1:3]
+    taken = jnp.zeros(y.shape, bool)
+    parts = []
+    for i in range(kh):  # window taps in PyTorch's scan order; the first tap equal to the max takes the gradient
+        for j in range(kw):
+            tap = lax.slice(x4, (0, i, j, 0), (x4.shape[0], i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1,
+                                               x4.shape[3]), (1, kh, kw, 1))
+            first = (tap == y) & ~taken
+            taken = taken | first
+            parts.append(jnp.where(first, g, jnp.zeros_like(g)))
+    n, c = x4.shape[0], x4.shape[3]
+    dx = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
+    dx = dx.reshape(n, oh * kh, ow * kw, c)
+    return (jnp.pad(dx, ((0, 0), (0, x4.shape[1] - oh * kh), (0, x4.shape[2] - ow * kw), (0, 0))),)
+
+
+_max_pool_tiles.defvjp(_max_pool_tiles_fwd, _max_pool_tiles_bwd)
 
 
 def _first_tap(size, kernel, stride, padding, dilation, out):

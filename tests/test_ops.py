@@ -276,3 +276,17 @@ def test_ops_jit_vmap_and_grad(rng):
     y, idx = jax.jit(lambda a: ops.max_pool2d(a, 2, return_indices=True))(x)
     up = jax.jit(lambda a, i: ops.max_unpool2d(a, i, 2, output_size=(9, 9)))(y, idx)
     assert up.shape == x.shape
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@given(n=st.integers(1, 3), c=st.integers(1, 4), kh=st.integers(1, 4), kw=st.integers(1, 4), h=st.integers(4, 13),
+       w=st.integers(4, 13), ceil=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_max_pool2d_tiling_fast_path_matches_torch(n, c, kh, kw, h, w, ceil, seed, ties):
+    # stride == kernel, no padding, no dilation: the reshape path with its own first-maximum backward.
+    case = dict(n=n, c=c, hw=(h, w), seed=seed)
+    x = _pool_input(case, ties)
+    xt = to_torch(x)
+    yt = F.max_pool2d(xt, (kh, kw), ceil_mode=ceil)
+    out, (gx,) = vjp_and_torch(lambda a: ops.max_pool2d(a, (kh, kw), ceil_mode=ceil), (x,), yt, None, seed)
+    assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="values")
+    assert_close(gx, torch_grad_nhwc(xt), what="grad x")
