@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxnn import train
-from jaxnn.checkpoint import save_params
+from jaxnn import parallel, train
+from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.data import mnist
 from jaxnn.models import DeepCNN, MnistCNN
 
@@ -39,6 +39,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--manual_dir", default=None, help="folder of the four MNIST .gz files (default: data/mnist)")
     p.add_argument("--workdir", default=None, help="where metrics, plot and parameters go (default: runs/mnist_MODEL)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint_every", type=int, default=0,
+                   help="save a checkpoint every N steps and at each epoch end (0: only at epoch ends)")
+    p.add_argument("--keep", type=int, default=3, help="checkpoints kept (3)")
+    p.add_argument("--no_checkpoints", action="store_true", help="save no checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
+    p.add_argument("--train_subset", type=int, default=None,
+                   help="train on the first N training images only (quick runs and tests)")
     args = p.parse_args(argv)
     if args.epochs < 1:
         p.error(f"--epochs must be >= 1, got {args.epochs}")
@@ -46,6 +53,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error(f"--batch_size must be >= 1, got {args.batch_size}")
     if not args.lr > 0:
         p.error(f"--lr must be > 0, got {args.lr}")
+    if args.checkpoint_every < 0:
+        p.error(f"--checkpoint_every must be >= 0, got {args.checkpoint_every}")
+    if args.keep < 1:
+        p.error(f"--keep must be >= 1, got {args.keep}")
+    if args.train_subset is not None and args.train_subset < 1:
+        p.error(f"--train_subset must be >= 1, got {args.train_subset}")
+    if args.resume and args.no_checkpoints:
+        p.error("--resume needs checkpoints; drop --no_checkpoints")
     return args
 
 
@@ -54,12 +69,15 @@ def main(argv=None) -> float:
     workdir = Path(args.workdir or Path("runs") / f"mnist_{args.model}")
     workdir.mkdir(parents=True, exist_ok=True)
     metrics_path = workdir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
+    if not args.resume:
+        metrics_path.unlink(missing_ok=True)
     t_start = time.time()
 
     data = mnist.load_mnist(args.data_dir, args.manual_dir)
-    train_x = jnp.asarray(mnist.normalize(data["train"].images))
-    train_y = jnp.asarray(data["train"].labels)
+    images, labels = data["train"]
+    if args.train_subset is not None:
+        images, labels = images[:args.train_subset], labels[:args.train_subset]
+    train_x, train_y = jnp.asarray(mnist.normalize(images)), jnp.asarray(labels)
     test_x = jnp.asarray(mnist.normalize(data["test"].images))
     test_y = jnp.asarray(data["test"].labels)
     train.check_batch_size(args.batch_size, train_x.shape[0])
@@ -67,15 +85,42 @@ def main(argv=None) -> float:
 
     model = MODELS[args.model]()
     init_rng, train_rng = jax.random.split(jax.random.key(args.seed))
-    steps = args.epochs * (train_x.shape[0] // args.batch_size)
+    steps_per_epoch = train_x.shape[0] // args.batch_size
+    steps = args.epochs * steps_per_epoch
     lr = optax.cosine_decay_schedule(args.lr, steps) if args.schedule == "cosine" else args.lr
     state = train.create_train_state(model, init_rng, train_x[:1], tx=optax.adam(lr))
+
+    ckpt = None if args.no_checkpoints else Checkpointer(workdir / "checkpoints", args.keep)
+    first_epoch, start = 0, 0
+    if args.resume:
+        state, step = ckpt.restore_latest(state)
+        if step is None:
+            print(f"no checkpoint in {ckpt.directory}: starting from scratch")
+        else:
+            first_epoch, start = divmod(step, steps_per_epoch)
+            print(f"resumed from step {step} (epoch {first_epoch + 1}, batch {start})")
+
+    mesh = None
+    if len(jax.devices()) > 1:  # data parallel over every device, the batch split, the state replicated
+        mesh = parallel.make_mesh()
+        parallel.check_divisible(args.batch_size, mesh)
+        state = parallel.replicate(state, mesh)
+        train_x, train_y = parallel.replicate((train_x, train_y), mesh)
+
+    def after_step(s):
+        if ckpt is not None and args.checkpoint_every and int(s.step) % args.checkpoint_every == 0:
+            ckpt.save(s)
+
     logger = train.MetricsLogger(metrics_path)
+    records = train.read_metrics(metrics_path) if args.resume and metrics_path.exists() else []
     print("Learning started. It takes sometime.")
-    records = []
-    for epoch in range(args.epochs):
+    for epoch in range(first_epoch, args.epochs):
         state, m = train.train_epoch(state, train_x, train_y, args.batch_size, train_rng, epoch,
-                                     progress=not args.no_progress and sys.stderr.isatty())
+                                     progress=not args.no_progress and sys.stderr.isatty(),
+                                     start=start if epoch == first_epoch else 0,
+                                     after_step=after_step if ckpt is not None else None, mesh=mesh)
+        if ckpt is not None:
+            ckpt.save(state)
         test = train.evaluate(state, test_x, test_y)
         print(f"[Epoch: {epoch + 1:>4}] cost = {m['loss']:>.9f}  train acc = {m['accuracy']:.4f}  "
               f"test acc = {test['accuracy']:.4f}", flush=True)
@@ -84,6 +129,8 @@ def main(argv=None) -> float:
         logger.write(**record)
         records.append(record)
     print("Learning Finished!")
+    if ckpt is not None:
+        ckpt.close()
     final = train.evaluate(state, test_x, test_y)
     save_params(workdir / "params.npz", state.params)
     plot = train.plot_metrics(records, workdir / "curves.png", f"{model.__class__.__name__}, seed {args.seed}")

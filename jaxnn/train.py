@@ -16,7 +16,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import flax.linen as nn
 import jax
@@ -134,6 +134,15 @@ def check_batch_size(batch_size: int, num_examples: int, split: str = "train") -
         raise ValueError(f"batch_size {batch_size} is larger than the {split} split ({num_examples} examples)")
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; ``step`` is the step whose forward pass produced it."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"non-finite loss {loss} at step {step}: training stopped (the last checkpoint, if any, "
+                         f"holds the last good state)")
+        self.step, self.loss = step, loss
+
+
 def train_epoch(
     state: TrainState,
     inputs: jax.Array,
@@ -142,28 +151,61 @@ def train_epoch(
     rng: jax.Array,
     epoch: int,
     progress: bool = True,
+    start: int = 0,
+    after_step: Callable[[TrainState], None] | None = None,
+    mesh: Any = None,
 ) -> tuple[TrainState, dict[str, float]]:
     """One shuffled pass over device-resident ``inputs``/``labels`` (the last partial batch is dropped, like the
-    labs' ``DataLoader(drop_last=True)``). Returns the state and the epoch's mean loss and accuracy.
+    labs' ``DataLoader(drop_last=True)``). Returns the state and the mean loss and accuracy of the steps run.
 
     ``rng`` is the run's training key: the epoch's order comes from ``(rng, epoch)`` and each step's dropout from
-    ``(rng, state.step)``, so the same seed replays the same run.
+    ``(rng, state.step)``, so the same seed replays the same run, and a run resumed at batch ``start`` of an epoch
+    sees exactly the batches the interrupted one would have. ``after_step(state)`` runs after every step (saving
+    checkpoints, say). With a ``mesh`` (:mod:`jaxnn.parallel`) each batch is split over its devices.
+
+    Raises :class:`NonFiniteLossError` naming the step when a loss is NaN or infinite.
     """
     n = inputs.shape[0]
     check_batch_size(batch_size, n)
     steps = n // batch_size
+    if not 0 <= start <= steps:
+        raise ValueError(f"start must be in [0, {steps}], got {start}")
+    if mesh is not None:
+        from jaxnn import parallel
+
+        parallel.check_divisible(batch_size, mesh)
     shuffle_rng, step_rng = jax.random.split(rng)
     perm = epoch_permutation(shuffle_rng, epoch, n)
     losses, accs = [], []
-    bar = _progress(range(steps), f"epoch {epoch + 1}", progress)
+    pending = None  # (step, loss) of the previous step, checked one step behind to keep the device busy
+    bar = _progress(range(start, steps), f"epoch {epoch + 1}", progress)
     for i in bar:
         batch = _take(inputs, labels, perm[i * batch_size:(i + 1) * batch_size])
+        if mesh is not None:
+            batch = parallel.shard_batch(batch, mesh)
+        step = int(state.step)
         state, metrics = train_step(state, batch, step_rng)
+        if pending is not None:
+            _check_finite(*pending)
+        pending = (step, metrics["loss"])
         losses.append(metrics["loss"])
         accs.append(metrics["accuracy"])
+        if after_step is not None:
+            _check_finite(*pending)
+            after_step(state)
         if progress and (i % 50 == 0 or i == steps - 1):
             bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", acc=f"{float(metrics['accuracy']):.4f}")
+    if pending is not None:
+        _check_finite(*pending)
+    if not losses:
+        return state, {"loss": float("nan"), "accuracy": float("nan")}
     return state, {"loss": float(jnp.mean(jnp.stack(losses))), "accuracy": float(jnp.mean(jnp.stack(accs)))}
+
+
+def _check_finite(step: int, loss: jax.Array) -> None:
+    value = float(loss)
+    if not math.isfinite(value):
+        raise NonFiniteLossError(step, value)
 
 
 def evaluate(state: TrainState, inputs: jax.Array, labels: jax.Array, batch_size: int = 1000) -> dict[str, float]:

@@ -55,3 +55,13 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL, what="", scale=None, ex
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir(tmp_path_factory):
+    """A TFDS data_dir with MNIST prepared from the shipped files, once per test session."""
+    from jaxnn.data import mnist
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    mnist.load_mnist(data_dir, verbose=False)
+    return data_dir

@@ -21,9 +21,9 @@ from jaxnn.models import DeepCNN, MnistCNN
 
 
 @pytest.fixture(scope="session")
-def mnist_data(tmp_path_factory):
+def mnist_data(mnist_data_dir):
     """The real MNIST, prepared through TFDS once per test session into a temporary data_dir."""
-    return mnist.load_mnist(tmp_path_factory.mktemp("tfds"), verbose=False)
+    return mnist.load_mnist(mnist_data_dir, verbose=False)
 
 
 @pytest.fixture(scope="session")
@@ -45,11 +45,10 @@ def test_loader_returns_real_mnist(mnist_data):
     assert len(hits) >= 1 and train_split.labels[hits[0]] == 5
 
 
-def test_loader_is_served_from_the_npz_cache_afterwards(mnist_data, tmp_path_factory):
+def test_loader_is_served_from_the_npz_cache_afterwards(mnist_data, mnist_data_dir):
     # A second load of the same data_dir reads the cached arrays (well under a second) and agrees.
-    data_dir = next(p for p in tmp_path_factory.getbasetemp().iterdir() if p.name.startswith("tfds"))
     t = time.time()
-    again = mnist.load_mnist(data_dir)
+    again = mnist.load_mnist(mnist_data_dir)
     assert time.time() - t < 2.0
     np.testing.assert_array_equal(again["test"].labels, mnist_data["test"].labels)
 

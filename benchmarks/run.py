@@ -1,0 +1,262 @@
+"""jaxnn against PyTorch on the lab workloads, in one process, alternating runs; writes benchmarks/RESULTS.md.
+
+    python benchmarks/run.py                 # every workload, 5 repetitions
+    python benchmarks/run.py --quick         # fewer steps, 3 repetitions (a smoke run)
+
+Workloads (same model, batch, data and thread count on both sides):
+  - MnistCNN and DeepCNN training steps at batch 100 (images/s), with the achieved FLOP/s as a fraction of this
+    machine's fp32 matrix-multiply peak (measured here, in the same run, with a large jnp.dot);
+  - MnistCNN evaluation at batch 1000 (images/s);
+  - hihello and longseq: 100 Adam steps (steady state; and end to end for jaxnn, compilation included);
+  - compile time of each jitted function.
+Each repetition times a block of steps after a warm-up; the table shows medians with min/max over repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from jaxnn import train
+from jaxnn.char_labs import make_lab, run_lab
+from jaxnn.data.text import one_hot
+from jaxnn.interop import torch_labs
+from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch
+from jaxnn.layout import nhwc_to_nchw
+from jaxnn.models import DeepCNN, MnistCNN
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def conv_flops(h, w, c_in, c_out, k=3):
+    return 2 * h * w * c_out * k * k * c_in
+
+
+def cnn_train_flops_per_image(name: str) -> float:
+    """Multiply-adds x2 of one training step per image: forward, input gradient (not for the first conv, whose
+    input is data) and weight gradient, for the convolutions and dense layers."""
+    if name == "MnistCNN":
+        convs = [conv_flops(28, 28, 1, 32), conv_flops(14, 14, 32, 64)]
+        dense = [2 * 3136 * 10]
+    else:
+        convs = [conv_flops(28, 28, 1, 32), conv_flops(14, 14, 32, 64), conv_flops(7, 7, 64, 128)]
+        dense = [2 * 2048 * 625, 2 * 625 * 10]
+    return 2 * convs[0] + 3 * sum(convs[1:]) + 3 * sum(dense)
+
+
+def timed(fn, reps: int):
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def peak_matmul_flops(reps: int) -> float:
+    """fp32 matrix-multiply FLOP/s of this machine through XLA: the best of several 2048^3 products."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((2048, 2048)), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = min(timed(lambda: f(a).block_until_ready(), reps + 3))
+    return 2 * 2048 ** 3 / best
+
+
+def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
+    """Returns {'jax': [img/s...], 'torch': [...], 'compile_s': float} for training steps at ``batch``."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int32)
+    torch.manual_seed(0)
+    tm = torch_labs.CNN() if model_cls is MnistCNN else torch_labs.DeepCNN()
+    model = model_cls()
+    state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
+    key = jax.random.key(0)
+    t = time.perf_counter()
+    compiled = train.train_step.lower(state, jbatch, key).compile()
+    compile_s = time.perf_counter() - t
+    holder = {"state": state}
+
+    def jax_block():
+        s = holder["state"]
+        for _ in range(steps):
+            s, m = compiled(s, jbatch, key)
+        jax.block_until_ready(m)
+        holder["state"] = s
+
+    tx = torch.tensor(nhwc_to_nchw(x).copy())
+    ty = torch.tensor(y, dtype=torch.long)
+    opt = torch.optim.Adam(tm.parameters(), 1e-3)
+    crit = torch.nn.CrossEntropyLoss()
+    tm.train()
+
+    def torch_block():
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = crit(tm(tx), ty)
+            loss.backward()
+            opt.step()
+
+    jax_block(), torch_block()  # warm-up
+    res = {"jax": [], "torch": [], "compile_s": compile_s}
+    for _ in range(reps):  # alternate, so both see the same machine state
+        res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
+        res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
+    return res
+
+
+def eval_workload(steps: int, reps: int, batch: int = 1000):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
+    torch.manual_seed(0)
+    tm = torch_labs.CNN().eval()
+    model = MnistCNN()
+    state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    jx = jnp.asarray(x)
+    t = time.perf_counter()
+    compiled = train.predict.lower(state, jx).compile()
+    compile_s = time.perf_counter() - t
+    tx = torch.tensor(nhwc_to_nchw(x).copy())
+
+    def jax_block():
+        for _ in range(steps):
+            out = compiled(state, jx)
+        out.block_until_ready()
+
+    def torch_block():
+        with torch.no_grad():
+            for _ in range(steps):
+                tm(tx)
+
+    jax_block(), torch_block()
+    res = {"jax": [], "torch": [], "compile_s": compile_s}
+    for _ in range(reps):
+        res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
+        res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
+    return res
+
+
+def rnn_workload(name: str, reps: int, iterations: int = 100):
+    """100 Adam steps of the lab (one fixed batch): steady-state steps/s on both sides, and jaxnn's first run
+    (tracing and compilation included) in seconds."""
+    lab = make_lab(name)
+    torch.manual_seed(0)
+    v = len(lab.vocab)
+    tm = torch.nn.RNN(v, v, batch_first=True) if name != "longseq" else torch_labs.Net(v, v, 2)
+    params = char_rnn_params_from_torch(tm.state_dict(), fc="fc" if name == "longseq" else None)
+    t = time.perf_counter()
+    run_lab(lab, params=params, iterations=iterations).losses.tolist()
+    first_s = time.perf_counter() - t
+    # Steady state: one train state (its optimizer is part of the compiled function's identity), many runs.
+    state = train.create_train_state(lab.model, None, None, lab.learning_rate, params=params)
+    batch = {"inputs": jnp.asarray(lab.x), "labels": jnp.asarray(lab.y)}
+    key = jax.random.key(0)
+    jax.block_until_ready(train.train_loop(state, batch, key, iterations))
+    tx = torch.tensor(one_hot(lab.x, v))
+    ty = torch.tensor(lab.y, dtype=torch.long)
+    crit = torch.nn.CrossEntropyLoss()
+
+    def jax_block():
+        jax.block_until_ready(train.train_loop(state, batch, key, iterations))
+
+    def torch_block():
+        opt = torch.optim.Adam(tm.parameters(), lab.learning_rate)
+        for _ in range(iterations):
+            opt.zero_grad()
+            out = tm(tx)
+            out = out[0] if isinstance(out, tuple) else out
+            loss = crit(out.reshape(-1, v), ty.view(-1))
+            loss.backward()
+            opt.step()
+
+    torch_block()
+    res = {"jax": [], "torch": [], "compile_s": first_s}
+    for _ in range(reps):
+        res["jax"] += [iterations / t for t in timed(jax_block, 1)]
+        res["torch"] += [iterations / t for t in timed(torch_block, 1)]
+    return res
+
+
+def fmt(values, unit_fmt="{:,.0f}"):
+    return f"{unit_fmt.format(statistics.median(values))} ({unit_fmt.format(min(values))}-{unit_fmt.format(max(values))})"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores; {jax.devices()[0].device_kind} ({jax.default_backend()})"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=5, help="repetitions of each timing (5)")
+    p.add_argument("--steps", type=int, default=20, help="training steps per CNN timing block (20)")
+    p.add_argument("--quick", action="store_true", help="3 repetitions of 5 steps: a smoke run")
+    p.add_argument("--output", default=str(RESULTS), help="Markdown file to write (benchmarks/RESULTS.md)")
+    args = p.parse_args(argv)
+    reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
+    torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
+
+    peak = peak_matmul_flops(reps)
+    print(f"peak fp32 matmul: {peak / 1e9:.0f} GFLOP/s", flush=True)
+    rows = []
+    for name, cls in (("MnistCNN", MnistCNN), ("DeepCNN", DeepCNN)):
+        r = cnn_workload(cls, steps, reps)
+        flops = cnn_train_flops_per_image(name) * statistics.median(r["jax"])
+        rows.append((f"{name} training, batch 100", "images/s", r,
+                     f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak"))
+        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+    r = eval_workload(max(2, steps // 4), reps)
+    rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
+    print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+    for name in ("hihello", "longseq"):
+        r = rnn_workload(name, reps)
+        rows.append((f"{name}, 100 Adam steps", "steps/s", r,
+                     f"first run incl. compilation {r['compile_s']:.2f} s = {100 / r['compile_s']:.0f} steps/s"))
+        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+
+    lines = [
+        "# Benchmarks: jaxnn against PyTorch",
+        "",
+        f"Written by `make bench` (`benchmarks/run.py{' --quick' if args.quick else ''}`) on "
+        f"{datetime.date.today().isoformat()}.",
+        "",
+        f"- machine: {machine()}",
+        f"- versions: Python {platform.python_version()}, jax {jax.__version__}, "
+        f"jaxlib {jax.lib.__version__ if hasattr(jax.lib, '__version__') else jax.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
+        f"- peak fp32 matrix multiply (XLA, 2048x2048x2048, best of {reps + 3}): {peak / 1e9:.0f} GFLOP/s",
+        f"- {reps} alternating repetitions per workload; median (min-max)",
+        "",
+        "| workload | unit | jaxnn | PyTorch (eager) | jaxnn / PyTorch | compile (jaxnn) | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for title, unit, r, note in rows:
+        ratio = statistics.median(r["jax"]) / statistics.median(r["torch"])
+        lines.append(f"| {title} | {unit} | {fmt(r['jax'])} | {fmt(r['torch'])} | {ratio:.2f}x | "
+                     f"{r['compile_s']:.2f} s | {note} |")
+    lines += ["", "Compile for the RNN labs is the first whole 100-step run (tracing, compilation and running).", ""]
+    Path(args.output).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

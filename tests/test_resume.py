@@ -1,0 +1,137 @@
+"""Checkpoint and resume: a run killed with SIGKILL (mid-epoch, and during a checkpoint write) and resumed ends
+bit-identical to an uninterrupted run; a damaged latest checkpoint falls back to the previous one; no pickle."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxnn import train
+from jaxnn.checkpoint import Checkpointer, load_params
+from jaxnn.models import MnistCNN
+
+ROOT = Path(__file__).resolve().parents[1]
+# 40 steps per epoch, 2 epochs; a checkpoint every 7 steps and at epoch ends.
+ARGS = ["--epochs", "2", "--train_subset", "2000", "--batch_size", "50", "--checkpoint_every", "7", "--keep", "3",
+        "--seed", "3", "--no_progress", "--lr", "3e-3"]
+
+
+def _script(workdir, data_dir, *extra, env=None):
+    return [sys.executable, str(ROOT / "experiments/mnist_cnn.py"), *ARGS, "--data_dir", str(data_dir),
+            "--workdir", str(workdir), *extra]
+
+
+def _env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _assert_same_params(a, b):
+    pa, pb = load_params(a), load_params(b)
+    for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(mnist_data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("straight")
+    subprocess.run(_script(workdir, mnist_data_dir), check=True, capture_output=True, env=_env())
+    return workdir / "params.npz"
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
+    proc = subprocess.Popen(_script(tmp_path, mnist_data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env())
+    ckpts = tmp_path / "checkpoints"
+    deadline = time.time() + 120
+    while not (ckpts / "14").is_dir():  # two checkpoints in: mid first epoch
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "params.npz").exists()
+    out = subprocess.run(_script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True,
+                         env=_env())
+    assert "resumed from step" in out.stdout
+    step = int(out.stdout.split("resumed from step ")[1].split()[0])
+    assert 14 <= step < 80
+    _assert_same_params(tmp_path / "params.npz", uninterrupted)
+
+
+def test_sigkill_during_checkpoint_write_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
+    killed = subprocess.run(_script(tmp_path, mnist_data_dir), capture_output=True, text=True,
+                            env=_env(JAXNN_FAULT_KILL_DURING_SAVE="21"))
+    assert killed.returncode == -signal.SIGKILL
+    out = subprocess.run(_script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True,
+                         env=_env())
+    assert "resumed from step 14" in out.stdout or "resumed from step 21" in out.stdout, out.stdout
+    _assert_same_params(tmp_path / "params.npz", uninterrupted)
+
+
+def _small_state(seed=0):
+    return train.create_train_state(MnistCNN(), jax.random.key(seed), jnp.ones((1, 28, 28, 1)), 1e-3)
+
+
+def test_damaged_latest_checkpoint_falls_back_with_a_warning(tmp_path):
+    ckpt = Checkpointer(tmp_path / "ck", keep=3)
+    s1 = _small_state(1).replace(step=jnp.asarray(1))
+    s2 = _small_state(2).replace(step=jnp.asarray(2))
+    ckpt.save(s1)
+    ckpt.save(s2)
+    ckpt.wait()
+    for f in (tmp_path / "ck" / "2").rglob("*"):  # damage every data file of the latest checkpoint
+        if f.is_file():
+            f.write_bytes(b"\0garbage")
+    with pytest.warns(UserWarning, match=r"checkpoint at step 2 .* could not be read"):
+        restored, step = Checkpointer(tmp_path / "ck").restore_latest(_small_state(0))
+    assert step == 1
+    for a, b in zip(jax.tree_util.tree_leaves(restored.params), jax.tree_util.tree_leaves(s1.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_restore_uses_no_pickle(tmp_path, monkeypatch):
+    ckpt = Checkpointer(tmp_path / "ck")
+    ckpt.save(_small_state(1).replace(step=jnp.asarray(5)))
+    ckpt.close()
+
+    def forbidden(*a, **k):
+        raise AssertionError("pickle was used")
+
+    monkeypatch.setattr(pickle, "load", forbidden)
+    monkeypatch.setattr(pickle, "loads", forbidden)
+    monkeypatch.setattr(pickle, "Unpickler", forbidden)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a fallback would hide a pickle attempt
+        restored, step = Checkpointer(tmp_path / "ck").restore_latest(_small_state(0))
+    assert step == 5 and int(restored.step) == 5
+
+
+def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    x = jnp.ones((40, 28, 28, 1))
+    y = jnp.zeros(40, jnp.int32)
+    state = _small_state(0)
+    ckpt = Checkpointer(tmp_path / "ck")
+    poisoned = x.at[30:].set(jnp.nan)  # the first shuffled batch of 10 that holds one of these gives a NaN loss
+    saved = []
+
+    def after_step(s):
+        saved.append(ckpt.save(s))
+
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss nan at step (\d+)") as err:
+        train.train_epoch(state, poisoned, y, 10, jax.random.key(0), 0, progress=False, after_step=after_step)
+    ckpt.wait()
+    assert err.value.step == len(saved)  # every step before the bad one was saved, none after
+    assert ckpt.steps()[-1] == err.value.step
+    restored, step = ckpt.restore_latest(_small_state(1))
+    assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree_util.tree_leaves(restored.params))
