@@ -57,7 +57,11 @@ class Checkpointer:
         self.manager.wait_until_finished()
 
     def restore_latest(self, state: Any) -> tuple[Any, int | None]:
-        """The newest readable checkpoint restored into ``state``'s structure, or ``(state, None)`` if none."""
+        """The newest readable checkpoint restored into ``state``'s structure, or ``(state, None)`` if there is none.
+
+        Raises ValueError when checkpoints exist but none can be restored (another model's, say), rather than
+        silently starting over.
+        """
         self.wait()
         steps = self.steps()
         for step in reversed(steps):
@@ -68,6 +72,9 @@ class Checkpointer:
                               f"({type(e).__name__}: {str(e)[:200]}); falling back to an older one", stacklevel=2)
                 continue
             return state.replace(**arrays), step
+        if steps:
+            raise ValueError(f"none of the checkpoints {steps} in {self.directory} can be restored into this train "
+                             f"state (a different model or optimizer?)")
         return state, None
 
     def close(self) -> None:
