@@ -189,6 +189,25 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     return res
 
 
+def end_to_end(reps: int):
+    """Wall seconds of a whole process, start to printed sentence: experiments/longseq.py (compilation cache warm)
+    against benchmarks/torch_longseq.py, alternating, after one warm-up run of each."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    cmds = {"jax": [sys.executable, str(root / "experiments/longseq.py")],
+            "torch": [sys.executable, str(root / "benchmarks/torch_longseq.py")]}
+    res = {"jax": [], "torch": []}
+    for cmd in cmds.values():
+        subprocess.run(cmd, check=True, capture_output=True)
+    for _ in range(reps):
+        for side, cmd in cmds.items():
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            res[side].append(time.perf_counter() - t)
+    return res
+
+
 def fmt(values, unit_fmt="{:,.0f}"):
     return f"{unit_fmt.format(statistics.median(values))} ({unit_fmt.format(min(values))}-{unit_fmt.format(max(values))})"
 
@@ -233,6 +252,9 @@ def main(argv=None):
                      f"first run incl. compilation {r['compile_s']:.2f} s = {100 / r['compile_s']:.0f} steps/s"))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
 
+    e2e = end_to_end(reps)
+    print("longseq end to end", fmt(e2e["jax"], "{:.2f}"), fmt(e2e["torch"], "{:.2f}"), flush=True)
+
     lines = [
         "# Benchmarks: jaxnn against PyTorch",
         "",
@@ -253,6 +275,10 @@ def main(argv=None):
         ratio = statistics.median(r["jax"]) / statistics.median(r["torch"])
         lines.append(f"| {title} | {unit} | {fmt(r['jax'])} | {fmt(r['torch'])} | {ratio:.2f}x | "
                      f"{r['compile_s']:.2f} s | {note} |")
+    ratio = statistics.median(e2e["torch"]) / statistics.median(e2e["jax"])
+    lines.append(f"| longseq lab end to end (process start to printed sentence) | s | {fmt(e2e['jax'], '{:.2f}')} | "
+                 f"{fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm | experiments/longseq.py "
+                 f"(includes generation) against benchmarks/torch_longseq.py |")
     lines += ["", "Compile for the RNN labs is the first whole 100-step run (tracing, compilation and running).", ""]
     Path(args.output).write_text("\n".join(lines))
     print("\n".join(lines))

@@ -3,6 +3,7 @@
 import argparse
 
 from jaxnn.char_labs import make_lab, print_run, run_lab
+from jaxnn.runtime import enable_compilation_cache
 
 LAB = "charseq"
 
@@ -18,6 +19,7 @@ def main(argv=None):
         parser.error(f"--iterations must be >= 1, got {args.iterations}")
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    enable_compilation_cache()
     lab = make_lab(LAB, args.cell)
     run = run_lab(lab, args.seed, args.iterations, args.lr)
     print_run(lab, run)

@@ -6,6 +6,7 @@ import argparse
 import jax
 
 from jaxnn.char_labs import make_lab, print_run, run_lab
+from jaxnn.runtime import enable_compilation_cache
 from jaxnn.models import generate
 
 LAB = "longseq"
@@ -29,6 +30,7 @@ def main(argv=None):
         parser.error(f"--iterations must be >= 1, got {args.iterations}")
     if args.lr is not None and not args.lr > 0:
         parser.error(f"--lr must be > 0, got {args.lr}")
+    enable_compilation_cache()
     lab = make_lab(LAB, args.cell)
     try:
         prompt = lab.vocab.encode(args.prompt)

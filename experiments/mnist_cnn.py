@@ -22,6 +22,7 @@ from jaxnn import parallel, train
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.data import mnist
 from jaxnn.models import DeepCNN, MnistCNN
+from jaxnn.runtime import enable_compilation_cache
 
 MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
 
@@ -66,6 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> float:
     args = parse_args(argv)
+    enable_compilation_cache()
     workdir = Path(args.workdir or Path("runs") / f"mnist_{args.model}")
     workdir.mkdir(parents=True, exist_ok=True)
     metrics_path = workdir / "metrics.jsonl"

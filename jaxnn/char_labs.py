@@ -86,7 +86,14 @@ def run_lab(lab: CharLab, seed: int = 0, iterations: int | None = None, learning
     init_rng, train_rng = jax.random.split(jax.random.key(seed))
     x, y = jnp.asarray(lab.x), jnp.asarray(lab.y)
     state = train.create_train_state(lab.model, init_rng, x, lr, params=params)
-    state, metrics, preds = train.train_loop(state, {"inputs": x, "labels": y}, train_rng, iterations)
+    batch = {"inputs": x, "labels": y}
+    if jax.device_count() > 1 and x.shape[0] % jax.device_count() == 0:
+        # Data parallel when the batch splits evenly over the devices (hihello's and charseq's batch of 1 cannot).
+        from jaxnn import parallel
+
+        mesh = parallel.make_mesh()
+        state, batch = parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh)
+    state, metrics, preds = train.train_loop(state, batch, train_rng, iterations)
     preds = np.asarray(preds)
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])
 
