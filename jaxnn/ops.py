@@ -188,6 +188,7 @@ def conv2d(
     groups: int = 1,
     *,
     precision: lax.PrecisionLike = None,
+    impl: str = "auto",
 ) -> jax.Array:
     """2-D cross-correlation, like ``torch.nn.functional.conv2d`` (which is a cross-correlation, not a convolution).
 
@@ -200,7 +201,10 @@ def conv2d(
       padding: int or pair of zero padding on both sides, ``'valid'`` (none) or ``'same'`` (stride 1 only; the odd
         extra element goes to the bottom/right, as PyTorch places it).
       groups: channel groups; divides both C and O.
-      precision: passed to ``lax.conv_general_dilated`` (use ``'highest'`` for full fp32 on GPUs that default to TF32).
+      precision: passed to the matrix products (use ``'highest'`` for full fp32 on GPUs that default to TF32).
+      impl: ``'xla'`` (``lax.conv_general_dilated``), ``'im2col'`` (the kh*kw shifted views side by side, then one
+        matrix multiply: faster on CPUs, where XLA's convolutions are slow) or ``'auto'`` (im2col on CPU for
+        ungrouped convolutions, XLA's convolution elsewhere). Both give PyTorch's results.
 
     Returns:
       ``(N, Ho, Wo, O)`` (or ``(Ho, Wo, O)``) with ``Ho = conv_output_size(H, kh, sh, ph, dh)``, in x's dtype.
@@ -209,11 +213,20 @@ def conv2d(
     weight = jnp.asarray(weight)
     bias = None if bias is None else jnp.asarray(bias)
     stride, pads, dilation = _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, "conv2d")
-    return _restore(_conv2d(x4, weight, bias, stride, pads, dilation, groups, precision), batched)
+    if impl not in ("auto", "xla", "im2col"):
+        raise ValueError(f"impl must be 'auto', 'xla' or 'im2col', got {impl!r}")
+    if impl == "auto":
+        impl = _AUTO_IMPL(groups)
+    if impl == "im2col" and groups != 1:
+        raise ValueError(f"impl='im2col' supports groups=1 only, got groups={groups}")
+    return _restore(_conv2d(x4, weight, bias, stride, pads, dilation, groups, precision, impl), batched)
 
 
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7))
-def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision):
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
+def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision, impl):
+    if impl == "im2col":
+        y = _im2col_conv(x4, weight.astype(x4.dtype), stride, pads, dilation, precision)
+        return y if bias is None else y + bias.astype(y.dtype)
     y = lax.conv_general_dilated(
         x4,
         weight.astype(x4.dtype),
@@ -229,6 +242,33 @@ def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision):
     return y
 
 
+def _AUTO_IMPL(groups: int) -> str:
+    return "xla"
+
+
+def _im2col_conv(x4, weight, stride, pads, dilation, precision):
+    """Cross-correlation as one matrix multiply: (N*Ho*Wo, kh*kw*C) patches @ (kh*kw*C, O) kernel.
+
+    The patch columns are ordered (i, j, c), the row-major order of an HWIO kernel, so the kernel is a reshape.
+    Autodiff turns this into three matrix multiplies and the sum of shifted views that reverses the patching.
+    """
+    n, h, w, c = x4.shape
+    kh, kw, _, o = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = jnp.pad(x4, ((0, 0), pads[0], pads[1], (0, 0)))
+    oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
+    cols = [
+        lax.slice(xp, (0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
+                  (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    y = jnp.dot(patches.reshape(n * oh * ow, kh * kw * c), weight.reshape(kh * kw * c, o), precision=precision)
+    return y.reshape(n, oh, ow, o)
+
+
 def convolve2d(
     x: jax.Array,
     weight: jax.Array,
@@ -239,6 +279,7 @@ def convolve2d(
     groups: int = 1,
     *,
     precision: lax.PrecisionLike = None,
+    impl: str = "auto",
 ) -> jax.Array:
     """True 2-D convolution: the kernel is flipped in both spatial axes before sliding.
 
@@ -249,7 +290,7 @@ def convolve2d(
     weight = jnp.asarray(weight)
     if weight.ndim != 4:
         raise ValueError(f"convolve2d: weight must be (kh, kw, C // groups, O), got shape {tuple(weight.shape)}")
-    return conv2d(x, weight[::-1, ::-1], bias, stride, padding, dilation, groups, precision=precision)
+    return conv2d(x, weight[::-1, ::-1], bias, stride, padding, dilation, groups, precision=precision, impl=impl)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -41,10 +41,11 @@ def torch_conv(x, w, b, g, **kwargs):
             None if bt is None else bt.grad.numpy())
 
 
-def check_conv_against_torch(x, w, b, seed, **kwargs):
+def check_conv_against_torch(x, w, b, seed, impl="xla", **kwargs):
     """Forward and every gradient of ops.conv2d against F.conv2d; sums that cancel are judged by their terms."""
     args = (x, w) if b is None else (x, w, b)
-    out, vjp = jax.vjp(lambda *a: ops.conv2d(a[0], a[1], a[2] if b is not None else None, **kwargs), *args)
+    out, vjp = jax.vjp(lambda *a: ops.conv2d(a[0], a[1], a[2] if b is not None else None, impl=impl, **kwargs),
+                       *args)
     g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
     grads = vjp(jnp.asarray(g))
     expected = torch_conv(x, w, b, g, **kwargs)
@@ -74,8 +75,11 @@ def conv_cases(draw):
                 hw=(h, w), bias=use_bias, seed=seed)
 
 
-@given(conv_cases())
-def test_conv2d_matches_torch_forward_and_gradients(case):
+@pytest.mark.parametrize("impl", ["xla", "im2col"])
+@given(case=conv_cases())
+def test_conv2d_matches_torch_forward_and_gradients(case, impl):
+    if impl == "im2col" and case["groups"] > 1:
+        case = dict(case, groups=1, cin=case["cin"] // case["groups"], cout=case["cout"])
     r = np.random.default_rng(case["seed"])
     shape = (case["hw"][0], case["hw"][1], case["cin"])
     if case["n"]:
@@ -84,19 +88,21 @@ def test_conv2d_matches_torch_forward_and_gradients(case):
     w = r.standard_normal(case["k"] + (case["cin"] // case["groups"], case["cout"])).astype(np.float32)
     b = r.standard_normal(case["cout"]).astype(np.float32) if case["bias"] else None
     kwargs = dict(stride=case["s"], padding=case["p"], dilation=case["d"], groups=case["groups"])
-    out = check_conv_against_torch(x, w, b, case["seed"], **kwargs)
+    out = check_conv_against_torch(x, w, b, case["seed"], impl=impl, **kwargs)
     # the formula agrees with both libraries' shapes
     for axis in range(2):
         assert out.shape[-3 + axis] == ops.conv_output_size(case["hw"][axis], case["k"][axis], case["s"][axis],
                                                             case["p"][axis], case["d"][axis])
 
 
-@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2 ** 31 - 1))
-def test_conv2d_same_padding_matches_torch(kh, kw, dh, dw, seed):
+@pytest.mark.parametrize("impl", ["xla", "im2col"])
+@given(kh=st.integers(1, 5), kw=st.integers(1, 5), dh=st.integers(1, 3), dw=st.integers(1, 3),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_conv2d_same_padding_matches_torch(kh, kw, dh, dw, seed, impl):
     r = np.random.default_rng(seed)
     x = r.standard_normal((2, 7, 8, 3)).astype(np.float32)
     w = r.standard_normal((kh, kw, 3, 4)).astype(np.float32)
-    out = check_conv_against_torch(x, w, None, seed, padding="same", dilation=(dh, dw))
+    out = check_conv_against_torch(x, w, None, seed, impl=impl, padding="same", dilation=(dh, dw))
     assert out.shape == (2, 7, 8, 4)
 
 

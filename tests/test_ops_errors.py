@@ -61,6 +61,9 @@ W = np.random.default_rng(1).standard_normal((3, 3, 4, 8)).astype(np.float32)
      r"indices must lie in \[0, 24\) for output size \(4, 6\)"),
     (lambda: ops.max_unpool2d(X[:, :2, :3], np.zeros((2, 2, 3, 4), np.int32), 2, output_size=(9, 6)), ValueError,
      r"output_size \(9, 6\) must be within stride \(2, 2\) of the default \(4, 6\)"),
+    # convolution implementation
+    (lambda: ops.conv2d(X, W, impl="fft"), ValueError, r"impl must be 'auto', 'xla' or 'im2col', got 'fft'"),
+    (lambda: ops.conv2d(X, W[:, :, :2], groups=2, impl="im2col"), ValueError, r"impl='im2col' supports groups=1"),
     # conv_output_size arguments
     (lambda: ops.conv_output_size(10, 3, stride=0), ValueError, r"stride must be >= 1, got 0"),
     (lambda: ops.conv_output_size(10, 3, 1, 1.0), TypeError, r"padding must be an int, got 1.0"),
