@@ -1,35 +1,27 @@
 """Lab 11-4: longseq, a 2-layer RNN plus a Dense head learns a sentence from windows of 10 characters, then
 generates text from a prompt, greedily and with a temperature (see jaxnn/char_labs.py for the data and model)."""
 
-import argparse
-
 import jax
 
-from jaxnn.char_labs import make_lab, print_run, run_lab
-from jaxnn.runtime import enable_compilation_cache
+from jaxnn.char_labs import lab_arguments, make_lab, print_run, run_lab
 from jaxnn.models import generate
+from jaxnn.runtime import enable_compilation_cache
 
 LAB = "longseq"
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell (rnn)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
-    parser.add_argument("--iterations", type=int, default=None, help="Adam steps (the lab's count by default)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (the lab's 0.1 by default)")
+def generation_arguments(parser):
     parser.add_argument("--prompt", default="if you want", help="text to continue after training")
     parser.add_argument("--length", type=int, default=80, help="characters to generate (80)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the second sample")
-    args = parser.parse_args(argv)
+
+
+def main(argv=None):
+    parser, args = lab_arguments(__doc__, argv, generation_arguments)
     if args.length < 1:
         parser.error(f"--length must be >= 1, got {args.length}")
     if args.temperature <= 0:
         parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
-    if args.iterations is not None and args.iterations < 1:
-        parser.error(f"--iterations must be >= 1, got {args.iterations}")
-    if args.lr is not None and not args.lr > 0:
-        parser.error(f"--lr must be > 0, got {args.lr}")
     enable_compilation_cache()
     lab = make_lab(LAB, args.cell)
     try:

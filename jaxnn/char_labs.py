@@ -98,6 +98,27 @@ def run_lab(lab: CharLab, seed: int = 0, iterations: int | None = None, learning
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])
 
 
+def lab_arguments(description: str, argv=None, add_more=None):
+    """The command line every lab 11 script shares: --cell, --seed, --iterations, --lr (plus ``add_more(parser)``).
+
+    Returns ``(parser, args)``; bad values end the program with argparse's message and exit code 2."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell (rnn)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
+    parser.add_argument("--iterations", type=int, default=None, help="Adam steps (the lab's count by default)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (the lab's 0.1 by default)")
+    if add_more is not None:
+        add_more(parser)
+    args = parser.parse_args(argv)
+    if args.iterations is not None and args.iterations < 1:
+        parser.error(f"--iterations must be >= 1, got {args.iterations}")
+    if args.lr is not None and not args.lr > 0:
+        parser.error(f"--lr must be > 0, got {args.lr}")
+    return parser, args
+
+
 def print_run(lab: CharLab, run: LabRun) -> None:
     """Each iteration's loss and predicted string, as the labs print them."""
     for i, (loss, text) in enumerate(zip(run.losses, run.predictions)):

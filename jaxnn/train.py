@@ -276,19 +276,14 @@ def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "
     except ImportError:
         return None
     epochs = [r["epoch"] for r in records]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in records], "o-", label="train")
-    if all("test_loss" in r for r in records):
-        ax1.plot(epochs, [r["test_loss"] for r in records], "s-", label="test")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("cross-entropy")
-    ax1.legend()
-    ax2.plot(epochs, [r["train_accuracy"] for r in records], "o-", label="train")
-    if all("test_accuracy" in r for r in records):
-        ax2.plot(epochs, [r["test_accuracy"] for r in records], "s-", label="test")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy")
-    ax2.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric, label in zip(axes, ("loss", "accuracy"), ("cross-entropy", "accuracy")):
+        for split, marker in (("train", "o-"), ("test", "s-")):
+            if all(f"{split}_{metric}" in r for r in records):
+                ax.plot(epochs, [r[f"{split}_{metric}"] for r in records], marker, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
