@@ -55,12 +55,14 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Fraction of labels that are the argmax of their logits."""
+    return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
 def compute_metrics(logits: jax.Array, labels: jax.Array) -> Metrics:
-    """Loss and accuracy of a batch, plus the counts that let batches be summed exactly."""
-    return {
-        "loss": cross_entropy_loss(logits, labels),
-        "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels),
-    }
+    """Mean loss and accuracy of a batch."""
+    return {"loss": cross_entropy_loss(logits, labels), "accuracy": accuracy(logits, labels)}
 
 
 def _loss_and_logits(params, state: TrainState, batch: Batch, dropout_rng: jax.Array):
@@ -74,7 +76,7 @@ def train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array) -> t
     grad_fn = jax.value_and_grad(_loss_and_logits, has_aux=True)
     (loss, logits), grads = grad_fn(state.params, state, batch, dropout_rng)
     state = state.apply_gradients(grads=grads)
-    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"])}
+    metrics = {"loss": loss, "accuracy": accuracy(logits, batch["labels"])}
     return state, metrics, logits
 
 
