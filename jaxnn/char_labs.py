@@ -126,3 +126,15 @@ def print_run(lab: CharLab, run: LabRun) -> None:
     verdict = "reached" if lab.on_target(run.final) else "did not reach"
     note = f" (its first {lab.undetermined} character is undetermined by construction)" if lab.undetermined else ""
     print(f"final prediction {run.final!r} {verdict} the target {lab.target!r}{note}")
+
+
+def main(name: str, description: str, argv=None) -> tuple[CharLab, LabRun]:
+    """A lab 11 script: parse the shared flags, train, print every iteration as the lab does."""
+    from jaxnn.runtime import enable_compilation_cache
+
+    _, args = lab_arguments(description, argv)
+    enable_compilation_cache()
+    lab = make_lab(name, args.cell)
+    run = run_lab(lab, args.seed, args.iterations, args.lr)
+    print_run(lab, run)
+    return lab, run
