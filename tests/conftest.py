@@ -12,7 +12,9 @@ torch.set_num_threads(2)
 torch.use_deterministic_algorithms(True, warn_only=True)
 
 # Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=False, print_blob=True)
+# Under CI (CI=true) the draws are derandomized, so a CI run is reproducible; elsewhere every run explores anew.
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")),
+                          print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -28,9 +28,9 @@ def test_conv2d_layer_matches_torch_with_same_weights(rng):
     params = layer.init(jax.random.key(1), x)
     t = torch.nn.Conv2d(4, 6, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2))
     with torch.no_grad():
-        t.weight.copy_(torch.tensor(hwio_to_oihw(np.asarray(params["params"]["kernel"]))))
+        t.weight.copy_(torch.tensor(hwio_to_oihw(np.asarray(params["params"]["kernel"])).copy()))
         t.bias.copy_(torch.tensor(np.asarray(params["params"]["bias"])))
-    assert_close(layer.apply(params, x), nchw_to_nhwc(t(torch.tensor(nhwc_to_nchw(x))).detach().numpy()))
+    assert_close(layer.apply(params, x), nchw_to_nhwc(t(torch.tensor(nhwc_to_nchw(x).copy())).detach().numpy()))
 
 
 def test_linear_and_pool_layers(rng):
@@ -40,11 +40,11 @@ def test_linear_and_pool_layers(rng):
     assert p["params"]["kernel"].shape == (2, 5)
     assert np.abs(np.asarray(p["params"]["kernel"])).max() <= 1 / np.sqrt(2)
     y, idx = jnn.MaxPool2d(3, 2, 1, return_indices=True).apply({}, x)
-    yt, it = torch.nn.MaxPool2d(3, 2, 1, return_indices=True)(torch.tensor(nhwc_to_nchw(x)))
+    yt, it = torch.nn.MaxPool2d(3, 2, 1, return_indices=True)(torch.tensor(nhwc_to_nchw(x).copy()))
     assert_close(y, nchw_to_nhwc(yt.numpy()))
     np.testing.assert_array_equal(idx, nchw_to_nhwc(it.numpy()))
     ya = jnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False).apply({}, x)
-    yat = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(torch.tensor(nhwc_to_nchw(x)))
+    yat = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(torch.tensor(nhwc_to_nchw(x).copy()))
     assert_close(ya, nchw_to_nhwc(yat.numpy()))
 
 

@@ -14,7 +14,9 @@ from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
 
 
 def to_torch(x_nhwc: np.ndarray, requires_grad=True) -> torch.Tensor:
-    return torch.tensor(nhwc_to_nchw(x_nhwc), requires_grad=requires_grad)
+    # .copy(): a transposed NumPy view keeps odd strides on size-1 axes, which PyTorch's CPU kernels may reject
+    # ("grad_weight must be contiguous") or read as channels_last.
+    return torch.tensor(nhwc_to_nchw(x_nhwc).copy(), requires_grad=requires_grad)
 
 
 def torch_grad_nhwc(t: torch.Tensor) -> np.ndarray:
@@ -26,17 +28,17 @@ def vjp_and_torch(jax_fn, jax_args, torch_out, torch_inputs, seed):
     out, vjp = jax.vjp(jax_fn, *jax_args)
     g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
     grads = vjp(jnp.asarray(g))
-    g_t = torch.tensor(nhwc_to_nchw(g) if g.ndim in (3, 4) else g)
+    g_t = torch.tensor(nhwc_to_nchw(g).copy() if g.ndim in (3, 4) else g)
     torch_out.backward(g_t)
     return out, grads
 
 
 def torch_conv(x, w, b, g, **kwargs):
     """F.conv2d on NHWC/HWIO numpy inputs with cotangent g: (y, grad_x, grad_w, grad_b) as NHWC/HWIO numpy."""
-    xt, wt = to_torch(x), torch.tensor(hwio_to_oihw(w), requires_grad=True)
+    xt, wt = to_torch(x), torch.tensor(hwio_to_oihw(w).copy(), requires_grad=True)
     bt = torch.tensor(b, requires_grad=True) if b is not None else None
     yt = F.conv2d(xt, wt, bt, **kwargs)
-    yt.backward(torch.tensor(nhwc_to_nchw(g)))
+    yt.backward(torch.tensor(nhwc_to_nchw(g).copy()))
     return (nchw_to_nhwc(yt.detach().numpy()), torch_grad_nhwc(xt), wt.grad.numpy().transpose(2, 3, 1, 0),
             None if bt is None else bt.grad.numpy())
 
@@ -180,7 +182,7 @@ def test_max_pool2d_values_indices_gradients_match_torch(case, ties):
     # A window that lies wholly in the padding (possible with dilation) has value -inf and an index that can point
     # past the plane; PyTorch's backward then writes out of bounds and corrupts memory, so it must not run at all.
     if not np.isneginf(yt.detach().numpy()).any():
-        yt.backward(torch.tensor(nhwc_to_nchw(g)))
+        yt.backward(torch.tensor(nhwc_to_nchw(g).copy()))
         assert_close(gx, torch_grad_nhwc(xt), what="grad x")
     for axis in range(2):
         assert out.shape[-3 + axis] == ops.conv_output_size(
