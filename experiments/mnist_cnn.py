@@ -110,17 +110,19 @@ def main(argv=None) -> float:
         train_x, train_y = parallel.replicate((train_x, train_y), mesh)
 
     def after_step(s):
-        if ckpt is not None and args.checkpoint_every and int(s.step) % args.checkpoint_every == 0:
+        if int(s.step) % args.checkpoint_every == 0:
             ckpt.save(s)
 
     logger = train.MetricsLogger(metrics_path)
     records = train.read_metrics(metrics_path) if args.resume and metrics_path.exists() else []
+    test = None
     print("Learning started. It takes sometime.")
     for epoch in range(first_epoch, args.epochs):
         state, m = train.train_epoch(state, train_x, train_y, args.batch_size, train_rng, epoch,
                                      progress=not args.no_progress and sys.stderr.isatty(),
                                      start=start if epoch == first_epoch else 0,
-                                     after_step=after_step if ckpt is not None else None, mesh=mesh)
+                                     after_step=after_step if ckpt is not None and args.checkpoint_every else None,
+                                     mesh=mesh)
         if ckpt is not None:
             ckpt.save(state)
         test = train.evaluate(state, test_x, test_y)
@@ -133,7 +135,7 @@ def main(argv=None) -> float:
     print("Learning Finished!")
     if ckpt is not None:
         ckpt.close()
-    final = train.evaluate(state, test_x, test_y)
+    final = test if test is not None else train.evaluate(state, test_x, test_y)  # the last epoch's, if one ran
     save_params(workdir / "params.npz", state.params)
     plot = train.plot_metrics(records, workdir / "curves.png", f"{model.__class__.__name__}, seed {args.seed}")
     print(f"Accuracy: {final['accuracy']:.4f}")

@@ -179,21 +179,22 @@ def train_epoch(
     shuffle_rng, step_rng = jax.random.split(rng)
     perm = epoch_permutation(shuffle_rng, epoch, n)
     losses, accs = [], []
+    first_step = int(state.step)  # read once: reading it every step would wait for each step to finish
     pending = None  # (step, loss) of the previous step, checked one step behind to keep the device busy
     bar = _progress(range(start, steps), f"epoch {epoch + 1}", progress)
     for i in bar:
         batch = _take(inputs, labels, perm[i * batch_size:(i + 1) * batch_size])
         if mesh is not None:
             batch = parallel.shard_batch(batch, mesh)
-        step = int(state.step)
         state, metrics = train_step(state, batch, step_rng)
         if pending is not None:
             _check_finite(*pending)
-        pending = (step, metrics["loss"])
+        pending = (first_step + i - start, metrics["loss"])
         losses.append(metrics["loss"])
         accs.append(metrics["accuracy"])
-        if after_step is not None:
+        if after_step is not None:  # the state handed on must come from a finite step
             _check_finite(*pending)
+            pending = None
             after_step(state)
         if progress and (i % 50 == 0 or i == steps - 1):
             bar.set_postfix(loss=f"{float(metrics['loss']):.4f}", acc=f"{float(metrics['accuracy']):.4f}")
