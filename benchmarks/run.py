@@ -38,6 +38,16 @@ from jaxnn.models import DeepCNN, MnistCNN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
+# On a GPU both sides run there, PyTorch on CUDA; otherwise both on CPU with the same thread count.
+GPU = jax.default_backend() == "gpu" and torch.cuda.is_available()
+DEVICE = torch.device("cuda" if GPU else "cpu")
+
+
+def sync():
+    """Wait for PyTorch's queued GPU work (its CUDA calls return before the kernels finish)."""
+    if GPU:
+        torch.cuda.synchronize()
+
 
 def conv_flops(h, w, c_in, c_out, k=3):
     return 2 * h * w * c_out * k * k * c_in
@@ -64,13 +74,16 @@ def timed(fn, reps: int):
     return out
 
 
+PEAK_N = 8192 if GPU else 2048
+
+
 def peak_matmul_flops(reps: int) -> float:
-    """fp32 matrix-multiply FLOP/s of this machine through XLA: the best of several 2048^3 products."""
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((2048, 2048)), jnp.float32)
+    """fp32 matrix-multiply FLOP/s of this machine through XLA: the best of several PEAK_N^3 products."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((PEAK_N, PEAK_N)), jnp.float32)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     best = min(timed(lambda: f(a).block_until_ready(), reps + 3))
-    return 2 * 2048 ** 3 / best
+    return 2 * PEAK_N ** 3 / best
 
 
 def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
@@ -82,6 +95,7 @@ def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
     tm = torch_labs.CNN() if model_cls is MnistCNN else torch_labs.DeepCNN()
     model = model_cls()
     state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    tm.to(DEVICE)
     jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
     key = jax.random.key(0)
     t = time.perf_counter()
@@ -96,10 +110,14 @@ def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
         jax.block_until_ready(m)
         holder["state"] = s
 
-    tx = torch.tensor(nhwc_to_nchw(x).copy())
-    ty = torch.tensor(y, dtype=torch.long)
+    tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
+    ty = torch.tensor(y, dtype=torch.long, device=DEVICE)
     opt = torch.optim.Adam(tm.parameters(), 1e-3)
     crit = torch.nn.CrossEntropyLoss()
+    # Same parameters and batch: the first losses must agree (a cheap check that both sides run the same model;
+    # evaluation mode, without DeepCNN's dropout).
+    with torch.no_grad():
+        loss_gap = abs(float(train.eval_step(state, jbatch)["loss"]) - float(crit(tm.eval()(tx), ty)))
     tm.train()
 
     def torch_block():
@@ -108,9 +126,10 @@ def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
             loss = crit(tm(tx), ty)
             loss.backward()
             opt.step()
+        sync()
 
     jax_block(), torch_block()  # warm-up
-    res = {"jax": [], "torch": [], "compile_s": compile_s}
+    res = {"jax": [], "torch": [], "compile_s": compile_s, "loss_gap": loss_gap}
     for _ in range(reps):  # alternate, so both see the same machine state
         res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
         res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
@@ -124,11 +143,12 @@ def eval_workload(steps: int, reps: int, batch: int = 1000):
     tm = torch_labs.CNN().eval()
     model = MnistCNN()
     state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    tm.to(DEVICE)
     jx = jnp.asarray(x)
     t = time.perf_counter()
     compiled = train.predict.lower(state, jx).compile()
     compile_s = time.perf_counter() - t
-    tx = torch.tensor(nhwc_to_nchw(x).copy())
+    tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
 
     def jax_block():
         for _ in range(steps):
@@ -139,6 +159,7 @@ def eval_workload(steps: int, reps: int, batch: int = 1000):
         with torch.no_grad():
             for _ in range(steps):
                 tm(tx)
+        sync()
 
     jax_block(), torch_block()
     res = {"jax": [], "torch": [], "compile_s": compile_s}
@@ -156,6 +177,7 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     v = len(lab.vocab)
     tm = torch.nn.RNN(v, v, batch_first=True) if name != "longseq" else torch_labs.Net(v, v, 2)
     params = char_rnn_params_from_torch(tm.state_dict(), fc="fc" if name == "longseq" else None)
+    tm.to(DEVICE)
     t = time.perf_counter()
     run_lab(lab, params=params, iterations=iterations).losses.tolist()
     first_s = time.perf_counter() - t
@@ -164,8 +186,8 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     batch = {"inputs": jnp.asarray(lab.x), "labels": jnp.asarray(lab.y)}
     key = jax.random.key(0)
     jax.block_until_ready(train.train_loop(state, batch, key, iterations))
-    tx = torch.tensor(one_hot(lab.x, v))
-    ty = torch.tensor(lab.y, dtype=torch.long)
+    tx = torch.tensor(one_hot(lab.x, v), device=DEVICE)
+    ty = torch.tensor(lab.y, dtype=torch.long, device=DEVICE)
     crit = torch.nn.CrossEntropyLoss()
 
     def jax_block():
@@ -180,6 +202,7 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
             loss = crit(out.reshape(-1, v), ty.view(-1))
             loss.backward()
             opt.step()
+        sync()
 
     torch_block()
     res = {"jax": [], "torch": [], "compile_s": first_s}
@@ -229,10 +252,15 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=5, help="repetitions of each timing (5)")
     p.add_argument("--steps", type=int, default=20, help="training steps per CNN timing block (20)")
     p.add_argument("--quick", action="store_true", help="3 repetitions of 5 steps: a smoke run")
-    p.add_argument("--output", default=str(RESULTS), help="Markdown file to write (benchmarks/RESULTS.md)")
+    p.add_argument("--output", default=str(RESULTS),
+                   help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)")
     args = p.parse_args(argv)
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
+    if GPU:  # full fp32 on both sides: no TF32 in matrix products or convolutions (PyTorch's cuDNN allows it)
+        jax.config.update("jax_default_matmul_precision", "highest")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
     peak = peak_matmul_flops(reps)
     print(f"peak fp32 matmul: {peak / 1e9:.0f} GFLOP/s", flush=True)
@@ -241,7 +269,8 @@ def main(argv=None):
         r = cnn_workload(cls, steps, reps)
         flops = cnn_train_flops_per_image(name) * statistics.median(r["jax"])
         rows.append((f"{name} training, batch 100", "images/s", r,
-                     f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak"))
+                     f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak; first loss differs by "
+                     f"{r['loss_gap']:.1e}"))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     r = eval_workload(max(2, steps // 4), reps)
     rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
@@ -252,11 +281,15 @@ def main(argv=None):
                      f"first run incl. compilation {r['compile_s']:.2f} s = {100 / r['compile_s']:.0f} steps/s"))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
 
-    e2e = end_to_end(reps)
-    print("longseq end to end", fmt(e2e["jax"], "{:.2f}"), fmt(e2e["torch"], "{:.2f}"), flush=True)
+    # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
+    e2e = None if GPU else end_to_end(reps)
+    if e2e:
+        print("longseq end to end", fmt(e2e["jax"], "{:.2f}"), fmt(e2e["torch"], "{:.2f}"), flush=True)
 
+    backend = "gpu" if GPU else "cpu"
     lines = [
-        "# Benchmarks: jaxnn against PyTorch",
+        f"<!-- section: {backend} -->",
+        f"## {backend.upper()}",
         "",
         f"Written by `make bench` (`benchmarks/run.py{' --quick' if args.quick else ''}`) on "
         f"{datetime.date.today().isoformat()}.",
@@ -264,8 +297,10 @@ def main(argv=None):
         f"- machine: {machine()}",
         f"- versions: Python {platform.python_version()}, jax {jax.__version__}, "
         f"jaxlib {jax.lib.__version__ if hasattr(jax.lib, '__version__') else jax.__version__}, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads)",
-        f"- peak fp32 matrix multiply (XLA, 2048x2048x2048, best of {reps + 3}): {peak / 1e9:.0f} GFLOP/s",
+        f"torch {torch.__version__} "
+        + (f"on {torch.cuda.get_device_name()}, full fp32 on both sides (TF32 off)" if GPU
+           else f"({torch.get_num_threads()} threads)"),
+        f"- peak fp32 matrix multiply (XLA, {PEAK_N}^3, best of {reps + 3}): {peak / 1e9:,.0f} GFLOP/s",
         f"- {reps} alternating repetitions per workload; median (min-max)",
         "",
         "| workload | unit | jaxnn | PyTorch (eager) | jaxnn / PyTorch | compile (jaxnn) | notes |",
@@ -275,13 +310,26 @@ def main(argv=None):
         ratio = statistics.median(r["jax"]) / statistics.median(r["torch"])
         lines.append(f"| {title} | {unit} | {fmt(r['jax'])} | {fmt(r['torch'])} | {ratio:.2f}x | "
                      f"{r['compile_s']:.2f} s | {note} |")
-    ratio = statistics.median(e2e["torch"]) / statistics.median(e2e["jax"])
-    lines.append(f"| longseq lab end to end (process start to printed sentence) | s | {fmt(e2e['jax'], '{:.2f}')} | "
-                 f"{fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm | experiments/longseq.py "
-                 f"(includes generation) against benchmarks/torch_longseq.py |")
+    if e2e:
+        ratio = statistics.median(e2e["torch"]) / statistics.median(e2e["jax"])
+        lines.append(f"| longseq lab end to end (process start to printed sentence) | s | "
+                     f"{fmt(e2e['jax'], '{:.2f}')} | {fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm "
+                     f"| experiments/longseq.py (includes generation) against benchmarks/torch_longseq.py |")
     lines += ["", "Compile for the RNN labs is the first whole 100-step run (tracing, compilation and running).", ""]
-    Path(args.output).write_text("\n".join(lines))
+    write_section(Path(args.output), backend, lines)
     print("\n".join(lines))
+
+
+def write_section(path: Path, backend: str, lines: list[str]) -> None:
+    """Replace this backend's section of ``path`` (from its marker to the next marker), keeping the others."""
+    sections = {}
+    if path.exists():
+        for chunk in path.read_text().split("<!-- section: ")[1:]:
+            name = chunk.split(" -->", 1)[0]
+            sections[name] = "<!-- section: " + chunk.rstrip("\n") + "\n"
+    sections[backend] = "\n".join(lines)
+    head = "# Benchmarks: jaxnn against PyTorch\n\nOne section per backend; `make bench` rewrites the one it runs on.\n\n"
+    path.write_text(head + "\n".join(sections[k] for k in ("cpu", "gpu") if k in sections))
 
 
 if __name__ == "__main__":

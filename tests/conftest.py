@@ -3,12 +3,15 @@ import os
 # Tests run on CPU in float32, with a fixed number of threads for repeatable timings of anything that times.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 torch.set_num_threads(2)
+if jax.default_backend() != "cpu":  # JAX_PLATFORMS=cuda: parity is with full fp32, and GPUs may default to TF32
+    jax.config.update("jax_default_matmul_precision", "highest")
 torch.use_deterministic_algorithms(True, warn_only=True)
 
 # Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).
