@@ -242,7 +242,7 @@ def generate(model: CharRNN, params: Any, prompt: jax.Array, length: int, rng: O
     return _generate(model, params, prompt, length, rng, float(temperature))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5))
+@functools.partial(jax.jit, static_argnums=(0, 3, 5))  # XLA's defaults, like train.train_loop
 def _generate(model, params, prompt, length, rng, temperature):
     logits, h = model.apply({"params": params}, prompt[None], return_state=True)
 
