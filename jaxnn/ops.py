@@ -366,52 +366,69 @@ def max_pool2d(
     x4, batched = _as_nhwc(x)
     kernel, stride, padding, dilation, (oh, ow) = _pool_geometry(
         x4, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
-    tiles = stride == kernel and dilation == (1, 1) and padding == (0, 0)
-    if tiles and not return_indices and (oh * kernel[0] <= x4.shape[1] and ow * kernel[1] <= x4.shape[2]):
-        return _restore(_max_pool_tiles(x4, kernel), batched)
+    if stride == kernel and dilation == (1, 1) and not return_indices:
+        return _restore(_max_pool_tiles(x4, kernel, padding, (oh, ow)), batched)
     values, indices = _max_pool2d(x4, kernel, stride, padding, dilation, (oh, ow), return_indices)
     if not return_indices:
         return _restore(values, batched)
     return _restore(values, batched), _restore(indices, batched)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def _max_pool_tiles(x4, kernel):
-    """Max over non-overlapping (kh, kw) tiles (stride == kernel, no padding); a partial last tile is dropped.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool_tiles(x4, kernel, padding, out_hw):
+    """Max over non-overlapping (kh, kw) tiles (stride == kernel, no dilation) of the ``-inf``-padded input.
 
-    The common case (every lab CNN pool): a reshape and a max, with a backward that gives each tile's gradient to
-    its first maximum in row-major order, as PyTorch does, through elementwise ops that XLA fuses.
+    The common case (every lab CNN pool): a pad, a reshape and a max, with a backward that gives each tile's
+    gradient to its first maximum inside the input in row-major order, as PyTorch does (a tile whose input taps are
+    all -inf gives it to its first input tap, PyTorch's initial choice), through elementwise ops that XLA fuses.
+    Every tile holds at least one input tap: PyTorch's padding <= kernel // 2 and its ceil_mode rule ensure it.
     """
-    return _tile_max(x4, kernel)
+    return _tile_max(_tiled_input(x4, kernel, padding, out_hw), kernel)
 
 
-def _tile_max(x4, kernel):
-    n, h, w, c = x4.shape
+def _tiled_input(x4, kernel, padding, out_hw):
+    """The padded input cut to exactly (oh * kh, ow * kw) rows and columns: tile (r, s) is [r*kh:(r+1)*kh, ...]."""
+    (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
+    extra_h, extra_w = max(oh * kh - ph - h, 0), max(ow * kw - pw - w, 0)
+    if ph or pw or extra_h or extra_w:
+        x4 = jnp.pad(x4, ((0, 0), (ph, extra_h), (pw, extra_w), (0, 0)), constant_values=-jnp.inf)
+    return x4[:, : oh * kh, : ow * kw]
+
+
+def _tile_max(xt, kernel):
+    n, h, w, c = xt.shape
     (kh, kw), oh, ow = kernel, h // kernel[0], w // kernel[1]
-    return x4[:, : oh * kh, : ow * kw].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
+    return xt.reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
 
 
-def _max_pool_tiles_fwd(x4, kernel):
-    y = _tile_max(x4, kernel)
+def _max_pool_tiles_fwd(x4, kernel, padding, out_hw):
+    y = _max_pool_tiles(x4, kernel, padding, out_hw)
     return y, (x4, y)
 
 
-def _max_pool_tiles_bwd(kernel, res, g):
+def _max_pool_tiles_bwd(kernel, padding, out_hw, res, g):
     x4, y = res
-    (kh, kw), (oh, ow) = kernel, y.shape[1:3]
+    (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
+    xt = _tiled_input(x4, kernel, padding, out_hw)
+    n, c = x4.shape[0], x4.shape[3]
     taken = jnp.zeros(y.shape, bool)
     parts = []
-    for i in range(kh):  # window taps in PyTorch's scan order; the first tap equal to the max takes the gradient
+    for i in range(kh):  # window taps in PyTorch's scan order; the first input tap equal to the max takes the gradient
+        rows = np.arange(oh) * kh + i - ph
         for j in range(kw):
-            tap = lax.slice(x4, (0, i, j, 0), (x4.shape[0], i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1,
-                                               x4.shape[3]), (1, kh, kw, 1))
+            cols = np.arange(ow) * kw + j - pw
+            tap = lax.slice(xt, (0, i, j, 0), (n, i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1, c), (1, kh, kw, 1))
             first = (tap == y) & ~taken
+            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+            if not inside.all():  # a padding tap never takes the gradient (it equals the max only when it is -inf)
+                first = first & inside[None, :, :, None]
             taken = taken | first
             parts.append(jnp.where(first, g, jnp.zeros_like(g)))
-    n, c = x4.shape[0], x4.shape[3]
-    dx = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
-    dx = dx.reshape(n, oh * kh, ow * kw, c)
-    return (jnp.pad(dx, ((0, 0), (0, x4.shape[1] - oh * kh), (0, x4.shape[2] - ow * kw), (0, 0))),)
+    dxt = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
+    dxt = dxt.reshape(n, oh * kh, ow * kw, c)
+    # Back from the tiled frame (padded by ph, pw, then cut to oh*kh, ow*kw) to the input's.
+    dxt = jnp.pad(dxt, ((0, 0), (0, max(ph + h - oh * kh, 0)), (0, max(pw + w - ow * kw, 0)), (0, 0)))
+    return (dxt[:, ph: ph + h, pw: pw + w],)
 
 
 _max_pool_tiles.defvjp(_max_pool_tiles_fwd, _max_pool_tiles_bwd)

@@ -286,15 +286,20 @@ def test_ops_jit_vmap_and_grad(rng):
     assert up.shape == x.shape
 
 
-@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("ties", [False, True, "-inf"])
 @given(n=st.integers(1, 3), c=st.integers(1, 4), kh=st.integers(1, 4), kw=st.integers(1, 4), h=st.integers(4, 13),
-       w=st.integers(4, 13), ceil=st.booleans(), seed=st.integers(0, 2**31 - 1))
-def test_max_pool2d_tiling_fast_path_matches_torch(n, c, kh, kw, h, w, ceil, seed, ties):
-    # stride == kernel, no padding, no dilation: the reshape path with its own first-maximum backward.
+       w=st.integers(4, 13), ceil=st.booleans(), seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_max_pool2d_tiling_fast_path_matches_torch(n, c, kh, kw, h, w, ceil, seed, ties, data):
+    # stride == kernel, no dilation, any padding: the pad-and-reshape path with its own first-maximum backward.
+    # With "-inf", ties are drawn and every -2 becomes -inf: windows whose input taps are all -inf next to padding.
+    ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw // 2))
     case = dict(n=n, c=c, hw=(h, w), seed=seed)
-    x = _pool_input(case, ties)
+    x = _pool_input(case, bool(ties))
+    if ties == "-inf":
+        x[x == -2] = -np.inf
     xt = to_torch(x)
-    yt = F.max_pool2d(xt, (kh, kw), ceil_mode=ceil)
-    out, (gx,) = vjp_and_torch(lambda a: ops.max_pool2d(a, (kh, kw), ceil_mode=ceil), (x,), yt, None, seed)
+    yt = F.max_pool2d(xt, (kh, kw), padding=(ph, pw), ceil_mode=ceil)
+    out, (gx,) = vjp_and_torch(lambda a: ops.max_pool2d(a, (kh, kw), padding=(ph, pw), ceil_mode=ceil), (x,), yt,
+                               None, seed)
     assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="values")
     assert_close(gx, torch_grad_nhwc(xt), what="grad x")
