@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import assert_close
-from jaxnn import train
+from jaxnn import runtime, train
 from jaxnn.data import mnist
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import cnn_params_from_torch, cnn_params_to_torch
@@ -122,9 +122,13 @@ def test_forward_equals_pytorch_lab_model(model_cls, mnist_slice):
     tm = _torch_model(model_cls).eval()
     params = cnn_params_from_torch(tm.state_dict(), model_cls)
     ours = model_cls().apply({"params": params}, x[:64])
+    # And as training and evaluation compute it: compiled, with jaxnn's compiler options.
+    state = train.create_train_state(model_cls(), None, None, 1e-3, params=params)
+    compiled = train.predict(state, jnp.asarray(x[:64]))
     with torch.no_grad():
         theirs = tm(torch.tensor(nhwc_to_nchw(x[:64]).copy())).numpy()
     assert_close(ours, theirs, what="logits")
+    assert_close(compiled, theirs, what="compiled logits")
 
 
 @pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
@@ -196,7 +200,9 @@ def test_float32_loss_and_gradients_equal_pytorch(model_cls, mnist_slice):
     params = cnn_params_from_torch(tm.state_dict(), model)
     state = train.create_train_state(model, None, None, 1e-3, params=params)
     batch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
-    loss, grads = jax.value_and_grad(lambda p: train._loss_and_logits(p, state, batch, jax.random.key(0))[0])(params)
+    # Compiled with jaxnn's compiler options, as train_step compiles it.
+    loss_fn = jax.value_and_grad(lambda p: train._loss_and_logits(p, state, batch, jax.random.key(0))[0])
+    loss, grads = runtime.jit(loss_fn)(params)
     t_loss, t_grads, _ = _torch_step(tm, x, y, torch.float32)
     _, t_grads64, _ = _torch_step(tm, x, y, torch.float64)
     assert_close(loss, t_loss, what="loss")
