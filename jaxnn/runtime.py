@@ -15,7 +15,6 @@ import jax
 # convolutions and products: the lab models' compiled forward pass and float32 gradients, and a full Adam step in
 # float64, match PyTorch to the usual tolerances under these options (tests/test_mnist.py, tests/test_runtime.py).
 CPU_COMPILER_OPTIONS: dict[str, Any] = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
-_XLA_FLAG = "xla_cpu_experimental_ynn_fusion_type"
 
 
 @functools.cache
@@ -26,7 +25,8 @@ def compiler_options() -> dict[str, Any] | None:
     already sets the YNN fusion types (the user's choice wins), or where ``JAXNN_XLA_OPTIONS=0``. Pass them to your
     own ``jax.jit(..., compiler_options=jaxnn.runtime.compiler_options())`` around jaxnn layers for the same speed.
     """
-    if os.environ.get("JAXNN_XLA_OPTIONS", "1") == "0" or _XLA_FLAG in os.environ.get("XLA_FLAGS", ""):
+    user_flags = os.environ.get("XLA_FLAGS", "")
+    if os.environ.get("JAXNN_XLA_OPTIONS", "1") == "0" or any(name in user_flags for name in CPU_COMPILER_OPTIONS):
         return None
     if jax.default_backend() != "cpu":
         return None
