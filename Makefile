@@ -19,7 +19,10 @@ RUN_ARGS ?= --epochs 5
 run: $(STAMP)
 	$(PY) experiments/mnist_cnn.py $(RUN_ARGS)
 
+# Lint (ruff check and format check) first: CI fails on a lint error.
 test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q $(TEST_ARGS)
 
 bench: $(STAMP)

@@ -28,15 +28,17 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jaxnn import train
-from jaxnn.char_labs import make_lab, run_lab
-from jaxnn.data.text import one_hot
+from jaxnn import runtime, train
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch
+from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.layout import nhwc_to_nchw
 from jaxnn.models import DeepCNN, MnistCNN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# jaxnn's CPU compiler options for the CNN steps, as the MNIST recipe compiles them (None on a GPU). The RNN labs'
+# compiled loop (train.train_loop) keeps XLA's defaults, as the char recipe runs it.
+OPTIONS = runtime.compiler_options()
 
 # On a GPU both sides run there, PyTorch on CUDA; otherwise both on CPU with the same thread count.
 GPU = jax.default_backend() == "gpu" and torch.cuda.is_available()
@@ -83,7 +85,7 @@ def peak_matmul_flops(reps: int) -> float:
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     best = min(timed(lambda: f(a).block_until_ready(), reps + 3))
-    return 2 * PEAK_N ** 3 / best
+    return 2 * PEAK_N**3 / best
 
 
 def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
@@ -94,12 +96,12 @@ def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
     torch.manual_seed(0)
     tm = torch_labs.CNN() if model_cls is MnistCNN else torch_labs.DeepCNN()
     model = model_cls()
-    state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    state = train.create_train_state(model, cnn_params_from_torch(tm.state_dict(), model), train.adam(1e-3))
     tm.to(DEVICE)
     jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
     key = jax.random.key(0)
     t = time.perf_counter()
-    compiled = train.train_step.lower(state, jbatch, key).compile()
+    compiled = jax.jit(train.train_step, compiler_options=OPTIONS).lower(state, jbatch, key).compile()
     compile_s = time.perf_counter() - t
     holder = {"state": state}
 
@@ -117,7 +119,7 @@ def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
     # Same parameters and batch: the first losses must agree (a cheap check that both sides run the same model;
     # evaluation mode, without DeepCNN's dropout).
     with torch.no_grad():
-        loss_gap = abs(float(train.eval_step(state, jbatch)["loss"]) - float(crit(tm.eval()(tx), ty)))
+        loss_gap = abs(float(jax.jit(train.eval_step)(state, jbatch)["loss"]) - float(crit(tm.eval()(tx), ty)))
     tm.train()
 
     def torch_block():
@@ -142,11 +144,11 @@ def eval_workload(steps: int, reps: int, batch: int = 1000):
     torch.manual_seed(0)
     tm = torch_labs.CNN().eval()
     model = MnistCNN()
-    state = train.create_train_state(model, None, None, 1e-3, params=cnn_params_from_torch(tm.state_dict(), model))
+    state = train.create_train_state(model, cnn_params_from_torch(tm.state_dict(), model), train.adam(1e-3))
     tm.to(DEVICE)
     jx = jnp.asarray(x)
     t = time.perf_counter()
-    compiled = train.predict.lower(state, jx).compile()
+    compiled = jax.jit(train.predict, compiler_options=OPTIONS).lower(state, jx).compile()
     compile_s = time.perf_counter() - t
     tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
 
@@ -182,11 +184,11 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     run_lab(lab, params=params, iterations=iterations).losses.tolist()
     first_s = time.perf_counter() - t
     # Steady state: one train state (its optimizer is part of the compiled function's identity), many runs.
-    state = train.create_train_state(lab.model, None, None, lab.learning_rate, params=params)
+    state = train.create_train_state(lab.model, params, train.adam(lab.learning_rate))
     batch = {"inputs": jnp.asarray(lab.x), "labels": jnp.asarray(lab.y)}
     key = jax.random.key(0)
     jax.block_until_ready(train.train_loop(state, batch, key, iterations))
-    tx = torch.tensor(one_hot(lab.x, v), device=DEVICE)
+    tx = torch.tensor(np.eye(v, dtype=np.float32)[lab.x], device=DEVICE)
     ty = torch.tensor(lab.y, dtype=torch.long, device=DEVICE)
     crit = torch.nn.CrossEntropyLoss()
 
@@ -218,8 +220,10 @@ def end_to_end(reps: int):
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    cmds = {"jax": [sys.executable, str(root / "experiments/longseq.py")],
-            "torch": [sys.executable, str(root / "benchmarks/torch_longseq.py")]}
+    cmds = {
+        "jax": [sys.executable, str(root / "experiments/longseq.py")],
+        "torch": [sys.executable, str(root / "benchmarks/torch_longseq.py")],
+    }
     res = {"jax": [], "torch": []}
     for cmd in cmds.values():
         subprocess.run(cmd, check=True, capture_output=True)
@@ -232,7 +236,9 @@ def end_to_end(reps: int):
 
 
 def fmt(values, unit_fmt="{:,.0f}"):
-    return f"{unit_fmt.format(statistics.median(values))} ({unit_fmt.format(min(values))}-{unit_fmt.format(max(values))})"
+    return (
+        f"{unit_fmt.format(statistics.median(values))} ({unit_fmt.format(min(values))}-{unit_fmt.format(max(values))})"
+    )
 
 
 def machine() -> str:
@@ -252,8 +258,11 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=5, help="repetitions of each timing (5)")
     p.add_argument("--steps", type=int, default=20, help="training steps per CNN timing block (20)")
     p.add_argument("--quick", action="store_true", help="3 repetitions of 5 steps: a smoke run")
-    p.add_argument("--output", default=str(RESULTS),
-                   help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)")
+    p.add_argument(
+        "--output",
+        default=str(RESULTS),
+        help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)",
+    )
     args = p.parse_args(argv)
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
@@ -268,17 +277,28 @@ def main(argv=None):
     for name, cls in (("MnistCNN", MnistCNN), ("DeepCNN", DeepCNN)):
         r = cnn_workload(cls, steps, reps)
         flops = cnn_train_flops_per_image(name) * statistics.median(r["jax"])
-        rows.append((f"{name} training, batch 100", "images/s", r,
-                     f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak; first loss differs by "
-                     f"{r['loss_gap']:.1e}"))
+        rows.append(
+            (
+                f"{name} training, batch 100",
+                "images/s",
+                r,
+                f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak; first loss differs by {r['loss_gap']:.1e}",
+            )
+        )
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     r = eval_workload(max(2, steps // 4), reps)
     rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
     print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     for name in ("hihello", "longseq"):
         r = rnn_workload(name, reps)
-        rows.append((f"{name}, 100 Adam steps", "steps/s", r,
-                     f"first run incl. compilation {r['compile_s']:.2f} s = {100 / r['compile_s']:.0f} steps/s"))
+        rows.append(
+            (
+                f"{name}, 100 Adam steps",
+                "steps/s",
+                r,
+                f"first run incl. compilation {r['compile_s']:.2f} s = {100 / r['compile_s']:.0f} steps/s",
+            )
+        )
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
 
     # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
@@ -298,8 +318,11 @@ def main(argv=None):
         f"- versions: Python {platform.python_version()}, jax {jax.__version__}, "
         f"jaxlib {jax.lib.__version__ if hasattr(jax.lib, '__version__') else jax.__version__}, "
         f"torch {torch.__version__} "
-        + (f"on {torch.cuda.get_device_name()}, full fp32 on both sides (TF32 off)" if GPU
-           else f"({torch.get_num_threads()} threads)"),
+        + (
+            f"on {torch.cuda.get_device_name()}, full fp32 on both sides (TF32 off)"
+            if GPU
+            else f"({torch.get_num_threads()} threads)"
+        ),
         f"- peak fp32 matrix multiply (XLA, {PEAK_N}^3, best of {reps + 3}): {peak / 1e9:,.0f} GFLOP/s",
         f"- {reps} alternating repetitions per workload; median (min-max)",
         "",
@@ -308,13 +331,17 @@ def main(argv=None):
     ]
     for title, unit, r, note in rows:
         ratio = statistics.median(r["jax"]) / statistics.median(r["torch"])
-        lines.append(f"| {title} | {unit} | {fmt(r['jax'])} | {fmt(r['torch'])} | {ratio:.2f}x | "
-                     f"{r['compile_s']:.2f} s | {note} |")
+        lines.append(
+            f"| {title} | {unit} | {fmt(r['jax'])} | {fmt(r['torch'])} | {ratio:.2f}x | "
+            f"{r['compile_s']:.2f} s | {note} |"
+        )
     if e2e:
         ratio = statistics.median(e2e["torch"]) / statistics.median(e2e["jax"])
-        lines.append(f"| longseq lab end to end (process start to printed sentence) | s | "
-                     f"{fmt(e2e['jax'], '{:.2f}')} | {fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm "
-                     f"| experiments/longseq.py (includes generation) against benchmarks/torch_longseq.py |")
+        lines.append(
+            f"| longseq lab end to end (process start to printed sentence) | s | "
+            f"{fmt(e2e['jax'], '{:.2f}')} | {fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm "
+            f"| experiments/longseq.py (includes generation) against benchmarks/torch_longseq.py |"
+        )
     lines += ["", "Compile for the RNN labs is the first whole 100-step run (tracing, compilation and running).", ""]
     write_section(Path(args.output), backend, lines)
     print("\n".join(lines))
@@ -328,7 +355,9 @@ def write_section(path: Path, backend: str, lines: list[str]) -> None:
             name = chunk.split(" -->", 1)[0]
             sections[name] = "<!-- section: " + chunk.rstrip("\n") + "\n"
     sections[backend] = "\n".join(lines)
-    head = "# Benchmarks: jaxnn against PyTorch\n\nOne section per backend; `make bench` rewrites the one it runs on.\n\n"
+    head = (
+        "# Benchmarks: jaxnn against PyTorch\n\nOne section per backend; `make bench` rewrites the one it runs on.\n\n"
+    )
     path.write_text(head + "\n".join(sections[k] for k in ("cpu", "gpu") if k in sections))
 
 

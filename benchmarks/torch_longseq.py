@@ -4,17 +4,19 @@ benchmarks/run.py. Prints the reconstructed sentence of every iteration."""
 import numpy as np
 import torch
 
-sentence = ("if you want to build a ship, don't drum up people together to "
-            "collect wood and don't assign them tasks and work, but rather "
-            "teach them to long for the endless immensity of the sea.")
+sentence = (
+    "if you want to build a ship, don't drum up people together to "
+    "collect wood and don't assign them tasks and work, but rather "
+    "teach them to long for the endless immensity of the sea."
+)
 char_set = sorted(set(sentence))
 char_dic = {c: i for i, c in enumerate(char_set)}
 dic_size = hidden_size = len(char_dic)
 sequence_length, learning_rate = 10, 0.1
 x_data, y_data = [], []
 for i in range(0, len(sentence) - sequence_length):
-    x_data.append([char_dic[c] for c in sentence[i:i + sequence_length]])
-    y_data.append([char_dic[c] for c in sentence[i + 1:i + sequence_length + 1]])
+    x_data.append([char_dic[c] for c in sentence[i : i + sequence_length]])
+    y_data.append([char_dic[c] for c in sentence[i + 1 : i + sequence_length + 1]])
 X = torch.FloatTensor(np.array([np.eye(dic_size)[x] for x in x_data]))
 Y = torch.LongTensor(y_data)
 

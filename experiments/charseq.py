@@ -1,10 +1,11 @@
-"""Lab 11-3: charseq, an RNN learns to predict each next character of ' if you want you' (see jaxnn/char_labs.py for the data and model)."""
+"""Lab 11-3: charseq, an RNN learns to predict each next character of ' if you want you' (see jaxnn/labs/char.py for
+the data and model)."""
 
-from jaxnn import char_labs
+import cli
 
 
 def main(argv=None):
-    return char_labs.main("charseq", __doc__, argv)
+    return cli.char_lab_main("charseq", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Lab 11-4: longseq, a 2-layer RNN plus a Dense head learns a sentence from windows of 10 characters, then
-generates text from a prompt, greedily and with a temperature (see jaxnn/char_labs.py for the data and model)."""
+generates text from a prompt, greedily and with a temperature (see jaxnn/labs/char.py for the data and model)."""
 
 import jax
+from cli import char_lab_arguments, print_run
 
-from jaxnn.char_labs import lab_arguments, make_lab, print_run, run_lab
+from jaxnn import runtime
+from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.models import generate
-from jaxnn.runtime import enable_compilation_cache
 
 LAB = "longseq"
 
@@ -17,12 +18,12 @@ def generation_arguments(parser):
 
 
 def main(argv=None):
-    parser, args = lab_arguments(__doc__, argv, generation_arguments)
+    parser, args = char_lab_arguments(__doc__, argv, generation_arguments)
     if args.length < 1:
         parser.error(f"--length must be >= 1, got {args.length}")
     if args.temperature <= 0:
         parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
-    enable_compilation_cache()
+    runtime.enable_compilation_cache()
     lab = make_lab(LAB, args.cell)
     try:
         prompt = lab.vocab.encode(args.prompt)

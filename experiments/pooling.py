@@ -39,15 +39,21 @@ def main(argv=None) -> None:
     show("max_pool2d(kernel_size=2, stride=1) (overlapping windows)", ops.max_pool2d(x3, 2, 1)[:, :, 0])
     show("max_pool2d(kernel_size=3, stride=2, padding=1) (pads with -inf)", ops.max_pool2d(x3, 3, 2, 1)[:, :, 0])
     show("avg_pool2d(3, 2, padding=1) counting the zero padding", ops.avg_pool2d(x3, 3, 2, 1)[:, :, 0])
-    show("avg_pool2d(3, 2, padding=1, count_include_pad=False)",
-         ops.avg_pool2d(x3, 3, 2, 1, count_include_pad=False)[:, :, 0])
-    show("max_pool2d(kernel_size=2, stride=1, dilation=2) (taps two apart)",
-         ops.max_pool2d(x3, 2, 1, dilation=2)[:, :, 0])
+    show(
+        "avg_pool2d(3, 2, padding=1, count_include_pad=False)",
+        ops.avg_pool2d(x3, 3, 2, 1, count_include_pad=False)[:, :, 0],
+    )
+    show(
+        "max_pool2d(kernel_size=2, stride=1, dilation=2) (taps two apart)",
+        ops.max_pool2d(x3, 2, 1, dilation=2)[:, :, 0],
+    )
     floor_out = ops.conv_output_size(n, 2, 2, ceil_mode=False)
     ceil_out = ops.conv_output_size(n, 2, 2, ceil_mode=True)
     print(f"\n  ceil_mode: output size {floor_out} (floor) against {ceil_out} (ceil) for input {n}, kernel 2, stride 2")
-    show("max_pool2d(kernel_size=2, ceil_mode=True) (keeps the partial last window)",
-         ops.max_pool2d(x3, 2, ceil_mode=True)[:, :, 0])
+    show(
+        "max_pool2d(kernel_size=2, ceil_mode=True) (keeps the partial last window)",
+        ops.max_pool2d(x3, 2, ceil_mode=True)[:, :, 0],
+    )
     values, indices = ops.max_pool2d(x3, 2, return_indices=True)
     show("return_indices=True: flat positions h * W + w of each maximum", indices[:, :, 0])
     unpooled = ops.max_unpool2d(values, indices, 2, output_size=(n, n))

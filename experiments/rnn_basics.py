@@ -12,8 +12,8 @@ import numpy as np
 
 from jaxnn.models import RNN
 
-h, e, l, o = np.eye(4, dtype=np.float32)
-WORDS = {"hello": [h, e, l, l, o], "eolll": [e, o, l, l, l], "lleel": [l, l, e, e, l]}
+ONE_HOT = dict(zip("helo", np.eye(4, dtype=np.float32), strict=True))  # the lab's h, e, l, o
+WORDS = {word: [ONE_HOT[c] for c in word] for word in ("hello", "eolll", "lleel")}
 
 
 def main(argv=None):
@@ -37,8 +37,10 @@ def main(argv=None):
     print(f"\nbatch_first=False (the lab's reading: 3 steps of a batch of 5): output {out_tm.shape}, h_n {state.shape}")
     print(np.round(np.asarray(out_tm), 4))
     same = np.allclose(out_tm, out)
-    print(f"\nsame numbers either way: {same} (only the first step agrees: "
-          f"{np.allclose(np.asarray(out)[0, 0], np.asarray(out_tm)[0, 0])}, since both start from a zero state)")
+    print(
+        f"\nsame numbers either way: {same} (only the first step agrees: "
+        f"{np.allclose(np.asarray(out)[0, 0], np.asarray(out_tm)[0, 0])}, since both start from a zero state)"
+    )
     return out, out_tm
 
 

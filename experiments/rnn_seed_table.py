@@ -2,7 +2,7 @@
 
 import argparse
 
-from jaxnn.char_labs import make_lab, run_lab
+from jaxnn.labs.char import make_lab, run_lab
 
 
 def main(argv=None):
@@ -26,9 +26,12 @@ def main(argv=None):
                 if not lab.on_target(run.final):
                     missed.append(seed)
             target = lab.target if len(lab.target) < 20 else lab.target[:16] + "..."
-            print(f"| {name} | {cell} | {target!r} | {hits}/{args.seeds}"
-                  f"{' (missed: ' + ', '.join(map(str, missed)) + ')' if missed else ''} | {exact}/{args.seeds} | "
-                  f"{min(losses):.3f} to {max(losses):.3f} |", flush=True)
+            print(
+                f"| {name} | {cell} | {target!r} | {hits}/{args.seeds}"
+                f"{' (missed: ' + ', '.join(map(str, missed)) + ')' if missed else ''} | {exact}/{args.seeds} | "
+                f"{min(losses):.3f} to {max(losses):.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """jaxnn: PyTorch-exact CNN and RNN building blocks in JAX/Flax.
 
-Submodules: ``ops`` (pure conv/pool functions), ``nn`` (Linen layers), ``layout`` (NCHW/OIHW <-> NHWC/HWIO),
-``models``, ``train``, ``data`` and ``interop.torch`` (import it explicitly; it needs PyTorch).
+Submodules: ``ops`` (pure conv/pool functions with torch.nn.functional semantics), ``nn`` (Linen layers),
+``layout`` (NCHW/OIHW <-> NHWC/HWIO), ``models`` (the lab architectures), ``train`` (train state, pure steps,
+loops), ``report`` (metric files, curves, progress), ``runtime`` (compiler options, compilation cache), ``labs``
+(the lab recipes), ``data`` (MNIST, text), ``parallel`` (data parallel), ``checkpoint`` (orbax, ``.npz``) and
+``interop.torch`` (import it explicitly; it needs PyTorch).
 """
 
 from jaxnn import layout, nn, ops

@@ -31,7 +31,8 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True))
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True),
+        )
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -43,7 +44,8 @@ class Checkpointer:
         if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
             raise FloatingPointError(
                 f"parameters are not finite at step {step}; not saving over the last good checkpoint "
-                f"(steps kept: {self.steps()})")
+                f"(steps kept: {self.steps()})"
+            )
         if step not in self.manager.all_steps():
             self.manager.save(step, args=self._ocp.args.StandardSave(_arrays(state)))
             if os.environ.get("JAXNN_FAULT_KILL_DURING_SAVE") == str(step):
@@ -68,13 +70,18 @@ class Checkpointer:
             try:
                 arrays = self.manager.restore(step, args=self._ocp.args.StandardRestore(_arrays(state)))
             except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: fall back to the previous one
-                warnings.warn(f"checkpoint at step {step} in {self.directory} could not be read "
-                              f"({type(e).__name__}: {str(e)[:200]}); falling back to an older one", stacklevel=2)
+                warnings.warn(
+                    f"checkpoint at step {step} in {self.directory} could not be read "
+                    f"({type(e).__name__}: {str(e)[:200]}); falling back to an older one",
+                    stacklevel=2,
+                )
                 continue
             return state.replace(**arrays), step
         if steps:
-            raise ValueError(f"none of the checkpoints {steps} in {self.directory} can be restored into this train "
-                             f"state (a different model or optimizer?)")
+            raise ValueError(
+                f"none of the checkpoints {steps} in {self.directory} can be restored into this train "
+                f"state (a different model or optimizer?)"
+            )
         return state, None
 
     def close(self) -> None:

@@ -68,6 +68,12 @@ def hwc_flatten_to_chw(w, c: int, h: int, wd: int):
 
 
 __all__ = [
-    "nchw_to_nhwc", "nhwc_to_nchw", "oihw_to_hwio", "hwio_to_oihw", "linear_to_dense", "dense_to_linear",
-    "chw_flatten_to_hwc", "hwc_flatten_to_chw",
+    "nchw_to_nhwc",
+    "nhwc_to_nchw",
+    "oihw_to_hwio",
+    "hwio_to_oihw",
+    "linear_to_dense",
+    "dense_to_linear",
+    "chw_flatten_to_hwc",
+    "hwc_flatten_to_chw",
 ]

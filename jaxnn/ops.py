@@ -12,15 +12,15 @@ names the argument and the shapes rather than an XLA error.
 from __future__ import annotations
 
 import functools
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-IntPair = Union[int, Sequence[int]]
-Padding = Union[int, Sequence[int], str]
+IntPair = int | Sequence[int]
+Padding = int | Sequence[int] | str
 
 __all__ = [
     "conv_output_size",
@@ -55,6 +55,41 @@ def _check_at_least(values: tuple[int, int], minimum: int, name: str) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {values}")
 
 
+def _window_args(kernel_size, stride, padding, dilation=1) -> tuple[tuple[int, int], ...]:
+    """The pairs ``(kernel, stride, padding, dilation)`` of a window op, each checked once, here.
+
+    ``stride`` None (or ``()``, as PyTorch's modules pass it) means ``kernel_size``."""
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = (
+        kernel
+        if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0)
+        else _pair(stride, "stride")
+    )
+    padding, dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+    for name, value, minimum in (
+        ("kernel_size", kernel, 1),
+        ("stride", stride, 1),
+        ("padding", padding, 0),
+        ("dilation", dilation, 1),
+    ):
+        _check_at_least(value, minimum, name)
+    return kernel, stride, padding, dilation
+
+
+def _taps(xp, kernel, stride, dilation, out_hw) -> list[jax.Array]:
+    """The window taps of a (padded) NHWC input in PyTorch's row-major scan order: tap (i, j) is the
+    ``(N, Ho, Wo, C)`` strided view of every window's element (i, j)."""
+    n, c = xp.shape[0], xp.shape[3]
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    return [
+        lax.slice(
+            xp, (0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c), (1, sh, sw, 1)
+        )
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
 def _as_nhwc(x, name: str = "x") -> tuple[jax.Array, bool]:
     """Returns ``(x4, batched)``: ``x`` as a float (N, H, W, C) array and whether it came batched."""
     x = jnp.asarray(x)
@@ -85,8 +120,13 @@ def conv_output_size(
 
     The result may be below 1 (a kernel larger than the padded input); the ops reject that, this function reports it.
     """
-    for name, value in (("size", size), ("kernel_size", kernel_size), ("stride", stride),
-                        ("padding", padding), ("dilation", dilation)):
+    for name, value in (
+        ("size", size),
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("padding", padding),
+        ("dilation", dilation),
+    ):
         if not _is_int(value):
             raise TypeError(f"{name} must be an int, got {value!r}")
     if stride < 1:
@@ -111,9 +151,7 @@ def _output_hw(name, hw, kernel, stride, padding, dilation, ceil_mode=False, sho
     """Output (H, W), raising when the (dilated) kernel does not fit the padded input.
 
     ``shown``: the (input, padding) to name in the message when ``hw`` is already padded (asymmetric 'same')."""
-    out = tuple(
-        conv_output_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2)
-    )
+    out = tuple(conv_output_size(hw[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2))
     if min(out) < 1:
         effective = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in range(2))
         padded = tuple(hw[i] + 2 * padding[i] for i in range(2))
@@ -140,7 +178,7 @@ def _conv_padding(padding: Padding, kernel, dilation, stride) -> tuple[tuple[int
             if max(stride) > 1:
                 raise ValueError(f"padding='same' is only supported with stride 1 (as in PyTorch), got stride {stride}")
             pads = []
-            for k, d in zip(kernel, dilation):
+            for k, d in zip(kernel, dilation, strict=True):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))
             return pads[0], pads[1]
@@ -160,17 +198,17 @@ def _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, op):
     if c % groups:
         raise ValueError(f"{op}: groups={groups} does not divide the input channels {c} (x shape {tuple(x4.shape)})")
     if cout % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the output channels {cout} "
-                         f"(weight shape {tuple(weight.shape)})")
+        raise ValueError(
+            f"{op}: groups={groups} does not divide the output channels {cout} (weight shape {tuple(weight.shape)})"
+        )
     if cin_g * groups != c:
-        raise ValueError(f"{op}: input channels {c} (x shape {tuple(x4.shape)}) do not match weight "
-                         f"{tuple(weight.shape)}: expected weight.shape[2] == {c} // groups = {c // groups}")
+        raise ValueError(
+            f"{op}: input channels {c} (x shape {tuple(x4.shape)}) do not match weight "
+            f"{tuple(weight.shape)}: expected weight.shape[2] == {c} // groups = {c // groups}"
+        )
     if bias is not None and tuple(bias.shape) != (cout,):
         raise ValueError(f"{op}: bias must have shape ({cout},), got {tuple(bias.shape)}")
-    stride = _pair(stride, "stride")
-    dilation = _pair(dilation, "dilation")
-    _check_at_least(stride, 1, "stride")
-    _check_at_least(dilation, 1, "dilation")
+    _, stride, _, dilation = _window_args((kh, kw), stride, 0, dilation)
     pad_h, pad_w = _conv_padding(padding, (kh, kw), dilation, stride)
     # Output size from the padded extent; 'same' may pad asymmetrically, so use the sum of both sides.
     padded = (x4.shape[1] + pad_h[0] + pad_h[1], x4.shape[2] + pad_w[0] + pad_w[1])
@@ -188,7 +226,6 @@ def conv2d(
     groups: int = 1,
     *,
     precision: lax.PrecisionLike = None,
-    impl: str = "auto",
 ) -> jax.Array:
     """2-D cross-correlation, like ``torch.nn.functional.conv2d`` (which is a cross-correlation, not a convolution).
 
@@ -201,33 +238,20 @@ def conv2d(
       padding: int or pair of zero padding on both sides, ``'valid'`` (none) or ``'same'`` (stride 1 only; the odd
         extra element goes to the bottom/right, as PyTorch places it).
       groups: channel groups; divides both C and O.
-      precision: passed to the matrix products (use ``'highest'`` for full fp32 on GPUs that default to TF32).
-      impl: ``'xla'`` (``lax.conv_general_dilated``; also ``'auto'``) or ``'im2col'`` (the kh*kw shifted views side
-        by side, then one matrix multiply; groups=1). Both give PyTorch's results. On a 2-core CPU im2col wins for
-        a lone convolution with few input channels but loses inside a whole training step (the lab CNNs train
-        1.2-2x slower with it), so XLA's convolution is the default.
+      precision: of the convolution's products, as in ``lax.conv_general_dilated``: ``'highest'`` is full float32
+        on GPUs, whose default may be TF32 (see the README's "Exact on GPUs").
 
     Returns:
       ``(N, Ho, Wo, O)`` (or ``(Ho, Wo, O)``) with ``Ho = conv_output_size(H, kh, sh, ph, dh)``, in x's dtype.
+
+    Example::
+
+      y = conv2d(jnp.ones((8, 28, 28, 1)), jnp.ones((3, 3, 1, 32)), padding=1)  # (8, 28, 28, 32)
     """
     x4, batched = _as_nhwc(x)
     weight = jnp.asarray(weight)
     bias = None if bias is None else jnp.asarray(bias)
     stride, pads, dilation = _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, "conv2d")
-    if impl not in ("auto", "xla", "im2col"):
-        raise ValueError(f"impl must be 'auto', 'xla' or 'im2col', got {impl!r}")
-    if impl == "auto":
-        impl = "xla"
-    if impl == "im2col" and groups != 1:
-        raise ValueError(f"impl='im2col' supports groups=1 only, got groups={groups}")
-    return _restore(_conv2d(x4, weight, bias, stride, pads, dilation, groups, precision, impl), batched)
-
-
-@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6, 7, 8))
-def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision, impl):
-    if impl == "im2col":
-        y = _im2col_conv(x4, weight.astype(x4.dtype), stride, pads, dilation, precision)
-        return y if bias is None else y + bias.astype(y.dtype)
     y = lax.conv_general_dilated(
         x4,
         weight.astype(x4.dtype),
@@ -240,30 +264,7 @@ def _conv2d(x4, weight, bias, stride, pads, dilation, groups, precision, impl):
     )
     if bias is not None:
         y = y + bias.astype(y.dtype)
-    return y
-
-
-def _im2col_conv(x4, weight, stride, pads, dilation, precision):
-    """Cross-correlation as one matrix multiply: (N*Ho*Wo, kh*kw*C) patches @ (kh*kw*C, O) kernel.
-
-    The patch columns are ordered (i, j, c), the row-major order of an HWIO kernel, so the kernel is a reshape.
-    Autodiff turns this into three matrix multiplies and the sum of shifted views that reverses the patching.
-    """
-    n, h, w, c = x4.shape
-    kh, kw, _, o = weight.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    xp = jnp.pad(x4, ((0, 0), pads[0], pads[1], (0, 0)))
-    oh = (xp.shape[1] - dh * (kh - 1) - 1) // sh + 1
-    ow = (xp.shape[2] - dw * (kw - 1) - 1) // sw + 1
-    cols = [
-        lax.slice(xp, (0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
-                  (1, sh, sw, 1))
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
-    y = jnp.dot(patches.reshape(n * oh * ow, kh * kw * c), weight.reshape(kh * kw * c, o), precision=precision)
-    return y.reshape(n, oh, ow, o)
+    return _restore(y, batched)
 
 
 def convolve2d(
@@ -276,7 +277,6 @@ def convolve2d(
     groups: int = 1,
     *,
     precision: lax.PrecisionLike = None,
-    impl: str = "auto",
 ) -> jax.Array:
     """True 2-D convolution: the kernel is flipped in both spatial axes before sliding.
 
@@ -287,7 +287,7 @@ def convolve2d(
     weight = jnp.asarray(weight)
     if weight.ndim != 4:
         raise ValueError(f"convolve2d: weight must be (kh, kw, C // groups, O), got shape {tuple(weight.shape)}")
-    return conv2d(x, weight[::-1, ::-1], bias, stride, padding, dilation, groups, precision=precision, impl=impl)
+    return conv2d(x, weight[::-1, ::-1], bias, stride, padding, dilation, groups, precision=precision)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -296,18 +296,12 @@ def convolve2d(
 
 
 def _pool_geometry(x4, kernel_size, stride, padding, dilation, ceil_mode, op):
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
-        else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    dilation = _pair(dilation, "dilation")
-    _check_at_least(kernel, 1, "kernel_size")
-    _check_at_least(stride, 1, "stride")
-    _check_at_least(dilation, 1, "dilation")
-    _check_at_least(padding, 0, "padding")
+    kernel, stride, padding, dilation = _window_args(kernel_size, stride, padding, dilation)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel} "
-                         f"(PyTorch's rule: padding <= kernel_size // 2)")
+        raise ValueError(
+            f"{op}: padding {padding} must be at most half of kernel_size {kernel} "
+            f"(PyTorch's rule: padding <= kernel_size // 2)"
+        )
     out = _output_hw(op, x4.shape[1:3], kernel, stride, padding, dilation, ceil_mode)
     return kernel, stride, padding, dilation, out
 
@@ -318,24 +312,16 @@ def _windows(x4, pad_value, kernel, stride, padding, dilation, out_hw) -> jax.Ar
     The input is padded with ``pad_value`` on the left/top by ``padding`` and on the right/bottom by ``padding`` plus
     whatever ceil_mode's last window overhangs.
     """
-    n, h, w, c = x4.shape
+    if stride == kernel and dilation == (1, 1):  # non-overlapping windows tile the padded input: a reshape
+        n, c, (kh, kw), (oh, ow) = x4.shape[0], x4.shape[3], kernel, out_hw
+        xt = _tiled_input(x4, kernel, padding, out_hw, pad_value)
+        return xt.reshape(n, oh, kh, ow, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, oh, ow, kh * kw, c)
+    h, w = x4.shape[1:3]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_hw
-    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
-    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
-    hi_h = max(need_h - h - ph, 0)
-    hi_w = max(need_w - w - pw, 0)
+    hi_h = max((oh - 1) * sh + (kh - 1) * dh + 1 - h - ph, 0)
+    hi_w = max((ow - 1) * sw + (kw - 1) * dw + 1 - w - pw, 0)
     xp = jnp.pad(x4, ((0, 0), (ph, hi_h), (pw, hi_w), (0, 0)), constant_values=pad_value)
-    if (kh, kw) == (sh, sw) and (dh, dw) == (1, 1):
-        # Non-overlapping windows tile the padded input: a reshape, no copies of the data.
-        xp = xp[:, : oh * kh, : ow * kw]
-        return xp.reshape(n, oh, kh, ow, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, oh, ow, kh * kw, c)
-    views = [
-        lax.slice(xp, (0, i * dh, j * dw, 0), (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, c),
-                  (1, sh, sw, 1))
-        for i in range(kh)
-        for j in range(kw)
-    ]
-    return jnp.stack(views, axis=3)
+    return jnp.stack(_taps(xp, kernel, stride, dilation, out_hw), axis=3)
 
 
 def max_pool2d(
@@ -365,10 +351,19 @@ def max_pool2d(
     """
     x4, batched = _as_nhwc(x)
     kernel, stride, padding, dilation, (oh, ow) = _pool_geometry(
-        x4, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d")
+        x4, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d"
+    )
     if stride == kernel and dilation == (1, 1) and not return_indices:
         return _restore(_max_pool_tiles(x4, kernel, padding, (oh, ow)), batched)
-    values, indices = _max_pool2d(x4, kernel, stride, padding, dilation, (oh, ow), return_indices)
+    values, indices = _max_pool2d(
+        x4,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        out_hw=(oh, ow),
+        return_indices=return_indices,
+    )
     if not return_indices:
         return _restore(values, batched)
     return _restore(values, batched), _restore(indices, batched)
@@ -383,15 +378,15 @@ def _max_pool_tiles(x4, kernel, padding, out_hw):
     all -inf gives it to its first input tap, PyTorch's initial choice), through elementwise ops that XLA fuses.
     Every tile holds at least one input tap: PyTorch's padding <= kernel // 2 and its ceil_mode rule ensure it.
     """
-    return _tile_max(_tiled_input(x4, kernel, padding, out_hw), kernel)
+    return _tile_max(_tiled_input(x4, kernel, padding, out_hw, -jnp.inf), kernel)
 
 
-def _tiled_input(x4, kernel, padding, out_hw):
+def _tiled_input(x4, kernel, padding, out_hw, pad_value):
     """The padded input cut to exactly (oh * kh, ow * kw) rows and columns: tile (r, s) is [r*kh:(r+1)*kh, ...]."""
     (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
     extra_h, extra_w = max(oh * kh - ph - h, 0), max(ow * kw - pw - w, 0)
     if ph or pw or extra_h or extra_w:
-        x4 = jnp.pad(x4, ((0, 0), (ph, extra_h), (pw, extra_w), (0, 0)), constant_values=-jnp.inf)
+        x4 = jnp.pad(x4, ((0, 0), (ph, extra_h), (pw, extra_w), (0, 0)), constant_values=pad_value)
     return x4[:, : oh * kh, : ow * kw]
 
 
@@ -409,26 +404,24 @@ def _max_pool_tiles_fwd(x4, kernel, padding, out_hw):
 def _max_pool_tiles_bwd(kernel, padding, out_hw, res, g):
     x4, y = res
     (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
-    xt = _tiled_input(x4, kernel, padding, out_hw)
+    xt = _tiled_input(x4, kernel, padding, out_hw, -jnp.inf)
     n, c = x4.shape[0], x4.shape[3]
     taken = jnp.zeros(y.shape, bool)
     parts = []
-    for i in range(kh):  # window taps in PyTorch's scan order; the first input tap equal to the max takes the gradient
-        rows = np.arange(oh) * kh + i - ph
-        for j in range(kw):
-            cols = np.arange(ow) * kw + j - pw
-            tap = lax.slice(xt, (0, i, j, 0), (n, i + (oh - 1) * kh + 1, j + (ow - 1) * kw + 1, c), (1, kh, kw, 1))
-            first = (tap == y) & ~taken
-            inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
-            if not inside.all():  # a padding tap never takes the gradient (it equals the max only when it is -inf)
-                first = first & inside[None, :, :, None]
-            taken = taken | first
-            parts.append(jnp.where(first, g, jnp.zeros_like(g)))
+    # Window taps in PyTorch's scan order; the first input tap equal to the max takes the gradient.
+    for k, tap in enumerate(_taps(xt, kernel, kernel, (1, 1), out_hw)):
+        rows, cols = np.arange(oh) * kh + k // kw - ph, np.arange(ow) * kw + k % kw - pw
+        first = (tap == y) & ~taken
+        inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+        if not inside.all():  # a padding tap never takes the gradient (it equals the max only when it is -inf)
+            first = first & inside[None, :, :, None]
+        taken = taken | first
+        parts.append(jnp.where(first, g, jnp.zeros_like(g)))
     dxt = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
     dxt = dxt.reshape(n, oh * kh, ow * kw, c)
     # Back from the tiled frame (padded by ph, pw, then cut to oh*kh, ow*kw) to the input's.
     dxt = jnp.pad(dxt, ((0, 0), (0, max(ph + h - oh * kh, 0)), (0, max(pw + w - ow * kw, 0)), (0, 0)))
-    return (dxt[:, ph: ph + h, pw: pw + w],)
+    return (dxt[:, ph : ph + h, pw : pw + w],)
 
 
 _max_pool_tiles.defvjp(_max_pool_tiles_fwd, _max_pool_tiles_bwd)
@@ -444,7 +437,7 @@ def _first_tap(size, kernel, stride, padding, dilation, out):
     return tap, pos
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+@functools.partial(jax.jit, static_argnames=("kernel", "stride", "padding", "dilation", "out_hw", "return_indices"))
 def _max_pool2d(x4, kernel, stride, padding, dilation, out_hw, return_indices):
     h, w = x4.shape[1:3]
     win = _windows(x4, -jnp.inf, kernel, stride, padding, dilation, out_hw)
@@ -498,14 +491,24 @@ def avg_pool2d(
     Args and shapes as :func:`max_pool2d` (there is no dilation); zero padding. Returns ``(N, Ho, Wo, C)``.
     """
     x4, batched = _as_nhwc(x)
-    kernel, stride, padding, _, (oh, ow) = _pool_geometry(
-        x4, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
+    kernel, stride, padding, _, (oh, ow) = _pool_geometry(x4, kernel_size, stride, padding, 1, ceil_mode, "avg_pool2d")
     if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int, got {divisor_override!r}")
-    return _restore(_avg_pool2d(x4, kernel, stride, padding, (oh, ow), count_include_pad, divisor_override), batched)
+    y = _avg_pool2d(
+        x4,
+        kernel=kernel,
+        stride=stride,
+        padding=padding,
+        out_hw=(oh, ow),
+        count_include_pad=count_include_pad,
+        divisor_override=divisor_override,
+    )
+    return _restore(y, batched)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+@functools.partial(
+    jax.jit, static_argnames=("kernel", "stride", "padding", "out_hw", "count_include_pad", "divisor_override")
+)
 def _avg_pool2d(x4, kernel, stride, padding, out_hw, count_include_pad, divisor_override):
     sums = _windows(x4, 0.0, kernel, stride, padding, (1, 1), out_hw).sum(axis=3)
     if divisor_override is not None:
@@ -565,16 +568,12 @@ def max_unpool2d(
     x4, batched = _as_nhwc(x)
     indices = jnp.asarray(indices)
     if tuple(indices.shape) != tuple(jnp.shape(x)):
-        raise ValueError(f"max_unpool2d: indices shape {tuple(indices.shape)} does not match x shape "
-                         f"{tuple(jnp.shape(x))}")
+        raise ValueError(
+            f"max_unpool2d: indices shape {tuple(indices.shape)} does not match x shape {tuple(jnp.shape(x))}"
+        )
     if not jnp.issubdtype(indices.dtype, jnp.integer):
         raise TypeError(f"max_unpool2d: indices must be integers, got {indices.dtype}")
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else _pair(stride, "stride")
-    padding = _pair(padding, "padding")
-    _check_at_least(kernel, 1, "kernel_size")
-    _check_at_least(stride, 1, "stride")
-    _check_at_least(padding, 0, "padding")
+    kernel, stride, padding, _ = _window_args(kernel_size, stride, padding)
     n, h, w, c = x4.shape
     default = ((h - 1) * stride[0] - 2 * padding[0] + kernel[0], (w - 1) * stride[1] - 2 * padding[1] + kernel[1])
     if output_size is None:
@@ -591,24 +590,21 @@ def max_unpool2d(
             if not default[i] - stride[i] < size[i] < default[i] + stride[i]:
                 raise ValueError(
                     f"max_unpool2d: output_size {size} must be within stride {stride} of the default {default} "
-                    f"(x shape {tuple(jnp.shape(x))})")
+                    f"(x shape {tuple(jnp.shape(x))})"
+                )
         out_hw = size
     if min(out_hw) < 1:
-        raise ValueError(f"max_unpool2d: output size {out_hw} is empty (x shape {tuple(jnp.shape(x))}, "
-                         f"kernel_size {kernel}, stride {stride}, padding {padding})")
+        raise ValueError(
+            f"max_unpool2d: output size {out_hw} is empty (x shape {tuple(jnp.shape(x))}, "
+            f"kernel_size {kernel}, stride {stride}, padding {padding})"
+        )
     plane = out_hw[0] * out_hw[1]
     idx4 = indices if batched else indices[None]
     if not isinstance(idx4, jax.core.Tracer):
         lo, hi = int(jnp.min(idx4)) if idx4.size else 0, int(jnp.max(idx4)) if idx4.size else 0
         if lo < 0 or hi >= plane:
-            raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
-                             f"found values in [{lo}, {hi}]")
-    return _restore(_max_unpool2d(x4, idx4, tuple(out_hw)), batched)
-
-
-@functools.partial(jax.jit, static_argnums=(2,))
-def _max_unpool2d(x4, idx4, out_hw):
-    n, h, w, c = x4.shape
-    y = _unpool(x4.reshape(n, h * w, c), idx4.reshape(n, h * w, c).astype(jnp.int32), out_hw[0] * out_hw[1])
-    return y.reshape(n, out_hw[0], out_hw[1], c)
-
+            raise ValueError(
+                f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, found values in [{lo}, {hi}]"
+            )
+    y = _unpool(x4.reshape(n, h * w, c), idx4.reshape(n, h * w, c).astype(jnp.int32), plane)
+    return _restore(y.reshape(n, out_hw[0], out_hw[1], c), batched)

@@ -8,7 +8,8 @@ README.md); ``jax.devices()`` then lists the devices of every host and :func:`ma
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -35,8 +36,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_divisible(batch_size: int, mesh: Mesh) -> None:
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(f"batch_size {batch_size} is not divisible by the {n} devices of the mesh; "
-                         f"use a multiple of {n}")
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by the {n} devices of the mesh; use a multiple of {n}"
+        )
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:

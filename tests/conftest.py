@@ -8,6 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import settings  # noqa: E402
+from jax import monitoring  # noqa: E402
 
 torch.set_num_threads(2)
 if jax.default_backend() != "cpu":  # JAX_PLATFORMS=cuda: parity is with full fp32, and GPUs may default to TF32
@@ -16,8 +17,7 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 
 # Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).
 # Under CI (CI=true) the draws are derandomized, so a CI run is reproducible; elsewhere every run explores anew.
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")),
-                          print_blob=True)
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")), print_blob=True)
 settings.register_profile("thorough", max_examples=400, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
@@ -53,8 +53,10 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL, what="", scale=None, ex
         exact = _np(exact).astype(np.float64)
         torch_worst = np.abs(expected.astype(np.float64) - exact).max(initial=0.0)
         bad &= np.abs(actual.astype(np.float64) - exact) > 2 * torch_worst
-    assert not bad.any(), (f"{what}: {bad.sum()} of {bad.size} elements differ; worst error {err.max():.3g}, "
-                           f"at {np.argwhere(bad)[0].tolist()}: {actual[bad][0]} vs {expected[bad][0]}")
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} elements differ; worst error {err.max():.3g}, "
+        f"at {np.argwhere(bad)[0].tolist()}: {actual[bad][0]} vs {expected[bad][0]}"
+    )
 
 
 @pytest.fixture
@@ -70,3 +72,18 @@ def mnist_data_dir(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("tfds")
     mnist.load_mnist(data_dir, verbose=False)
     return data_dir
+
+
+class CompileCounter:
+    """Counts XLA compilations (JAX's backend_compile events) in this process."""
+
+    def __init__(self):
+        self.count = 0
+        monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+COMPILES = CompileCounter()

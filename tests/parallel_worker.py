@@ -11,23 +11,27 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from jaxnn import parallel, train  # noqa: E402
-from jaxnn.char_labs import make_lab  # noqa: E402
+from jaxnn.labs.char import make_lab  # noqa: E402
 from jaxnn.models import MnistCNN  # noqa: E402
 
 
 def run(model, x, y, batch_size, lr, devices, steps=20):
     mesh = parallel.make_mesh(devices)
-    state = train.create_train_state(model, jax.random.key(0), x[:1], lr)
+    params = train.init_params(model, jax.random.key(0), jnp.asarray(x[:1]))
+    state = train.create_train_state(model, params, train.adam(lr))
     state = parallel.replicate(state, mesh)
     x, y = parallel.replicate((jnp.asarray(x), jnp.asarray(y)), mesh)
+    step = jax.jit(train.train_step)
+    shuffle_rng, step_rng = jax.random.split(jax.random.key(1))
     losses = []
     epoch = 0
     while len(losses) < steps:  # whole epochs until at least `steps` steps
-        state, _ = train.train_epoch(state, x, y, batch_size, jax.random.key(1), epoch, progress=False,
-                                     after_step=lambda s: losses.append(None), mesh=mesh)
+        batches = train.epoch_batches(x, y, batch_size, shuffle_rng, epoch)
+        batches = (parallel.shard_batch(b, mesh) for b in batches)
+        state, _ = train.train_epoch(step, state, batches, step_rng, after_step=lambda s: losses.append(None))
         epoch += 1
     batch = {"inputs": x[:batch_size], "labels": y[:batch_size]}
-    final_loss = float(train.eval_step(state, batch)["loss"])
+    final_loss = float(jax.jit(train.eval_step)(state, batch)["loss"])
     return state, final_loss, int(state.step)
 
 
@@ -36,7 +40,7 @@ def compare(name, a, b, atol):
     assert na == nb >= 20, (na, nb)
     np.testing.assert_allclose(la, lb, rtol=1e-5, err_msg=f"{name} loss")
     worst = 0.0
-    for pa, pb in zip(jax.tree_util.tree_leaves(sa.params), jax.tree_util.tree_leaves(sb.params)):
+    for pa, pb in zip(jax.tree_util.tree_leaves(sa.params), jax.tree_util.tree_leaves(sb.params), strict=True):
         pa, pb = np.asarray(pa), np.asarray(pb)
         np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=atol, err_msg=f"{name} params")
         worst = max(worst, float(np.max(np.abs(pa - pb))))
@@ -47,6 +51,7 @@ def main():
     devices = jax.devices()
     assert len(devices) == 8, devices
     from jaxnn.data import mnist
+
     data = mnist.load_mnist(sys.argv[1], verbose=False)
     x = mnist.normalize(data["train"].images[:640])
     y = data["train"].labels[:640]
@@ -60,10 +65,18 @@ def main():
     # only for the few weights that sit within 1e-4 of zero, where a relative measure means nothing).
     with jax.enable_x64(True):
         x64 = x.astype(np.float64)
-        compare("MnistCNN float64", run(MnistCNN(), x64, y, 32, 1e-3, devices),
-                run(MnistCNN(), x64, y, 32, 1e-3, devices[:1]), 1e-9)
-        compare("CharRNN float64", run(lab.model, lx, ly, 24, 1e-3, devices),
-                run(lab.model, lx, ly, 24, 1e-3, devices[:1]), 1e-9)
+        compare(
+            "MnistCNN float64",
+            run(MnistCNN(), x64, y, 32, 1e-3, devices),
+            run(MnistCNN(), x64, y, 32, 1e-3, devices[:1]),
+            1e-9,
+        )
+        compare(
+            "CharRNN float64",
+            run(lab.model, lx, ly, 24, 1e-3, devices),
+            run(lab.model, lx, ly, 24, 1e-3, devices[:1]),
+            1e-9,
+        )
 
 
 if __name__ == "__main__":

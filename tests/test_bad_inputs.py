@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from jaxnn import ops, parallel, train
-from jaxnn.char_labs import make_lab, run_lab
 from jaxnn.checkpoint import Checkpointer
 from jaxnn.data import mnist
 from jaxnn.data.text import Vocab, sliding_windows
+from jaxnn.labs import mnist as mnist_lab
+from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.layout import nchw_to_nhwc, oihw_to_hwio
 from jaxnn.models import RNN, CharRNN, DeepCNN, MnistCNN, generate
 
@@ -29,55 +30,108 @@ CASES = {
     "conv rank": (lambda: ops.conv2d(X[0, 0], W), ValueError, r"x must be \(N, H, W, C\) or \(H, W, C\)"),
     "conv channels": (lambda: ops.conv2d(X, W[:, :, :2]), ValueError, r"input channels 3 .* do not match weight"),
     "conv groups": (lambda: ops.conv2d(X, W[:, :, :1], groups=2), ValueError, r"groups=2 does not divide"),
-    "conv kernel too big": (lambda: ops.conv2d(X, np.ones((7, 7, 3, 4), np.float32)), ValueError,
-                            r"larger than the padded input"),
+    "conv kernel too big": (
+        lambda: ops.conv2d(X, np.ones((7, 7, 3, 4), np.float32)),
+        ValueError,
+        r"larger than the padded input",
+    ),
     "conv stride 0": (lambda: ops.conv2d(X, W, stride=0), ValueError, r"stride must be >= 1"),
     "conv same stride 2": (lambda: ops.conv2d(X, W, stride=2, padding="same"), ValueError, r"'same' .* stride 1"),
     "conv int input": (lambda: ops.conv2d(X.astype(np.int64), W), TypeError, r"floating dtype"),
     "pool padding": (lambda: ops.max_pool2d(X, 3, padding=2), ValueError, r"at most half of kernel_size"),
     "pool dilation 0": (lambda: ops.max_pool2d(X, 2, dilation=0), ValueError, r"dilation must be >= 1"),
     "avg kernel type": (lambda: ops.avg_pool2d(X, 2.0), TypeError, r"kernel_size must be an int or a pair"),
-    "unpool index shape": (lambda: ops.max_unpool2d(X, np.zeros((2, 6, 6, 2), np.int32), 2), ValueError,
-                           r"indices shape \(2, 6, 6, 2\) does not match x shape \(2, 6, 6, 3\)"),
+    "unpool index shape": (
+        lambda: ops.max_unpool2d(X, np.zeros((2, 6, 6, 2), np.int32), 2),
+        ValueError,
+        r"indices shape \(2, 6, 6, 2\) does not match x shape \(2, 6, 6, 3\)",
+    ),
     "conv_output_size": (lambda: ops.conv_output_size(5, 0), ValueError, r"kernel_size must be >= 1"),
     "layout rank": (lambda: nchw_to_nhwc(np.zeros((2, 3))), ValueError, r"x must be \(N, C, H, W\) or \(C, H, W\)"),
     "oihw rank": (lambda: oihw_to_hwio(np.zeros((2, 3, 3))), ValueError, r"weight must be \(O, I, kh, kw\)"),
     # models
-    "cnn shape": (lambda: MnistCNN().apply(CNN_PARAMS, jnp.ones((2, 1, 28, 28))), ValueError,
-                  r"images must have shape \(N, 28, 28, 1\)"),
-    "cnn dtype": (lambda: DeepCNN().init(jax.random.key(0), jnp.ones((1, 28, 28, 1), jnp.uint8)), TypeError,
-                  r"images must be floating point"),
-    "rnn cell": (lambda: RNN(4, cell="transformer").init(jax.random.key(0), jnp.ones((1, 3, 2))), ValueError,
-                 r"cell must be one of"),
-    "rnn nonlinearity": (lambda: RNN(4, nonlinearity="gelu").init(jax.random.key(0), jnp.ones((1, 3, 2))),
-                         ValueError, r"nonlinearity must be one of .* got 'gelu'"),
-    "rnn h0 shape": (lambda: RNN(4, num_layers=2).init(jax.random.key(0), jnp.ones((1, 3, 2)), jnp.zeros((1, 1, 4))),
-                     ValueError, r"h0 must have shape \(2, 1, 4\)"),
-    "rnn int input": (lambda: RNN(4).init(jax.random.key(0), jnp.ones((1, 3, 2), jnp.int32)), TypeError,
-                      r"x must be floating"),
-    "charrnn features": (lambda: CharRNN(5, 8).init(jax.random.key(0), jnp.ones((1, 3, 6))), ValueError,
-                         r"one-hot input must have 5 features"),
-    "generate prompt": (lambda: generate(LONGSEQ.model, None, jnp.zeros((2, 3), jnp.int32), 4), ValueError,
-                        r"prompt must be a non-empty \(P,\) index array, got shape \(2, 3\)"),
+    "cnn shape": (
+        lambda: MnistCNN().apply(CNN_PARAMS, jnp.ones((2, 1, 28, 28))),
+        ValueError,
+        r"images must have shape \(N, 28, 28, 1\)",
+    ),
+    "cnn dtype": (
+        lambda: DeepCNN().init(jax.random.key(0), jnp.ones((1, 28, 28, 1), jnp.uint8)),
+        TypeError,
+        r"images must be floating point",
+    ),
+    "rnn cell": (
+        lambda: RNN(4, cell="transformer").init(jax.random.key(0), jnp.ones((1, 3, 2))),
+        ValueError,
+        r"cell must be one of",
+    ),
+    "rnn nonlinearity": (
+        lambda: RNN(4, nonlinearity="gelu").init(jax.random.key(0), jnp.ones((1, 3, 2))),
+        ValueError,
+        r"nonlinearity must be one of .* got 'gelu'",
+    ),
+    "rnn h0 shape": (
+        lambda: RNN(4, num_layers=2, batch_first=True).init(
+            jax.random.key(0), jnp.ones((1, 3, 2)), jnp.zeros((1, 1, 4))
+        ),
+        ValueError,
+        r"h0 must have shape \(2, 1, 4\)",
+    ),
+    "rnn int input": (
+        lambda: RNN(4).init(jax.random.key(0), jnp.ones((1, 3, 2), jnp.int32)),
+        TypeError,
+        r"x must be floating",
+    ),
+    "charrnn features": (
+        lambda: CharRNN(5, 8).init(jax.random.key(0), jnp.ones((1, 3, 6))),
+        ValueError,
+        r"one-hot input must have 5 features",
+    ),
+    "generate prompt": (
+        lambda: generate(LONGSEQ.model, None, jnp.zeros((2, 3), jnp.int32), 4),
+        ValueError,
+        r"prompt must be a non-empty \(P,\) index array, got shape \(2, 3\)",
+    ),
     # data
-    "vocab unknown": (lambda: LONGSEQ.vocab.encode("Zebra"), ValueError, r"characters \['Z'\] of text 'Zebra' are not in the vocabulary"),
-    "windows too long": (lambda: sliding_windows("abc", Vocab.from_text("abc"), 3), ValueError,
-                         r"sequence_length 3 must be shorter than the text \(3 characters\)"),
+    "vocab unknown": (
+        lambda: LONGSEQ.vocab.encode("Zebra"),
+        ValueError,
+        r"characters \['Z'\] of text 'Zebra' are not in the vocabulary",
+    ),
+    "windows too long": (
+        lambda: sliding_windows("abc", Vocab.from_text("abc"), 3),
+        ValueError,
+        r"sequence_length 3 must be shorter than the text \(3 characters\)",
+    ),
     "empty vocab": (lambda: Vocab.from_text(""), ValueError, r"empty text"),
-    "normalize floats": (lambda: mnist.normalize(np.ones((2, 28, 28, 1), np.float32)), TypeError,
-                         r"images must be uint8 pixels"),
-    "mnist missing": (lambda: mnist.verify_files("/nonexistent/mnist"), FileNotFoundError,
-                      r"MNIST files missing from /nonexistent/mnist"),
+    "normalize floats": (
+        lambda: mnist.normalize(np.ones((2, 28, 28, 1), np.float32)),
+        TypeError,
+        r"images must be uint8 pixels",
+    ),
+    "mnist missing": (
+        lambda: mnist.verify_files("/nonexistent/mnist"),
+        FileNotFoundError,
+        r"MNIST files missing from /nonexistent/mnist",
+    ),
     # training
     "batch too big": (lambda: train.check_batch_size(101, 100), ValueError, r"batch_size 101 is larger than the"),
     "batch zero": (lambda: train.check_batch_size(0, 100), ValueError, r"batch_size must be a positive int"),
     "iterations": (lambda: run_lab(make_lab("hihello"), iterations=0), ValueError, r"iterations must be a positive"),
+    "adam learning rate": (lambda: train.adam(float("nan")), ValueError, r"learning_rate must be a finite number"),
+    "mnist config": (lambda: mnist_lab.Config(epochs=0), ValueError, r"epochs must be an int >= 1, got 0"),
     "unknown lab": (lambda: make_lab("bigseq"), ValueError, r"unknown lab 'bigseq'"),
-    "mesh divisibility": (lambda: parallel.check_divisible(
-        10, type("M", (), {"devices": type("D", (), {"size": 4})()})()), ValueError, r"not divisible by the 4"),
+    "mesh divisibility": (
+        lambda: parallel.check_divisible(10, type("M", (), {"devices": type("D", (), {"size": 4})()})()),
+        ValueError,
+        r"not divisible by the 4",
+    ),
     # checkpoints
-    "checkpoint keep": (lambda: Checkpointer("/tmp/jaxnn-never-created", keep=0), ValueError,
-                        r"keep must be a positive int, got 0"),
+    "checkpoint keep": (
+        lambda: Checkpointer("/tmp/jaxnn-never-created", keep=0),
+        ValueError,
+        r"keep must be a positive int, got 0",
+    ),
 }
 
 
@@ -88,11 +142,16 @@ def test_bad_input(name):
         call()
 
 
+def _state(model):
+    params = train.init_params(model, jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+    return train.create_train_state(model, params, train.adam(1e-3))
+
+
 def test_checkpoint_of_another_model_is_refused_not_silently_ignored(tmp_path):
     ck = Checkpointer(tmp_path / "ck")
-    ck.save(train.create_train_state(MnistCNN(), jax.random.key(0), jnp.ones((1, 28, 28, 1))))
+    ck.save(_state(MnistCNN()))
     ck.close()
-    deep = train.create_train_state(DeepCNN(), jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+    deep = _state(DeepCNN())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=r"none of the checkpoints \[0\] .* can be restored into this train"):
@@ -100,7 +159,7 @@ def test_checkpoint_of_another_model_is_refused_not_silently_ignored(tmp_path):
 
 
 def test_nan_parameters_are_never_saved(tmp_path):
-    state = train.create_train_state(MnistCNN(), jax.random.key(0), jnp.ones((1, 28, 28, 1)))
+    state = _state(MnistCNN())
     bad = state.replace(params=jax.tree_util.tree_map(lambda p: p * jnp.nan, state.params))
     with pytest.raises(FloatingPointError, match=r"parameters are not finite at step 0"):
         Checkpointer(tmp_path / "ck").save(bad)
@@ -113,32 +172,39 @@ def _load_script(name):
     return module
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--epochs", "0"], "--epochs must be >= 1, got 0"),
-    (["--batch_size", "-5"], "--batch_size must be >= 1, got -5"),
-    (["--lr", "0"], "--lr must be > 0, got 0.0"),
-    (["--model", "resnet"], "invalid choice: 'resnet'"),
-    (["--schedule", "linear"], "invalid choice: 'linear'"),
-    (["--checkpoint_every", "-1"], "--checkpoint_every must be >= 0"),
-    (["--keep", "0"], "--keep must be >= 1, got 0"),
-    (["--resume", "--no_checkpoints"], "--resume needs checkpoints"),
-    (["--train_subset", "0"], "--train_subset must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be an int >= 1, got 0"),
+        (["--batch_size", "-5"], "--batch_size must be an int >= 1, got -5"),
+        (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+        (["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+        (["--model", "resnet"], "invalid choice: 'resnet'"),
+        (["--schedule", "linear"], "invalid choice: 'linear'"),
+        (["--checkpoint_every", "-1"], "--checkpoint_every must be an int >= 0, got -1"),
+        (["--keep", "0"], "--keep must be an int >= 1, got 0"),
+        (["--resume", "--no_checkpoints"], "--resume needs checkpoints"),
+        (["--train_subset", "0"], "--train_subset must be an int >= 1"),
+    ],
+)
 def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         _load_script("mnist_cnn").parse_args(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("script, argv, message", [
-    ("hihello", ["--iterations", "0"], "--iterations must be >= 1, got 0"),
-    ("charseq", ["--lr", "-1"], "--lr must be > 0, got -1.0"),
-    ("longseq", ["--cell", "tcn"], "invalid choice: 'tcn'"),
-    ("longseq", ["--length", "0"], "--length must be >= 1, got 0"),
-    ("longseq", ["--prompt", "QQ"], "--prompt: characters ['Q']"),
-    ("conv_basics", ["--size", "2"], "--size must be at least 3"),
-    ("pooling", ["--size", "1"], "--size must be at least 4"),
-])
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("hihello", ["--iterations", "0"], "--iterations must be >= 1, got 0"),
+        ("charseq", ["--lr", "-1"], "--lr must be > 0, got -1.0"),
+        ("longseq", ["--cell", "tcn"], "invalid choice: 'tcn'"),
+        ("longseq", ["--length", "0"], "--length must be >= 1, got 0"),
+        ("longseq", ["--prompt", "QQ"], "--prompt: characters ['Q']"),
+        ("conv_basics", ["--size", "2"], "--size must be at least 3"),
+        ("pooling", ["--size", "1"], "--size must be at least 4"),
+    ],
+)
 def test_lab_clis_reject_bad_flags(script, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         _load_script(script).main(argv)

@@ -1,6 +1,8 @@
 """Lab 10 CNNs: shapes, forward and one Adam step equal to the PyTorch lab models, training, determinism, data."""
 
 import copy
+import dataclasses
+import functools
 import shutil
 import time
 
@@ -10,12 +12,14 @@ import numpy as np
 import optax
 import pytest
 import torch
+from conftest import COMPILES, assert_close
 
-from conftest import assert_close
-from jaxnn import runtime, train
+from jaxnn import report, runtime, train
+from jaxnn.checkpoint import load_params
 from jaxnn.data import mnist
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import cnn_params_from_torch, cnn_params_to_torch
+from jaxnn.labs import mnist as mnist_lab
 from jaxnn.layout import nhwc_to_nchw
 from jaxnn.models import DeepCNN, MnistCNN
 
@@ -36,8 +40,9 @@ def test_loader_returns_real_mnist(mnist_data):
     train_split, test_split = mnist_data["train"], mnist_data["test"]
     assert train_split.images.shape == (60000, 28, 28, 1) and train_split.images.dtype == np.uint8
     assert test_split.images.shape == (10000, 28, 28, 1) and test_split.labels.shape == (10000,)
-    np.testing.assert_array_equal(np.bincount(train_split.labels),
-                                  [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])
+    np.testing.assert_array_equal(
+        np.bincount(train_split.labels), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    )
     assert abs(train_split.images.mean() / 255 - 0.1307) < 1e-4
     # The TFDS examples are the original ones: the first original training image (a 5) is among them.
     original = mnist.read_idx(mnist.default_manual_dir() / "train-images-idx3-ubyte.gz", 16, (60000, 28, 28, 1))
@@ -78,11 +83,22 @@ def test_corrupt_file_fails_with_sha256_mismatch(tmp_path):
         mnist.load_mnist(tmp_path / "tfds", manual)
 
 
-@pytest.mark.parametrize("model_cls, shapes", [
-    (MnistCNN, {"layer1": (3, 3, 1, 32), "layer2": (3, 3, 32, 64), "fc": (3136, 10)}),
-    (DeepCNN, {"layer1": (3, 3, 1, 32), "layer2": (3, 3, 32, 64), "layer3": (3, 3, 64, 128), "fc1": (2048, 625),
-               "fc2": (625, 10)}),
-])
+@pytest.mark.parametrize(
+    "model_cls, shapes",
+    [
+        (MnistCNN, {"layer1": (3, 3, 1, 32), "layer2": (3, 3, 32, 64), "fc": (3136, 10)}),
+        (
+            DeepCNN,
+            {
+                "layer1": (3, 3, 1, 32),
+                "layer2": (3, 3, 32, 64),
+                "layer3": (3, 3, 64, 128),
+                "fc1": (2048, 625),
+                "fc2": (625, 10),
+            },
+        ),
+    ],
+)
 def test_model_shapes(model_cls, shapes):
     x = jnp.zeros((3, 28, 28, 1)) + 0.5
     params = model_cls().init(jax.random.key(0), x)["params"]
@@ -92,11 +108,18 @@ def test_model_shapes(model_cls, shapes):
     assert model_cls().apply({"params": params}, x).shape == (3, 10)
 
 
-@pytest.mark.parametrize("bad, error, pattern", [
-    (np.zeros((2, 28, 28), np.float32), ValueError, r"images must have shape \(N, 28, 28, 1\) \(NHWC\), got \(2, 28, 28\)"),
-    (np.zeros((2, 1, 28, 28), np.float32), ValueError, r"got \(2, 1, 28, 28\)"),
-    (np.zeros((2, 28, 28, 1), np.uint8), TypeError, r"images must be floating point .* got uint8"),
-])
+@pytest.mark.parametrize(
+    "bad, error, pattern",
+    [
+        (
+            np.zeros((2, 28, 28), np.float32),
+            ValueError,
+            r"images must have shape \(N, 28, 28, 1\) \(NHWC\), got \(2, 28, 28\)",
+        ),
+        (np.zeros((2, 1, 28, 28), np.float32), ValueError, r"got \(2, 1, 28, 28\)"),
+        (np.zeros((2, 28, 28, 1), np.uint8), TypeError, r"images must be floating point .* got uint8"),
+    ],
+)
 def test_models_reject_bad_batches(bad, error, pattern):
     params = MnistCNN().init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
     with pytest.raises(error, match=pattern):
@@ -105,9 +128,17 @@ def test_models_reject_bad_batches(bad, error, pattern):
 
 def test_batch_size_larger_than_split_is_an_error():
     x = jnp.ones((10, 28, 28, 1))
-    state = train.create_train_state(MnistCNN(), jax.random.key(0), x[:1])
     with pytest.raises(ValueError, match=r"batch_size 11 is larger than the train split \(10 examples\)"):
-        train.train_epoch(state, x, jnp.zeros(10, jnp.int32), 11, jax.random.key(0), 0, progress=False)
+        next(train.epoch_batches(x, jnp.zeros(10, jnp.int32), 11, jax.random.key(0), 0))
+
+
+def _state(model, params=None, seed=0, lr=1e-3):
+    if params is None:
+        params = train.init_params(model, jax.random.key(seed), jnp.ones((1, 28, 28, 1)))
+    return train.create_train_state(model, params, train.adam(lr))
+
+
+FAST_JIT = functools.partial(jax.jit, compiler_options=runtime.compiler_options())  # as the lab recipe compiles
 
 
 def _torch_model(model_cls):
@@ -123,8 +154,7 @@ def test_forward_equals_pytorch_lab_model(model_cls, mnist_slice):
     params = cnn_params_from_torch(tm.state_dict(), model_cls)
     ours = model_cls().apply({"params": params}, x[:64])
     # And as training and evaluation compute it: compiled, with jaxnn's compiler options.
-    state = train.create_train_state(model_cls(), None, None, 1e-3, params=params)
-    compiled = train.predict(state, jnp.asarray(x[:64]))
+    compiled = FAST_JIT(train.predict)(_state(model_cls(), params), jnp.asarray(x[:64]))
     with torch.no_grad():
         theirs = tm(torch.tensor(nhwc_to_nchw(x[:64]).copy())).numpy()
     assert_close(ours, theirs, what="logits")
@@ -167,8 +197,9 @@ def _assert_trees_close(ours, expected, **kw):
         refs = [e for e in expected]
         for key in path:
             refs = [r[key.key] for r in refs]
-        assert_close(leaf, refs[0], what=jax.tree_util.keystr(path), **({"exact": refs[1]} if len(refs) > 1 else {}),
-                     **kw)
+        assert_close(
+            leaf, refs[0], what=jax.tree_util.keystr(path), **({"exact": refs[1]} if len(refs) > 1 else {}), **kw
+        )
 
 
 @pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
@@ -181,11 +212,11 @@ def test_one_train_step_equals_one_pytorch_adam_step(model_cls, mnist_slice):
     tm = _torch_model(model_cls)
     model = _jax_model(model_cls)
     with jax.enable_x64(True):
-        params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64),
-                                        cnn_params_from_torch(tm.state_dict(), model))
-        state = train.create_train_state(model, None, None, 1e-3, params=params)
+        params = jax.tree_util.tree_map(
+            lambda a: np.asarray(a, np.float64), cnn_params_from_torch(tm.state_dict(), model)
+        )
         batch = {"inputs": jnp.asarray(x, jnp.float64), "labels": jnp.asarray(y)}
-        state, metrics = train.train_step(state, batch, jax.random.key(0))
+        state, metrics = FAST_JIT(train.train_step)(_state(model, params), batch, jax.random.key(0))
         assert metrics["loss"].dtype == jnp.float64
     loss, _, after = _torch_step(tm, x, y, torch.float64)
     assert_close(metrics["loss"], loss, what="loss")
@@ -198,11 +229,14 @@ def test_float32_loss_and_gradients_equal_pytorch(model_cls, mnist_slice):
     tm = _torch_model(model_cls)
     model = _jax_model(model_cls)
     params = cnn_params_from_torch(tm.state_dict(), model)
-    state = train.create_train_state(model, None, None, 1e-3, params=params)
     batch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
-    # Compiled with jaxnn's compiler options, as train_step compiles it.
-    loss_fn = jax.value_and_grad(lambda p: train._loss_and_logits(p, state, batch, jax.random.key(0))[0])
-    loss, grads = runtime.jit(loss_fn)(params)
+
+    def loss_fn(p):
+        return train.cross_entropy_loss(
+            model.apply({"params": p}, batch["inputs"], deterministic=False), batch["labels"]
+        )
+
+    loss, grads = FAST_JIT(jax.value_and_grad(loss_fn))(params)
     t_loss, t_grads, _ = _torch_step(tm, x, y, torch.float32)
     _, t_grads64, _ = _torch_step(tm, x, y, torch.float64)
     assert_close(loss, t_loss, what="loss")
@@ -211,11 +245,13 @@ def test_float32_loss_and_gradients_equal_pytorch(model_cls, mnist_slice):
 
 def test_loss_falls_on_real_mnist_slice(mnist_slice):
     x, y = jnp.asarray(mnist_slice[0]), jnp.asarray(mnist_slice[1])
-    state = train.create_train_state(MnistCNN(), jax.random.key(0), x[:1], 1e-3)
-    before = train.evaluate(state, x, y)["loss"]
+    state = _state(MnistCNN())
+    step, evaluate = FAST_JIT(train.train_step), FAST_JIT(train.eval_step)
+    before = train.evaluate(evaluate, state, x, y)["loss"]
     for epoch in range(3):
-        state, _ = train.train_epoch(state, x, y, 32, jax.random.key(1), epoch, progress=False)
-    after = train.evaluate(state, x, y)
+        batches = train.epoch_batches(x, y, 32, jax.random.key(1), epoch)
+        state, _ = train.train_epoch(step, state, batches, jax.random.key(2))
+    after = train.evaluate(evaluate, state, x, y)
     assert after["loss"] < 0.5 * before and after["accuracy"] > 0.8
 
 
@@ -223,15 +259,20 @@ def test_same_seed_gives_identical_parameters(mnist_slice):
     x, y = jnp.asarray(mnist_slice[0][:128]), jnp.asarray(mnist_slice[1][:128])
 
     def run(seed):
-        state = train.create_train_state(DeepCNN(), jax.random.key(seed), x[:1], 1e-3)
-        state, m = train.train_epoch(state, x, y, 32, jax.random.key(seed + 1), 0, progress=False)
+        batches = train.epoch_batches(x, y, 32, jax.random.key(seed + 1), 0)
+        state, m = train.train_epoch(
+            FAST_JIT(train.train_step), _state(DeepCNN(), seed=seed), batches, jax.random.key(seed + 2)
+        )
         return state.params, m
 
     (p1, m1), (p2, m2), (p3, _) = run(0), run(0), run(1)
     assert m1 == m2
-    for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2)):
+    for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p2), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p3)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(p3), strict=True)
+    )
 
 
 def test_adam_defaults_match_torch():
@@ -249,3 +290,21 @@ def test_adam_defaults_match_torch():
         pt.grad = torch.tensor(g)
         opt.step()
     assert_close(pj, pt.detach().numpy())
+
+
+def test_mnist_recipe_trains_evaluates_and_writes_its_files(mnist_data_dir, tmp_path):
+    config = mnist_lab.Config(
+        epochs=2, batch_size=50, train_subset=1000, data_dir=str(mnist_data_dir), checkpoints=False
+    )
+    result = mnist_lab.train_and_evaluate(config, tmp_path / "a")
+    assert result.test_accuracy > 0.8 and [r["epoch"] for r in result.records] == [1, 2]
+    assert result.test_accuracy == result.records[-1]["test_accuracy"]
+    assert [r["epoch"] for r in report.read_metrics(result.metrics_path)] == [1, 2]
+    saved = load_params(result.params_path)
+    for a, b in zip(jax.tree_util.tree_leaves(saved), jax.tree_util.tree_leaves(result.state.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Again with another seed: the same program, nothing compiled anew.
+    before = COMPILES.count
+    other = mnist_lab.train_and_evaluate(dataclasses.replace(config, seed=1), tmp_path / "b")
+    assert COMPILES.count == before, f"{COMPILES.count - before} new compilations"
+    assert other.records[0]["train_loss"] != result.records[0]["train_loss"]

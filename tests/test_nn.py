@@ -2,9 +2,10 @@
 
 import jax
 import numpy as np
+import pytest
 import torch
-
 from conftest import assert_close
+
 from jaxnn import nn as jnn
 from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
 
@@ -51,18 +52,25 @@ def test_linear_and_pool_layers(rng):
 def test_import_jaxnn_does_not_import_torch():
     import subprocess
     import sys
-    code = "import sys, jaxnn, jaxnn.ops, jaxnn.nn, jaxnn.layout; print('torch' in sys.modules)"
+
+    modules = "jaxnn, jaxnn.ops, jaxnn.nn, jaxnn.layout, jaxnn.models, jaxnn.train, jaxnn.report, jaxnn.runtime, "
+    modules += "jaxnn.parallel, jaxnn.checkpoint, jaxnn.data.mnist, jaxnn.data.text, jaxnn.labs.mnist, jaxnn.labs.char"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-def test_experiment_scripts_run():
+@pytest.mark.parametrize("script", ["conv_basics", "pooling"])
+def test_experiment_scripts_run(script, capsys):
+    import importlib.util
     import pathlib
-    import subprocess
-    import sys
-    root = pathlib.Path(__file__).resolve().parents[1]
-    for script in ("experiments/conv_basics.py", "experiments/pooling.py"):
-        out = subprocess.run([sys.executable, root / script], capture_output=True, text=True, check=True)
-        assert "==" in out.stdout
-    out = subprocess.run([sys.executable, root / "experiments/conv_basics.py"], capture_output=True, text=True)
-    assert "28 -> 28 -> 14 -> 14 -> 7" in out.stdout and "conv2d(x, w[::-1, ::-1]): True" in out.stdout
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(script, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([])
+    out = capsys.readouterr().out
+    assert "==" in out
+    if script == "conv_basics":
+        assert "28 -> 28 -> 14 -> 14 -> 7" in out and "conv2d(x, w[::-1, ::-1]): True" in out

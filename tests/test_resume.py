@@ -21,13 +21,36 @@ from jaxnn.models import MnistCNN
 
 ROOT = Path(__file__).resolve().parents[1]
 # 40 steps per epoch, 2 epochs; a checkpoint every 7 steps and at epoch ends.
-ARGS = ["--epochs", "2", "--train_subset", "2000", "--batch_size", "50", "--checkpoint_every", "7", "--keep", "3",
-        "--seed", "3", "--no_progress", "--lr", "3e-3"]
+ARGS = [
+    "--epochs",
+    "2",
+    "--train_subset",
+    "2000",
+    "--batch_size",
+    "50",
+    "--checkpoint_every",
+    "7",
+    "--keep",
+    "3",
+    "--seed",
+    "3",
+    "--no_progress",
+    "--lr",
+    "3e-3",
+]
 
 
 def _script(workdir, data_dir, *extra, env=None):
-    return [sys.executable, str(ROOT / "experiments/mnist_cnn.py"), *ARGS, "--data_dir", str(data_dir),
-            "--workdir", str(workdir), *extra]
+    return [
+        sys.executable,
+        str(ROOT / "experiments/mnist_cnn.py"),
+        *ARGS,
+        "--data_dir",
+        str(data_dir),
+        "--workdir",
+        str(workdir),
+        *extra,
+    ]
 
 
 def _env(**extra):
@@ -38,7 +61,7 @@ def _env(**extra):
 
 def _assert_same_params(a, b):
     pa, pb = load_params(a), load_params(b)
-    for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+    for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb), strict=True):
         np.testing.assert_array_equal(x, y)
 
 
@@ -50,8 +73,9 @@ def uninterrupted(mnist_data_dir, tmp_path_factory):
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
-    proc = subprocess.Popen(_script(tmp_path, mnist_data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=_env())
+    proc = subprocess.Popen(
+        _script(tmp_path, mnist_data_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=_env()
+    )
     ckpts = tmp_path / "checkpoints"
     deadline = time.time() + 120
     while not (ckpts / "14").is_dir():  # two checkpoints in: mid first epoch
@@ -61,8 +85,9 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_dat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "params.npz").exists()
-    out = subprocess.run(_script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True,
-                         env=_env())
+    out = subprocess.run(
+        _script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True, env=_env()
+    )
     assert "resumed from step" in out.stdout
     step = int(out.stdout.split("resumed from step ")[1].split()[0])
     assert 14 <= step < 80
@@ -70,17 +95,20 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_dat
 
 
 def test_sigkill_during_checkpoint_write_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
-    killed = subprocess.run(_script(tmp_path, mnist_data_dir), capture_output=True, text=True,
-                            env=_env(JAXNN_FAULT_KILL_DURING_SAVE="21"))
+    killed = subprocess.run(
+        _script(tmp_path, mnist_data_dir), capture_output=True, text=True, env=_env(JAXNN_FAULT_KILL_DURING_SAVE="21")
+    )
     assert killed.returncode == -signal.SIGKILL
-    out = subprocess.run(_script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True,
-                         env=_env())
+    out = subprocess.run(
+        _script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True, env=_env()
+    )
     assert "resumed from step 14" in out.stdout or "resumed from step 21" in out.stdout, out.stdout
     _assert_same_params(tmp_path / "params.npz", uninterrupted)
 
 
 def _small_state(seed=0):
-    return train.create_train_state(MnistCNN(), jax.random.key(seed), jnp.ones((1, 28, 28, 1)), 1e-3)
+    params = train.init_params(MnistCNN(), jax.random.key(seed), jnp.ones((1, 28, 28, 1)))
+    return train.create_train_state(MnistCNN(), params, train.adam(1e-3))
 
 
 def test_damaged_latest_checkpoint_falls_back_with_a_warning(tmp_path):
@@ -96,7 +124,7 @@ def test_damaged_latest_checkpoint_falls_back_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"checkpoint at step 2 .* could not be read"):
         restored, step = Checkpointer(tmp_path / "ck").restore_latest(_small_state(0))
     assert step == 1
-    for a, b in zip(jax.tree_util.tree_leaves(restored.params), jax.tree_util.tree_leaves(s1.params)):
+    for a, b in zip(jax.tree_util.tree_leaves(restored.params), jax.tree_util.tree_leaves(s1.params), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -124,12 +152,15 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = Checkpointer(tmp_path / "ck")
     poisoned = x.at[30:].set(jnp.nan)  # the first shuffled batch of 10 that holds one of these gives a NaN loss
     saved = []
+    shuffle_rng, step_rng = jax.random.split(jax.random.key(0))
+    batches = train.epoch_batches(poisoned, y, 10, shuffle_rng, 0)
+    assert not bool(jnp.isnan(next(train.epoch_batches(poisoned, y, 10, shuffle_rng, 0))["inputs"]).any())
 
     def after_step(s):
         saved.append(ckpt.save(s))
 
     with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss nan at step (\d+)") as err:
-        train.train_epoch(state, poisoned, y, 10, jax.random.key(0), 0, progress=False, after_step=after_step)
+        train.train_epoch(jax.jit(train.train_step), state, batches, step_rng, after_step=after_step)
     ckpt.wait()
     assert err.value.step == len(saved)  # every step before the bad one was saved, none after
     assert ckpt.steps()[-1] == err.value.step

@@ -7,9 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
-
 from conftest import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
 from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
 from jaxnn.models import RNN
 
@@ -37,8 +38,9 @@ def rnn_cases(draw):
 
 
 def _torch_module(c):
-    kwargs = dict(num_layers=c["num_layers"], bias=c["bias"], batch_first=c["batch_first"],
-                  bidirectional=c["bidirectional"])
+    kwargs = dict(
+        num_layers=c["num_layers"], bias=c["bias"], batch_first=c["batch_first"], bidirectional=c["bidirectional"]
+    )
     if c["cell"] == "rnn":
         kwargs["nonlinearity"] = c["nonlinearity"]
     torch.manual_seed(c["seed"] % 10000)
@@ -46,8 +48,9 @@ def _torch_module(c):
 
 
 def _jax_module(c):
-    return RNN(c["H"], c["num_layers"], c["nonlinearity"], c["bias"], c["batch_first"], 0.0, c["bidirectional"],
-               c["cell"])
+    return RNN(
+        c["H"], c["num_layers"], c["nonlinearity"], c["bias"], c["batch_first"], 0.0, c["bidirectional"], c["cell"]
+    )
 
 
 @given(rnn_cases())
@@ -128,7 +131,7 @@ def test_state_dict_round_trip_and_init(cell):
 
 def test_unbatched_and_time_major_agree_with_batch_first(rng):
     x = rng.standard_normal((2, 6, 3)).astype(np.float32)
-    m_bf = RNN(4, 2, cell="gru")
+    m_bf = RNN(4, 2, cell="gru", batch_first=True)
     p = m_bf.init(jax.random.key(0), x)
     out_bf, h_bf = m_bf.apply(p, x)
     out_tm, h_tm = RNN(4, 2, cell="gru", batch_first=False).apply(p, x.transpose(1, 0, 2))
@@ -138,15 +141,31 @@ def test_unbatched_and_time_major_agree_with_batch_first(rng):
     np.testing.assert_allclose(h_u, h_bf[:, 1], rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("kwargs, x_shape, h0, error, pattern", [
-    (dict(cell="conv"), (2, 3, 4), None, ValueError, r"cell must be one of \['gru', 'lstm', 'rnn'\], got 'conv'"),
-    (dict(nonlinearity="sigmoid"), (2, 3, 4), None, ValueError, r"nonlinearity must be one of .* got 'sigmoid'"),
-    (dict(cell="gru", nonlinearity="relu"), (2, 3, 4), None, ValueError, r"nonlinearity applies to cell='rnn' only"),
-    (dict(), (2, 3, 4, 5), None, ValueError, r"x must be .* got shape \(2, 3, 4, 5\)"),
-    (dict(), (2, 3, 4), np.zeros((2, 2, 5)), ValueError, r"h0 must have shape \(1, 2, 5\) .* got \(2, 2, 5\)"),
-    (dict(cell="lstm"), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must be an \(h0, c0\) pair"),
-    (dict(dropout=1.0), (2, 3, 4), None, ValueError, r"dropout must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, x_shape, h0, error, pattern",
+    [
+        (dict(cell="conv"), (2, 3, 4), None, ValueError, r"cell must be one of \['gru', 'lstm', 'rnn'\], got 'conv'"),
+        (dict(nonlinearity="sigmoid"), (2, 3, 4), None, ValueError, r"nonlinearity must be one of .* got 'sigmoid'"),
+        (
+            dict(cell="gru", nonlinearity="relu"),
+            (2, 3, 4),
+            None,
+            ValueError,
+            r"nonlinearity applies to cell='rnn' only",
+        ),
+        (dict(), (2, 3, 4, 5), None, ValueError, r"x must be .* got shape \(2, 3, 4, 5\)"),
+        (
+            dict(batch_first=True),
+            (2, 3, 4),
+            np.zeros((2, 2, 5)),
+            ValueError,
+            r"h0 must have shape \(1, 2, 5\) .* got \(2, 2, 5\)",
+        ),
+        (dict(), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must have shape \(1, 3, 5\) .* got \(1, 2, 5\)"),
+        (dict(cell="lstm"), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must be an \(h0, c0\) pair"),
+        (dict(dropout=1.0), (2, 3, 4), None, ValueError, r"dropout must be in \[0, 1\)"),
+    ],
+)
 def test_rnn_bad_configuration_and_input(kwargs, x_shape, h0, error, pattern):
     with pytest.raises(error, match=pattern):
         RNN(5, **kwargs).init(jax.random.key(0), jnp.ones(x_shape), h0)
@@ -163,7 +182,7 @@ def test_compile_time_does_not_grow_with_sequence_length():
     import time
 
     def compile_seconds(T):
-        m = RNN(16, 2)
+        m = RNN(16, 2, batch_first=True)
         x = jnp.ones((4, T, 8))
         p = m.init(jax.random.key(0), x)
 

@@ -1,6 +1,7 @@
 """Lab 11: text data, the labs' targets, and 100 Adam steps that follow PyTorch's step by step."""
 
 import copy
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,24 +11,34 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from conftest import COMPILES
 
-from jaxnn.char_labs import LONGSEQ, make_lab, run_lab
-from jaxnn.data.text import Vocab, next_char_pair, one_hot, sliding_windows, windows_to_text
+from jaxnn import runtime
+from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, char_rnn_params_to_torch
+from jaxnn.labs.char import LONGSEQ, make_lab, run_lab
 from jaxnn.models import CharRNN, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def one_hot(indices, depth):
+    """The labs' np.eye(depth)[indices], float32."""
+    return np.eye(depth, dtype=np.float32)[np.asarray(indices)]
+
+
 def test_vocab_is_sorted_and_independent_of_hash_seed():
     outs = set()
     for seed in ("0", "1", "2"):
-        code = ("from jaxnn.data.text import Vocab; from jaxnn.char_labs import LONGSEQ; "
-                "print(''.join(Vocab.from_text(LONGSEQ).chars))")
+        code = (
+            "from jaxnn.data.text import Vocab; from jaxnn.labs.char import LONGSEQ; "
+            "print(''.join(Vocab.from_text(LONGSEQ).chars))"
+        )
         env = {"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin", "JAX_PLATFORMS": "cpu"}
-        outs.add(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                check=True).stdout)
+        outs.add(
+            subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+        )
     assert len(outs) == 1
     v = Vocab.from_text("hihello")
     assert v.chars == ("e", "h", "i", "l", "o")
@@ -43,18 +54,24 @@ def test_text_helpers():
     assert windows_to_text(y, v) == LONGSEQ[1:]
     x, y = next_char_pair(" if you want you", Vocab.from_text(" if you want you"))
     assert x.shape == (1, 15)
-    np.testing.assert_array_equal(one_hot([[2, 0]], 3), [[[0, 0, 1], [1, 0, 0]]])
 
 
-@pytest.mark.parametrize("call, pattern", [
-    (lambda: Vocab.from_text("hello").encode("help"), r"characters \['p'\] of text 'help' are not in the vocabulary"),
-    (lambda: sliding_windows("hello", Vocab.from_text("hello"), 5), r"sequence_length 5 must be shorter than the text"),
-    (lambda: sliding_windows("hello", Vocab.from_text("hello"), 0), r"sequence_length must be a positive int"),
-    (lambda: Vocab.from_text("hello").decode([0, 9]), r"indices must lie in \[0, 4\)"),
-    (lambda: one_hot([3], 3), r"indices must lie in \[0, 3\)"),
-    (lambda: Vocab.from_chars(["a", "a"]), r"distinct single characters"),
-    (lambda: make_lab("hihi"), r"unknown lab 'hihi'"),
-])
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (
+            lambda: Vocab.from_text("hello").encode("help"),
+            r"characters \['p'\] of text 'help' are not in the vocabulary",
+        ),
+        (
+            lambda: sliding_windows("hello", Vocab.from_text("hello"), 5),
+            r"sequence_length 5 must be shorter than the text",
+        ),
+        (lambda: sliding_windows("hello", Vocab.from_text("hello"), 0), r"sequence_length must be a positive int"),
+        (lambda: Vocab.from_text("hello").decode([0, 9]), r"indices must lie in \[0, 4\)"),
+        (lambda: make_lab("hihi"), r"unknown lab 'hihi'"),
+    ],
+)
 def test_text_bad_input(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
@@ -153,7 +170,7 @@ def test_generate_greedy_continues_the_learned_sentence():
     run = run_lab(lab)
     prompt = "if you want"
     out = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20)
-    assert lab.vocab.decode(out) == LONGSEQ[len(prompt):len(prompt) + 20]
+    assert lab.vocab.decode(out) == LONGSEQ[len(prompt) : len(prompt) + 20]
     a = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20, jax.random.key(3), 1.5)
     b = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20, jax.random.key(3), 1.5)
     np.testing.assert_array_equal(a, b)  # same key, same sample
@@ -169,18 +186,54 @@ def test_char_rnn_rejects_bad_input():
         CharRNN(5, 4, head=False).init(jax.random.key(0), jnp.ones((1, 3), jnp.int32))
 
 
-@pytest.mark.parametrize("script, expect", [
-    ("rnn_basics.py", "output (3, 5, 2)"),
-    ("hihello.py", "reached the target 'ihello'"),
-    ("charseq.py", "reached the target 'if you want you'"),
-    ("longseq.py", "greedy:"),
-])
-def test_rnn_experiment_scripts(script, expect):
-    out = subprocess.run([sys.executable, ROOT / "experiments" / script], capture_output=True, text=True, check=True)
-    assert expect in out.stdout
+@pytest.fixture
+def no_compilation_cache(monkeypatch):
+    """The scripts turn on the persistent compilation cache; not inside the test process."""
+    monkeypatch.setattr(runtime, "enable_compilation_cache", lambda *a, **k: None)
 
 
-def test_longseq_script_rejects_prompt_outside_vocabulary():
-    out = subprocess.run([sys.executable, ROOT / "experiments/longseq.py", "--prompt", "xyz"], capture_output=True,
-                         text=True)
-    assert out.returncode == 2 and "--prompt: characters ['x', 'z']" in out.stderr
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "script, expect",
+    [
+        ("rnn_basics", "output (3, 5, 2)"),
+        ("hihello", "reached the target 'ihello'"),
+        ("charseq", "reached the target 'if you want you'"),
+        ("longseq", "greedy:"),
+    ],
+)
+def test_rnn_experiment_scripts(script, expect, capsys, no_compilation_cache):
+    load_script(script).main([])
+    assert expect in capsys.readouterr().out
+
+
+def test_longseq_script_rejects_prompt_outside_vocabulary(capsys):
+    with pytest.raises(SystemExit) as e:
+        load_script("longseq").main(["--prompt", "xyz"])
+    assert e.value.code == 2 and "--prompt: characters ['x', 'z']" in capsys.readouterr().err
+
+
+def test_a_second_run_lab_with_another_seed_compiles_nothing():
+    lab = make_lab("longseq")
+    first = run_lab(lab, seed=0)
+    before = COMPILES.count
+    second = run_lab(lab, seed=1)
+    third = run_lab(make_lab("longseq"), seed=2)  # the same lab made again
+    assert COMPILES.count == before, f"{COMPILES.count - before} new compilations"
+    assert len({first.losses[0], second.losses[0], third.losses[0]}) == 3  # other seeds really ran
+    # and the counter does see a compilation when there is one: another number of iterations is another program
+    run_lab(lab, seed=0, iterations=3)
+    assert COMPILES.count > before
+
+
+def test_learning_rate_is_a_value_that_changes_the_run():
+    lab = make_lab("hihello")
+    a = run_lab(lab, seed=0, iterations=3, learning_rate=0.1)
+    b = run_lab(lab, seed=0, iterations=3, learning_rate=0.01)
+    assert a.losses[0] == b.losses[0] and a.losses[2] != b.losses[2]

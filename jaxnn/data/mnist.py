@@ -27,8 +27,10 @@ FILES = {  # name -> (bytes, sha256), as tensorflow_datasets/url_checksums/mnist
     "t10k-images-idx3-ubyte.gz": (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
     "t10k-labels-idx1-ubyte.gz": (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
 }
-SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000)}
+SPLITS = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
+}
 MEAN, STD = 0.1307, 0.3081  # of the training pixels on the 0-1 scale
 VERSION = "3.0.1"  # the stock TFDS mnist version
 
@@ -58,7 +60,8 @@ def verify_files(manual_dir: str | Path) -> None:
         raise FileNotFoundError(
             f"MNIST files missing from {manual_dir}: {', '.join(missing)}. Expected the four original files "
             f"({', '.join(FILES)}) there; set manual_dir= or $JAXNN_MNIST_DIR to their folder. "
-            f"No download is attempted.")
+            f"No download is attempted."
+        )
     for name, (size, sha) in FILES.items():
         path = manual_dir / name
         actual_size = path.stat().st_size
@@ -66,7 +69,8 @@ def verify_files(manual_dir: str | Path) -> None:
         if actual_size != size or digest != sha:
             raise ValueError(
                 f"MNIST file {path} is corrupt or truncated: {actual_size} bytes with sha256 {digest}, "
-                f"expected {size} bytes with sha256 {sha}.")
+                f"expected {size} bytes with sha256 {sha}."
+            )
 
 
 def read_idx(path: str | Path, header: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -90,14 +94,15 @@ def _builder_class():
         name = "mnist"
         MANUAL_DOWNLOAD_INSTRUCTIONS = (
             "Put the four original MNIST files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in manual_dir.")
+            "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in manual_dir."
+        )
 
         def _split_generators(self, dl_manager):
             folder = Path(dl_manager.manual_dir)
             return [
                 tfds.core.SplitGenerator(
-                    name=split,
-                    gen_kwargs=dict(num_examples=n, data_path=folder / images, label_path=folder / labels))
+                    name=split, gen_kwargs=dict(num_examples=n, data_path=folder / images, label_path=folder / labels)
+                )
                 for split, (images, labels, n) in SPLITS.items()
             ]
 
@@ -109,8 +114,7 @@ def _builder_class():
             images = read_idx(data_path, 16, (num_examples, 28, 28, 1))
             labels = read_idx(label_path, 8, (num_examples,)).astype(np.int64)
             for index in range(num_examples):
-                yield index, {"image": PIL.Image.fromarray(images[index, :, :, 0], mode="L"),
-                              "label": labels[index]}
+                yield index, {"image": PIL.Image.fromarray(images[index, :, :, 0], mode="L"), "label": labels[index]}
 
     return MnistFromFiles
 
@@ -119,8 +123,9 @@ def _cache_path(data_dir: Path) -> Path:
     return data_dir / "mnist" / VERSION / "jaxnn-arrays.npz"
 
 
-def load_mnist(data_dir: str | Path | None = None, manual_dir: str | Path | None = None,
-               verbose: bool = True) -> dict[str, Split]:
+def load_mnist(
+    data_dir: str | Path | None = None, manual_dir: str | Path | None = None, verbose: bool = True
+) -> dict[str, Split]:
     """Both MNIST splits as NumPy arrays, in TFDS's example order: ``{'train': Split, 'test': Split}``.
 
     Images ``(N, 28, 28, 1)`` uint8 (60000 train, 10000 test), labels ``(N,)`` int32.
@@ -144,15 +149,18 @@ def load_mnist(data_dir: str | Path | None = None, manual_dir: str | Path | None
         verify_files(manual_dir)
         if verbose:
             print(f"Preparing MNIST from {manual_dir} into {data_dir} (once)...", flush=True)
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            manual_dir=str(manual_dir), try_download_gcs=False))
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False)
+        )
     sources = tfds.data_source("mnist", data_dir=str(data_dir), download=False)
     splits = {}
     for split in SPLITS:
         source = sources[split]
         records = source.__getitems__(list(range(len(source))))
-        splits[split] = Split(np.stack([r["image"] for r in records]).astype(np.uint8),
-                              np.asarray([r["label"] for r in records], np.int32))
+        splits[split] = Split(
+            np.stack([r["image"] for r in records]).astype(np.uint8),
+            np.asarray([r["label"] for r in records], np.int32),
+        )
     tmp = cache.with_name(cache.name + ".tmp.npz")
     np.savez(tmp, **{f"{s}_{k}": getattr(v, k) for s, v in splits.items() for k in ("images", "labels")})
     os.replace(tmp, cache)

@@ -1,4 +1,4 @@
-"""Character-level text for the RNN labs: a deterministic vocabulary, encoding, one-hot, sliding windows.
+"""Character-level text for the RNN labs: a deterministic vocabulary, encoding, sliding windows.
 
 The labs build their vocabulary with ``list(set(text))``, whose order changes with Python's hash seed from run to
 run; :class:`Vocab` sorts the characters, so the same text always gives the same indices.
@@ -6,8 +6,8 @@ run; :class:`Vocab` sorts the characters, so the same text always gives the same
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -19,18 +19,10 @@ class Vocab:
     chars: tuple[str, ...]
 
     @classmethod
-    def from_text(cls, text: str | Iterable[str]) -> "Vocab":
+    def from_text(cls, text: str | Iterable[str]) -> Vocab:
         chars = tuple(sorted(set("".join(text) if not isinstance(text, str) else text)))
         if not chars:
             raise ValueError("cannot build a vocabulary from empty text")
-        return cls(chars)
-
-    @classmethod
-    def from_chars(cls, chars: Sequence[str]) -> "Vocab":
-        """A vocabulary in the given order (e.g. the hihello lab's ['h', 'i', 'e', 'l', 'o'])."""
-        chars = tuple(chars)
-        if len(set(chars)) != len(chars) or any(len(c) != 1 for c in chars):
-            raise ValueError(f"chars must be distinct single characters, got {chars!r}")
         return cls(chars)
 
     @property
@@ -45,8 +37,9 @@ class Vocab:
         index = self.index
         unknown = sorted({c for c in text if c not in index})
         if unknown:
-            raise ValueError(f"characters {unknown!r} of text {text[:40]!r} are not in the vocabulary "
-                             f"{''.join(self.chars)!r}")
+            raise ValueError(
+                f"characters {unknown!r} of text {text[:40]!r} are not in the vocabulary {''.join(self.chars)!r}"
+            )
         return np.fromiter((index[c] for c in text), np.int32, len(text))
 
     def decode(self, indices) -> str:
@@ -55,14 +48,6 @@ class Vocab:
         if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
             raise ValueError(f"indices must lie in [0, {len(self.chars)}), got values in [{flat.min()}, {flat.max()}]")
         return "".join(self.chars[int(i)] for i in flat)
-
-
-def one_hot(indices, depth: int) -> np.ndarray:
-    """int indices ``(...)`` -> float32 ``(..., depth)``, like the labs' ``np.eye(depth)[indices]``."""
-    indices = np.asarray(indices)
-    if indices.size and (indices.min() < 0 or indices.max() >= depth):
-        raise ValueError(f"indices must lie in [0, {depth}), got values in [{indices.min()}, {indices.max()}]")
-    return np.eye(depth, dtype=np.float32)[indices]
 
 
 def next_char_pair(text: str, vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ flatten has its rows reordered from PyTorch's (C, H, W) flatten order to NHWC's 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +21,11 @@ from jaxnn.models.cnn import DeepCNN, MnistCNN
 # and aliases PyTorch's state_dict repeats (the lab registers fc1 both as self.fc1 and inside layer4).
 _CNN_SPECS = {
     MnistCNN: ([("layer1", "layer1.0"), ("layer2", "layer2.0")], [("fc", "fc", (64, 7, 7))], {}),
-    DeepCNN: ([("layer1", "layer1.0"), ("layer2", "layer2.0"), ("layer3", "layer3.0")],
-              [("fc1", "fc1", (128, 4, 4)), ("fc2", "fc2", None)], {"layer4.0": "fc1"}),
+    DeepCNN: (
+        [("layer1", "layer1.0"), ("layer2", "layer2.0"), ("layer3", "layer3.0")],
+        [("fc1", "fc1", (128, 4, 4)), ("fc2", "fc2", None)],
+        {"layer4.0": "fc1"},
+    ),
 }
 
 
@@ -40,15 +44,15 @@ def cnn_params_from_torch(state_dict: Mapping[str, Any], model) -> dict:
     """A lab CNN's PyTorch state_dict -> Flax params for ``model`` (MnistCNN or DeepCNN, class or instance)."""
     convs, denses, _ = _spec(model)
     sd = {k: _np(v) for k, v in state_dict.items()}
-    expected = {f"{p}.{n}" for _, p in convs for n in ("weight", "bias")} | \
-               {f"{p}.{n}" for _, p, _ in denses for n in ("weight", "bias")}
+    expected = {f"{p}.{n}" for _, p in convs for n in ("weight", "bias")} | {
+        f"{p}.{n}" for _, p, _ in denses for n in ("weight", "bias")
+    }
     missing = sorted(expected - set(sd))
     if missing:
         raise KeyError(f"state_dict lacks {missing}; has {sorted(sd)}")
     params: dict = {}
     for name, prefix in convs:
-        params[name] = {"conv": {"kernel": layout.oihw_to_hwio(sd[f"{prefix}.weight"]),
-                                 "bias": sd[f"{prefix}.bias"]}}
+        params[name] = {"conv": {"kernel": layout.oihw_to_hwio(sd[f"{prefix}.weight"]), "bias": sd[f"{prefix}.bias"]}}
     for name, prefix, chw in denses:
         kernel = layout.linear_to_dense(sd[f"{prefix}.weight"])
         if chw is not None:
@@ -57,7 +61,7 @@ def cnn_params_from_torch(state_dict: Mapping[str, Any], model) -> dict:
     return _copy_tree(params)
 
 
-def cnn_params_to_torch(params: Mapping[str, Any], model) -> "OrderedDict[str, torch.Tensor]":
+def cnn_params_to_torch(params: Mapping[str, Any], model) -> OrderedDict[str, torch.Tensor]:
     """Flax params of ``model`` -> a state_dict that the lab's PyTorch model loads with ``strict=True``."""
     convs, denses, aliases = _spec(model)
     sd: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -99,7 +103,7 @@ def rnn_params_from_torch(state_dict: Mapping[str, Any]) -> dict:
     return {k: _np(v).copy() for k, v in state_dict.items()}
 
 
-def rnn_params_to_torch(params: Mapping[str, Any]) -> "OrderedDict[str, torch.Tensor]":
+def rnn_params_to_torch(params: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
     """Params of :class:`jaxnn.models.RNN` -> a state_dict that the PyTorch module loads with ``strict=True``."""
     return OrderedDict((k, _tensor(_np(v))) for k, v in params.items())
 
@@ -111,16 +115,20 @@ def char_rnn_params_from_torch(state_dict: Mapping[str, Any], rnn: str = "rnn", 
     """
     if fc is None and not any(k.startswith(f"{rnn}.") for k in state_dict):
         return {"rnn": rnn_params_from_torch(state_dict)}
-    params = {"rnn": rnn_params_from_torch({k[len(rnn) + 1:]: v for k, v in state_dict.items()
-                                            if k.startswith(f"{rnn}.")})}
+    params = {
+        "rnn": rnn_params_from_torch({k[len(rnn) + 1 :]: v for k, v in state_dict.items() if k.startswith(f"{rnn}.")})
+    }
     if fc is not None:
-        params["fc"] = {"kernel": layout.linear_to_dense(_np(state_dict[f"{fc}.weight"])).copy(),
-                        "bias": _np(state_dict[f"{fc}.bias"]).copy()}
+        params["fc"] = {
+            "kernel": layout.linear_to_dense(_np(state_dict[f"{fc}.weight"])).copy(),
+            "bias": _np(state_dict[f"{fc}.bias"]).copy(),
+        }
     return params
 
 
-def char_rnn_params_to_torch(params: Mapping[str, Any], rnn: str = "rnn", fc: str = "fc",
-                             bare: bool = False) -> "OrderedDict[str, torch.Tensor]":
+def char_rnn_params_to_torch(
+    params: Mapping[str, Any], rnn: str = "rnn", fc: str = "fc", bare: bool = False
+) -> OrderedDict[str, torch.Tensor]:
     """:class:`jaxnn.models.CharRNN` params -> the labs' ``Net`` state_dict (or, ``bare``, a ``torch.nn.RNN``'s)."""
     sd = OrderedDict((k if bare else f"{rnn}.{k}", v) for k, v in rnn_params_to_torch(params["rnn"]).items())
     if "fc" in params:

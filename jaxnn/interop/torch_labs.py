@@ -17,11 +17,13 @@ class CNN(torch.nn.Module):
         self.layer1 = torch.nn.Sequential(
             torch.nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1),
             torch.nn.ReLU(),
-            torch.nn.MaxPool2d(kernel_size=2, stride=2))
+            torch.nn.MaxPool2d(kernel_size=2, stride=2),
+        )
         self.layer2 = torch.nn.Sequential(
             torch.nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1),
             torch.nn.ReLU(),
-            torch.nn.MaxPool2d(kernel_size=2, stride=2))
+            torch.nn.MaxPool2d(kernel_size=2, stride=2),
+        )
         self.fc = torch.nn.Linear(7 * 7 * 64, 10, bias=True)
         torch.nn.init.xavier_uniform_(self.fc.weight)
 
@@ -41,21 +43,21 @@ class DeepCNN(torch.nn.Module):
         self.layer1 = torch.nn.Sequential(
             torch.nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1),
             torch.nn.ReLU(),
-            torch.nn.MaxPool2d(kernel_size=2, stride=2))
+            torch.nn.MaxPool2d(kernel_size=2, stride=2),
+        )
         self.layer2 = torch.nn.Sequential(
             torch.nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1),
             torch.nn.ReLU(),
-            torch.nn.MaxPool2d(kernel_size=2, stride=2))
+            torch.nn.MaxPool2d(kernel_size=2, stride=2),
+        )
         self.layer3 = torch.nn.Sequential(
             torch.nn.Conv2d(64, 128, kernel_size=3, stride=1, padding=1),
             torch.nn.ReLU(),
-            torch.nn.MaxPool2d(kernel_size=2, stride=2, padding=1))
+            torch.nn.MaxPool2d(kernel_size=2, stride=2, padding=1),
+        )
         self.fc1 = torch.nn.Linear(4 * 4 * 128, 625, bias=True)
         torch.nn.init.xavier_uniform_(self.fc1.weight)
-        self.layer4 = torch.nn.Sequential(
-            self.fc1,
-            torch.nn.ReLU(),
-            torch.nn.Dropout(p=1 - self.keep_prob))
+        self.layer4 = torch.nn.Sequential(self.fc1, torch.nn.ReLU(), torch.nn.Dropout(p=1 - self.keep_prob))
         self.fc2 = torch.nn.Linear(625, 10, bias=True)
         torch.nn.init.xavier_uniform_(self.fc2.weight)
 

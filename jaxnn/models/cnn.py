@@ -13,8 +13,9 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.lax import PrecisionLike
 
-from jaxnn import nn as jnn
+from jaxnn.nn import Conv2d, Linear, MaxPool2d, xavier_uniform
 
 MNIST_SHAPE = (28, 28, 1)
 
@@ -22,37 +23,40 @@ MNIST_SHAPE = (28, 28, 1)
 def check_images(x, shape=MNIST_SHAPE, name: str = "images") -> None:
     """Raise a clear error unless ``x`` is a float batch of shape (N, *shape)."""
     if jnp.ndim(x) != 1 + len(shape) or tuple(jnp.shape(x)[1:]) != tuple(shape):
-        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) (NHWC), "
-                         f"got {tuple(jnp.shape(x))}")
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) (NHWC), got {tuple(jnp.shape(x))}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
-        raise TypeError(f"{name} must be floating point (normalised pixels), got {jnp.result_type(x)}; "
-                        f"convert uint8 images with jaxnn.data.mnist.normalize")
+        raise TypeError(
+            f"{name} must be floating point (normalised pixels), got {jnp.result_type(x)}; "
+            f"convert uint8 images with jaxnn.data.mnist.normalize"
+        )
 
 
 class ConvBlock(nn.Module):
     """Conv2d(3x3, padding 1) -> ReLU -> MaxPool2d(2, 2, padding): one ``layerN`` Sequential of the labs."""
 
-    features: int
+    out_channels: int
     pool_padding: int = 0
+    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = jnn.Conv2d(self.features, 3, stride=1, padding=1, name="conv")(x)
-        return jnn.MaxPool2d(2, 2, padding=self.pool_padding)(nn.relu(x))
+        x = Conv2d(self.out_channels, 3, stride=1, padding=1, precision=self.precision, name="conv")(x)
+        return MaxPool2d(2, 2, padding=self.pool_padding)(nn.relu(x))
 
 
 class MnistCNN(nn.Module):
     """Lab 10-1: Conv(32)-ReLU-Pool -> Conv(64)-ReLU-Pool -> Dense(10). (N, 28, 28, 1) float -> (N, 10) logits."""
 
     num_classes: int = 10
+    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         check_images(x)
-        x = ConvBlock(32, name="layer1")(x)  # (N, 14, 14, 32)
-        x = ConvBlock(64, name="layer2")(x)  # (N, 7, 7, 64)
+        x = ConvBlock(32, precision=self.precision, name="layer1")(x)  # (N, 14, 14, 32)
+        x = ConvBlock(64, precision=self.precision, name="layer2")(x)  # (N, 7, 7, 64)
         x = x.reshape(x.shape[0], -1)  # NHWC flatten: (h, w, c) order
-        return jnn.Linear(self.num_classes, kernel_init=jnn.xavier_uniform(), name="fc")(x)
+        return Linear(self.num_classes, precision=self.precision, kernel_init=xavier_uniform(), name="fc")(x)
 
 
 class DeepCNN(nn.Module):
@@ -64,14 +68,16 @@ class DeepCNN(nn.Module):
 
     num_classes: int = 10
     dropout_rate: float = 0.5
+    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         check_images(x)
-        x = ConvBlock(32, name="layer1")(x)  # (N, 14, 14, 32)
-        x = ConvBlock(64, name="layer2")(x)  # (N, 7, 7, 64)
-        x = ConvBlock(128, pool_padding=1, name="layer3")(x)  # (N, 4, 4, 128)
+        p = self.precision
+        x = ConvBlock(32, precision=p, name="layer1")(x)  # (N, 14, 14, 32)
+        x = ConvBlock(64, precision=p, name="layer2")(x)  # (N, 7, 7, 64)
+        x = ConvBlock(128, pool_padding=1, precision=p, name="layer3")(x)  # (N, 4, 4, 128)
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(jnn.Linear(625, kernel_init=jnn.xavier_uniform(), name="fc1")(x))
+        x = nn.relu(Linear(625, precision=p, kernel_init=xavier_uniform(), name="fc1")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
-        return jnn.Linear(self.num_classes, kernel_init=jnn.xavier_uniform(), name="fc2")(x)
+        return Linear(self.num_classes, precision=p, kernel_init=xavier_uniform(), name="fc2")(x)

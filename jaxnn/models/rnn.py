@@ -13,89 +13,110 @@ recurrent part, so compile time does not grow with the sequence length.
 from __future__ import annotations
 
 import functools
-from typing import Any, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.lax import PrecisionLike
 
-from jaxnn import nn as jnn
+from jaxnn.nn import Linear, torch_uniform
 
-CELLS = {"rnn": 1, "lstm": 4, "gru": 3}  # gates per cell
-NONLINEARITIES = {"tanh": jnp.tanh, "relu": jax.nn.relu}
+Carry = tuple[jax.Array, ...]  # (h,) for RNN and GRU, (h, c) for LSTM: every cell has one carry shape
 
 
-def _rnn_step(nonlinearity):
-    act = NONLINEARITIES[nonlinearity]
-
-    def step(h, gi, gh):
-        h = act(gi + gh)
-        return h, h
+def _rnn_step(activation):
+    def step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
+        return (activation(gi + gh),)
 
     return step
 
 
-def _gru_step(h, gi, gh):
+def _gru_step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
+    (h,) = carry
     i_r, i_z, i_n = jnp.split(gi, 3, axis=-1)
     h_r, h_z, h_n = jnp.split(gh, 3, axis=-1)
-    r = jax.nn.sigmoid(i_r + h_r)
-    z = jax.nn.sigmoid(i_z + h_z)
+    r = nn.sigmoid(i_r + h_r)
+    z = nn.sigmoid(i_z + h_z)
     n = jnp.tanh(i_n + r * h_n)
-    h = (1.0 - z) * n + z * h
-    return h, h
+    return ((1.0 - z) * n + z * h,)
 
 
-def _lstm_step(carry, gi, gh):
+def _lstm_step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
     h, c = carry
     i, f, g, o = jnp.split(gi + gh, 4, axis=-1)
-    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return (h, c), h
+    c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+    return nn.sigmoid(o) * jnp.tanh(c), c
 
 
-def _scan_direction(step, xs_proj, carry0, w_hh, b_hh, reverse: bool):
-    """Run one layer in one direction. xs_proj: (T, B, G*H) input projections; carry0: (B, H) or an (h, c) pair.
+class Cell(NamedTuple):
+    """One recurrent cell: its gate count, its carry's length, and one time step ``step(carry, gi, gh) -> carry``
+    given the input and hidden projections ``gi``, ``gh`` of shape (B, gates*H). The output of a step is carry[0]."""
+
+    gates: int
+    states: int
+    step: Callable[[Carry, jax.Array, jax.Array], Carry]
+
+
+CELLS = {
+    ("rnn", "tanh"): Cell(1, 1, _rnn_step(jnp.tanh)),
+    ("rnn", "relu"): Cell(1, 1, _rnn_step(nn.relu)),
+    ("lstm", "tanh"): Cell(4, 2, _lstm_step),
+    ("gru", "tanh"): Cell(3, 1, _gru_step),
+}
+
+
+def _scan_direction(cell: Cell, xs_proj, carry0: Carry, w_hh, b_hh, reverse: bool, precision):
+    """Run one layer in one direction. xs_proj: (T, B, G*H) input projections; carry0: the cell's carry of (B, H).
 
     Returns outputs (T, B, H) in the original time order and the final carry."""
 
     def body(carry, gi):
-        h = carry[0] if isinstance(carry, tuple) else carry
-        gh = h @ w_hh.T
+        gh = jnp.matmul(carry[0], w_hh.T, precision=precision)
         if b_hh is not None:
             gh = gh + b_hh
-        return step(carry, gi, gh)
+        carry = cell.step(carry, gi, gh)
+        return carry, carry[0]
 
     carry, ys = jax.lax.scan(body, carry0, xs_proj, reverse=reverse)
     return ys, carry
 
 
 class RNN(nn.Module):
-    """``torch.nn.RNN`` (``cell='rnn'``), ``LSTM`` (``'lstm'``) or ``GRU`` (``'gru'``).
+    """``torch.nn.RNN`` (``cell='rnn'``), ``LSTM`` (``'lstm'``) or ``GRU`` (``'gru'``), with PyTorch's defaults.
 
     ``__call__(x, h0=None, *, deterministic=True) -> (output, h_n)``:
-      x: ``(B, T, I)`` when ``batch_first`` else ``(T, B, I)``; or unbatched ``(T, I)``. Floating.
+      x: ``(T, B, I)``, or ``(B, T, I)`` when ``batch_first``; or unbatched ``(T, I)``. Floating.
       h0: ``(D*num_layers, B, H)`` (``(D*num_layers, H)`` unbatched), zeros when None; for LSTM an ``(h0, c0)`` pair.
-      output: ``(B, T, D*H)`` when ``batch_first`` else ``(T, B, D*H)``; unbatched ``(T, D*H)``.
+      output: ``(T, B, D*H)``, or ``(B, T, D*H)`` when ``batch_first``; unbatched ``(T, D*H)``.
       h_n: like h0 (for LSTM the pair ``(h_n, c_n)``).
     ``dropout`` applies to the outputs of every layer but the last when ``deterministic`` is False (rng
-    ``'dropout'``). D is 2 when ``bidirectional``.
+    ``'dropout'``). D is 2 when ``bidirectional``. There is no ``input_size``: Flax infers it from ``x``.
+
+    Example::
+
+      rnn = RNN(hidden_size=2)                              # torch.nn.RNN(4, 2)
+      params = rnn.init(jax.random.key(0), jnp.ones((5, 3, 4)))
+      output, h_n = rnn.apply(params, jnp.ones((5, 3, 4)))  # (5, 3, 2), (1, 3, 2)
     """
 
     hidden_size: int
     num_layers: int = 1
     nonlinearity: str = "tanh"
     bias: bool = True
-    batch_first: bool = True
+    batch_first: bool = False
     dropout: float = 0.0
     bidirectional: bool = False
     cell: str = "rnn"
+    precision: PrecisionLike = None
 
-    def _check_config(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {self.nonlinearity!r}")
-        if self.cell != "rnn" and self.nonlinearity != "tanh":
+    def _cell(self) -> Cell:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise ValueError(f"cell must be one of ['gru', 'lstm', 'rnn'], got {self.cell!r}")
+        if (self.cell, self.nonlinearity) not in CELLS:
+            if self.nonlinearity not in ("tanh", "relu"):
+                raise ValueError(f"nonlinearity must be one of ['relu', 'tanh'], got {self.nonlinearity!r}")
             raise ValueError(f"nonlinearity applies to cell='rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
         if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
             raise ValueError(f"hidden_size must be a positive int, got {self.hidden_size!r}")
@@ -103,93 +124,85 @@ class RNN(nn.Module):
             raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        return CELLS[self.cell, self.nonlinearity]
 
     def _weight(self, name: str, shape: tuple[int, ...]) -> jax.Array:
         if self.has_variable("params", name):
             existing = self.get_variable("params", name)
             if tuple(existing.shape) != tuple(shape):
-                raise ValueError(f"{name} has shape {tuple(existing.shape)}, but this input needs {tuple(shape)}: "
-                                 f"the input feature size {shape[-1]} does not match the parameters")
-        return self.param(name, jnn.torch_uniform(self.hidden_size), shape)
+                raise ValueError(
+                    f"{name} has shape {tuple(existing.shape)}, but this input needs {tuple(shape)}: "
+                    f"the input feature size {shape[-1]} does not match the parameters"
+                )
+        return self.param(name, torch_uniform(self.hidden_size), shape)
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: Any = None, *, deterministic: bool = True):
-        self._check_config()
+        cell = self._cell()
         x = jnp.asarray(x)
         if x.ndim not in (2, 3):
-            raise ValueError(f"x must be (B, T, I) / (T, B, I) or unbatched (T, I), got shape {tuple(x.shape)}")
+            raise ValueError(f"x must be (T, B, I) / (B, T, I) or unbatched (T, I), got shape {tuple(x.shape)}")
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"x must be floating (one-hot or features), got {x.dtype}")
         batched = x.ndim == 3
-        xs = x if not batched else (jnp.swapaxes(x, 0, 1) if self.batch_first else x)  # time-major
         if not batched:
-            xs = xs[:, None, :]
-        steps, batch, _ = xs.shape
+            xs = x[:, None, :]
+        else:
+            xs = jnp.swapaxes(x, 0, 1) if self.batch_first else x  # time-major
+        batch = xs.shape[1]
         num_dirs = 2 if self.bidirectional else 1
-        hidden = self.hidden_size
-        gates = CELLS[self.cell]
-        is_lstm = self.cell == "lstm"
-        h_init, c_init = self._initial_state(h0, batched, batch, num_dirs, x.dtype)
+        gates, hidden = cell.gates, self.hidden_size
+        init = self._initial_state(h0, cell, batched, batch, num_dirs, x.dtype)  # cell.states arrays (L*D, B, H)
 
-        step = {"rnn": _rnn_step(self.nonlinearity), "gru": _gru_step, "lstm": _lstm_step}[self.cell]
         layer_in = xs
-        h_last, c_last = [], []
+        finals: list[Carry] = []
         for layer in range(self.num_layers):
             outs = []
             for direction in range(num_dirs):
                 sfx = f"l{layer}" + ("_reverse" if direction else "")
-                in_size = layer_in.shape[-1]
-                w_ih = self._weight(f"weight_ih_{sfx}", (gates * hidden, in_size))
+                w_ih = self._weight(f"weight_ih_{sfx}", (gates * hidden, layer_in.shape[-1]))
                 w_hh = self._weight(f"weight_hh_{sfx}", (gates * hidden, hidden))
                 b_ih = self._weight(f"bias_ih_{sfx}", (gates * hidden,)) if self.bias else None
                 b_hh = self._weight(f"bias_hh_{sfx}", (gates * hidden,)) if self.bias else None
-                proj = layer_in @ w_ih.T  # every time step at once: (T, B, G*H)
+                proj = jnp.matmul(layer_in, w_ih.T, precision=self.precision)  # every time step at once: (T, B, G*H)
                 if b_ih is not None:
                     proj = proj + b_ih
                 k = layer * num_dirs + direction
                 # (the state takes the projection's dtype: float64 parameters make a float64 recurrence)
-                carry0 = (h_init[k].astype(proj.dtype), c_init[k].astype(proj.dtype)) if is_lstm \
-                    else h_init[k].astype(proj.dtype)
-                ys, carry = _scan_direction(step, proj, carry0, w_hh, b_hh, reverse=bool(direction))
+                carry0 = tuple(s[k].astype(proj.dtype) for s in init)
+                ys, carry = _scan_direction(cell, proj, carry0, w_hh, b_hh, bool(direction), self.precision)
                 outs.append(ys)
-                h_last.append(carry[0] if is_lstm else carry)
-                if is_lstm:
-                    c_last.append(carry[1])
+                finals.append(carry)
             layer_in = outs[0] if num_dirs == 1 else jnp.concatenate(outs, axis=-1)
             if self.dropout > 0 and layer < self.num_layers - 1:
                 layer_in = nn.Dropout(self.dropout, deterministic=deterministic)(layer_in)
 
         output = layer_in
-        h_n = jnp.stack(h_last)
-        c_n = jnp.stack(c_last) if is_lstm else None
+        states = [jnp.stack(s) for s in zip(*finals, strict=True)]  # (h_n,) or (h_n, c_n), each (L*D, B, H)
         if not batched:
-            output, h_n = output[:, 0], h_n[:, 0]
-            c_n = c_n[:, 0] if is_lstm else None
+            output, states = output[:, 0], [s[:, 0] for s in states]
         elif self.batch_first:
             output = jnp.swapaxes(output, 0, 1)
-        return output, ((h_n, c_n) if is_lstm else h_n)
+        return output, (states[0] if cell.states == 1 else tuple(states))
 
-    def _initial_state(self, h0, batched: bool, batch: int, num_dirs: int, dtype):
+    def _initial_state(self, h0, cell: Cell, batched: bool, batch: int, num_dirs: int, dtype) -> list[jax.Array]:
+        """h0 as the cell's carry of stacked states, each ``(D*num_layers, B, H)``; zeros when None."""
         n = num_dirs * self.num_layers
-        shape = (n, batch, self.hidden_size) if batched else (n, self.hidden_size)
-        is_lstm = self.cell == "lstm"
         if h0 is None:
-            zeros = jnp.zeros((n, batch, self.hidden_size), dtype)
-            return zeros, (zeros if is_lstm else None)
-        if is_lstm:
+            return [jnp.zeros((n, batch, self.hidden_size), dtype)] * cell.states
+        if cell.states == 2:
             if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
-                raise ValueError("for cell='lstm', h0 must be an (h0, c0) pair")
+                raise ValueError(f"for cell={self.cell!r}, h0 must be an (h0, c0) pair")
             states = [jnp.asarray(s) for s in h0]
         else:
             states = [jnp.asarray(h0)]
-        for name, s in zip(("h0", "c0"), states):
+        shape = (n, batch, self.hidden_size) if batched else (n, self.hidden_size)
+        for name, s in zip(("h0", "c0"), states, strict=False):  # c0 only for LSTM
             if tuple(s.shape) != shape:
-                raise ValueError(f"{name} must have shape {shape} (D*num_layers, {'B, ' if batched else ''}H), "
-                                 f"got {tuple(s.shape)}")
-        if not batched:
-            states = [s[:, None, :] for s in states]
-        states = [s.astype(dtype) for s in states]
-        return states[0], (states[1] if is_lstm else None)
+                raise ValueError(
+                    f"{name} must have shape {shape} (D*num_layers, {'B, ' if batched else ''}H), got {tuple(s.shape)}"
+                )
+        return [(s if batched else s[:, None, :]).astype(dtype) for s in states]
 
 
 class CharRNN(nn.Module):
@@ -210,26 +223,39 @@ class CharRNN(nn.Module):
     nonlinearity: str = "tanh"
     dropout: float = 0.0
     head: bool = True
+    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x, h0=None, *, deterministic: bool = True, return_state: bool = False):
         x = jnp.asarray(x)
         if jnp.issubdtype(x.dtype, jnp.integer):
-            x = jax.nn.one_hot(x, self.vocab_size, dtype=jnp.result_type(float))  # float32 unless x64 is on
+            x = nn.one_hot(x, self.vocab_size, dtype=jnp.result_type(float))  # float32 unless x64 is on
         elif x.shape[-1] != self.vocab_size:
-            raise ValueError(f"one-hot input must have {self.vocab_size} features (vocab_size), "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"one-hot input must have {self.vocab_size} features (vocab_size), got shape {tuple(x.shape)}"
+            )
         if not self.head and self.hidden_size != self.vocab_size:
-            raise ValueError(f"head=False uses the RNN outputs as logits, so hidden_size ({self.hidden_size}) must "
-                             f"equal vocab_size ({self.vocab_size})")
-        out, h_n = RNN(self.hidden_size, self.num_layers, self.nonlinearity, dropout=self.dropout, cell=self.cell,
-                       name="rnn")(x, h0, deterministic=deterministic)
-        logits = jnn.Linear(self.vocab_size, name="fc")(out) if self.head else out
+            raise ValueError(
+                f"head=False uses the RNN outputs as logits, so hidden_size ({self.hidden_size}) must "
+                f"equal vocab_size ({self.vocab_size})"
+            )
+        out, h_n = RNN(
+            self.hidden_size,
+            self.num_layers,
+            self.nonlinearity,
+            batch_first=True,
+            dropout=self.dropout,
+            cell=self.cell,
+            precision=self.precision,
+            name="rnn",
+        )(x, h0, deterministic=deterministic)
+        logits = Linear(self.vocab_size, precision=self.precision, name="fc")(out) if self.head else out
         return (logits, h_n) if return_state else logits
 
 
-def generate(model: CharRNN, params: Any, prompt: jax.Array, length: int, rng: Optional[jax.Array] = None,
-             temperature: float = 0.0) -> jax.Array:
+def generate(
+    model: CharRNN, params: Any, prompt: jax.Array, length: int, rng: jax.Array | None = None, temperature: float = 0.0
+) -> jax.Array:
     """Continue ``prompt`` (``(P,)`` int indices) by ``length`` characters; greedy when ``temperature`` is 0, else
     sampled from ``softmax(logits / temperature)``. The continuation is one compiled ``lax.scan`` that carries the
     hidden state. Returns the ``(length,)`` new indices."""
@@ -239,11 +265,11 @@ def generate(model: CharRNN, params: Any, prompt: jax.Array, length: int, rng: O
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     rng = jax.random.key(0) if rng is None else rng
-    return _generate(model, params, prompt, length, rng, float(temperature))
+    return _generate(model, params, prompt, rng, length=length, temperature=float(temperature))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3, 5))  # XLA's defaults, like train.train_loop
-def _generate(model, params, prompt, length, rng, temperature):
+@functools.partial(jax.jit, static_argnames=("model", "length", "temperature"))
+def _generate(model, params, prompt, rng, *, length, temperature):
     logits, h = model.apply({"params": params}, prompt[None], return_state=True)
 
     def pick(logits_t, key):

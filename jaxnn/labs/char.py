@@ -1,0 +1,109 @@
+"""Labs 11-2 to 11-4, the character tasks (hihello, charseq, longseq): their data, model and a compiled training run.
+
+Each lab trains one small model on one fixed batch with Adam for a number of iterations; the whole run is a single
+``lax.scan`` (:func:`jaxnn.train.train_loop`). Every iteration's loss and prediction (from that iteration's forward
+pass, before the update, as the labs print them) come back as arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxnn import parallel, train
+from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
+from jaxnn.models.rnn import CharRNN
+
+HIHELLO = "hihello"
+CHARSEQ = " if you want you"
+LONGSEQ = (
+    "if you want to build a ship, don't drum up people together to "
+    "collect wood and don't assign them tasks and work, but rather "
+    "teach them to long for the endless immensity of the sea."
+)
+
+
+@dataclass(frozen=True)
+class CharLab:
+    name: str
+    vocab: Vocab
+    x: np.ndarray  # (B, T) int32 character indices
+    y: np.ndarray  # (B, T) int32 next-character targets
+    model: CharRNN
+    learning_rate: float
+    iterations: int
+    target: str  # what a perfectly trained model predicts
+    to_text: Callable[[np.ndarray], str]  # (B, T) predictions -> the string the lab prints
+    # Leading characters that no model can get right by construction. longseq's first prediction sees only the
+    # character 'i' from a zero state, and six windows start with 'i', each followed by a different character
+    # ('if', 'build', 'ship', 'assign', 'immensity' twice); the lab's printed sentence starts with that coin toss.
+    undetermined: int = 0
+
+    def on_target(self, text: str) -> bool:
+        """Whether ``text`` is the target in every character a model can determine."""
+        return len(text) == len(self.target) and text[self.undetermined :] == self.target[self.undetermined :]
+
+
+@dataclass(frozen=True)
+class LabRun:
+    state: train.TrainState
+    losses: np.ndarray  # (iterations,)
+    predictions: list[str]  # one string per iteration
+
+    @property
+    def final(self) -> str:
+        return self.predictions[-1]
+
+
+def make_lab(name: str, cell: str = "rnn", sequence_length: int = 10) -> CharLab:
+    """The lab's configuration: 'hihello' (Adam 0.1, 100 iterations), 'charseq' (0.1, 50), 'longseq' (a 2-layer
+    RNN plus a Dense head, windows of ``sequence_length``, 0.1, 100)."""
+    if name == "hihello" or name == "charseq":
+        text = HIHELLO if name == "hihello" else CHARSEQ
+        vocab = Vocab.from_text(text)
+        x, y = next_char_pair(text, vocab)
+        model = CharRNN(len(vocab), len(vocab), cell=cell, head=False)
+        return CharLab(
+            name, vocab, x, y, model, 0.1, 100 if name == "hihello" else 50, text[1:], lambda p: vocab.decode(p[0])
+        )
+    if name == "longseq":
+        vocab = Vocab.from_text(LONGSEQ)
+        x, y = sliding_windows(LONGSEQ, vocab, sequence_length)
+        model = CharRNN(len(vocab), len(vocab), num_layers=2, cell=cell, head=True)
+        return CharLab(
+            name, vocab, x, y, model, 0.1, 100, LONGSEQ[1:], lambda p: windows_to_text(p, vocab), undetermined=1
+        )
+    raise ValueError(f"unknown lab {name!r}; choose 'hihello', 'charseq' or 'longseq'")
+
+
+def run_lab(
+    lab: CharLab, seed: int = 0, iterations: int | None = None, learning_rate: float | None = None, params: Any = None
+) -> LabRun:
+    """Train ``lab.model`` from ``seed`` (or from the given ``params``, e.g. converted from PyTorch) with Adam for
+    ``iterations`` steps (the lab's count by default) at ``learning_rate`` (the lab's by default).
+
+    The whole run is one compiled program (:func:`jaxnn.train.train_loop`); calling again with another seed reuses
+    it.
+    """
+    iterations = lab.iterations if iterations is None else iterations
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    init_rng, train_rng = jax.random.split(jax.random.key(seed))
+    x, y = jnp.asarray(lab.x), jnp.asarray(lab.y)
+    if params is None:
+        params = train.init_params(lab.model, init_rng, x)
+    lr = lab.learning_rate if learning_rate is None else learning_rate
+    state = train.create_train_state(lab.model, params, train.adam(lr))
+    batch = {"inputs": x, "labels": y}
+    if jax.device_count() > 1 and x.shape[0] % jax.device_count() == 0:
+        # Data parallel when the batch splits evenly over the devices (hihello's and charseq's batch of 1 cannot).
+        mesh = parallel.make_mesh()
+        state, batch = parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh)
+    state, metrics, preds = train.train_loop(state, batch, train_rng, num_steps=iterations)
+    preds = np.asarray(preds)
+    return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])

@@ -1,0 +1,162 @@
+"""Every public op, layer and model with a PyTorch counterpart takes PyTorch's argument names and defaults.
+
+Differences are allowed only where INTENDED lists them, each with its reason; every public name of ``jaxnn.ops``,
+``jaxnn.nn`` and ``jaxnn.models`` must either have a counterpart here or be listed as having none.
+"""
+
+import ast
+import inspect
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from jaxnn import models, nn, ops, train
+
+DATA = "the data argument is `x` (`input` shadows a Python builtin); it is positional in practice"
+INFERRED = "Flax infers input sizes from the first input"
+INIT = "Flax's initializer arguments; PyTorch re-initialises a built module with torch.nn.init instead"
+PRECISION = "precision of the products: full float32 on GPUs that default to TF32 (README: exact on GPUs)"
+
+# (jaxnn callable, PyTorch callable or explicit signature)
+COUNTERPARTS = {
+    "ops.conv2d": (ops.conv2d, F.conv2d),
+    "ops.max_pool2d": (ops.max_pool2d, F._max_pool2d),
+    "ops.avg_pool2d": (ops.avg_pool2d, F.avg_pool2d),
+    "ops.max_unpool2d": (ops.max_unpool2d, F.max_unpool2d),
+    "nn.Conv2d": (nn.Conv2d, torch.nn.Conv2d),
+    "nn.Linear": (nn.Linear, torch.nn.Linear),
+    "nn.MaxPool2d": (nn.MaxPool2d, torch.nn.MaxPool2d),
+    "nn.AvgPool2d": (nn.AvgPool2d, torch.nn.AvgPool2d),
+    "models.RNN": (models.RNN, torch.nn.RNN),
+    "train.adam": (train.adam, torch.optim.Adam),
+}
+
+# (name, argument) -> reason. "missing": PyTorch has it and we do not; "extra": we have it and PyTorch does not;
+# "renamed": (our name, PyTorch's name), defaults still compared.
+INTENDED = {
+    ("ops.conv2d", "renamed"): {("x", "input"): DATA},
+    ("ops.conv2d", "extra"): {"precision": PRECISION},
+    ("ops.max_pool2d", "renamed"): {("x", "input"): DATA},
+    ("ops.avg_pool2d", "renamed"): {("x", "input"): DATA},
+    ("ops.max_unpool2d", "renamed"): {("x", "input"): DATA},
+    ("nn.Conv2d", "missing"): {
+        "in_channels": INFERRED,
+        "padding_mode": "not yet: jaxnn's Conv2d pads with zeros only, PyTorch's default",
+    },
+    ("nn.Conv2d", "extra"): {"precision": PRECISION, "kernel_init": INIT, "bias_init": INIT},
+    ("nn.Linear", "missing"): {"in_features": INFERRED},
+    ("nn.Linear", "extra"): {"precision": PRECISION, "kernel_init": INIT, "bias_init": INIT},
+    ("models.RNN", "missing"): {
+        "input_size": INFERRED,
+        "mode": "PyTorch's internal RNNBase argument; jaxnn's is `cell`",
+        "proj_size": "not yet: LSTM projections are not implemented",
+    },
+    ("models.RNN", "extra"): {
+        "cell": "one module for torch.nn.RNN ('rnn'), LSTM ('lstm') and GRU ('gru')",
+        "precision": PRECISION,
+    },
+    ("train.adam", "renamed"): {("learning_rate", "lr"): "optax's name for the learning rate"},
+    ("train.adam", "missing"): {
+        "params": "an optax transformation is built without the parameters",
+        "betas": "optax's Adam defaults (b1 0.9, b2 0.999) are PyTorch's; use optax.adam for others",
+        "eps": "optax's default 1e-8 is PyTorch's; use optax.adam for another",
+        "weight_decay": "use optax.add_decayed_weights before adam, as PyTorch adds it to the gradient",
+        "amsgrad": "use optax.amsgrad",
+        "foreach": "PyTorch implementation detail",
+        "maximize": "negate the loss",
+        "capturable": "PyTorch implementation detail",
+        "differentiable": "PyTorch implementation detail",
+        "fused": "PyTorch implementation detail",
+        "decoupled_weight_decay": "use optax.adamw",
+    },
+    ("train.adam", "extra"): {"decay_steps": "a cosine decay to 0, the MNIST labs' schedule"},
+}
+
+NO_COUNTERPART = {
+    "ops.conv_output_size": "a formula (PyTorch has it only in its docs)",
+    "ops.convolve2d": "true convolution, for the lab's convolution-vs-correlation lesson",
+    "nn.torch_uniform": "PyTorch's default init as a Flax initializer",
+    "nn.xavier_uniform": "flax's xavier_uniform, torch.nn.init.xavier_uniform_'s rule",
+    "models.MnistCNN": "the lab 10-1 model",
+    "models.DeepCNN": "the lab 10-2 model",
+    "models.CharRNN": "the lab 11 character model",
+    "models.generate": "text generation of the lab 11 models",
+}
+
+IGNORED = {"self", "device", "dtype", "parent", "name"}  # PyTorch's placement arguments and Flax's module plumbing
+
+
+def _docstring_signature(fn) -> dict:
+    """A builtin's signature from its docstring's first line, e.g. ``conv2d(input, weight, bias=None, ...)``."""
+    line = next(line for line in fn.__doc__.strip().splitlines() if "(" in line)
+    args = re.match(r"\s*\w+\((.*)\)", line).group(1)
+    params = {}
+    for part in args.split(","):
+        part = part.strip()
+        if not part or part == "*":
+            continue
+        key, _, default = part.partition("=")
+        params[key.strip()] = ast.literal_eval(default) if default else inspect.Parameter.empty
+    return params
+
+
+def _torch_params(fn) -> dict:
+    if fn is torch.nn.RNN:  # RNN, LSTM and GRU share RNNBase's arguments; RNN adds nonlinearity after num_layers
+        params = {}
+        for key, default in _signature(torch.nn.RNNBase.__init__).items():
+            params[key] = default
+            if key == "num_layers":
+                params["nonlinearity"] = torch.nn.RNN(1, 1).nonlinearity
+        return params
+    try:
+        return _signature(fn.__init__ if inspect.isclass(fn) else fn)
+    except ValueError:  # a builtin without a Python signature
+        return _docstring_signature(fn)
+
+
+def _signature(fn) -> dict:
+    return {
+        k: p.default
+        for k, p in inspect.signature(fn).parameters.items()
+        if k not in IGNORED and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def _ours(fn) -> dict:
+    return {k: v for k, v in _signature(fn).items() if k not in IGNORED}
+
+
+def _public(module, prefix):
+    return {f"{prefix}.{name}" for name in module.__all__}
+
+
+def test_every_public_name_is_classified():
+    public = _public(ops, "ops") | _public(nn, "nn") | _public(models, "models")
+    classified = {k for k in COUNTERPARTS if not k.startswith("train.")} | set(NO_COUNTERPART)
+    assert public == classified, f"unclassified: {sorted(public - classified)}, gone: {sorted(classified - public)}"
+
+
+@pytest.mark.parametrize("name", sorted(COUNTERPARTS))
+def test_names_and_defaults_are_pytorchs(name):
+    ours_fn, torch_fn = COUNTERPARTS[name]
+    ours, theirs = _ours(ours_fn), _torch_params(torch_fn)
+    renamed = {their: our for our, their in INTENDED.get((name, "renamed"), {})}
+    assert set(renamed) <= set(theirs) and set(renamed.values()) <= set(ours), (name, renamed)
+    theirs = {renamed.get(k, k): v for k, v in theirs.items()}
+    missing = set(theirs) - set(ours)
+    extra = set(ours) - set(theirs)
+    assert missing == set(INTENDED.get((name, "missing"), {})), f"{name}: PyTorch has {sorted(missing)}"
+    assert extra == set(INTENDED.get((name, "extra"), {})), f"{name}: PyTorch lacks {sorted(extra)}"
+    for key in set(ours) & set(theirs):
+        assert ours[key] == theirs[key], f"{name}({key}=...): default {ours[key]!r}, PyTorch's {theirs[key]!r}"
+    # The shared arguments come in PyTorch's order.
+    shared = [k for k in theirs if k in ours]
+    assert [k for k in ours if k in theirs] == shared, f"{name}: argument order differs from PyTorch's {shared}"
+
+
+def test_the_check_would_catch_a_flipped_default():
+    # RNN's batch_first is False, as torch.nn.RNN's; the test above compares exactly this.
+    assert _ours(models.RNN)["batch_first"] is False
+    assert _torch_params(torch.nn.RNN)["batch_first"] is False
