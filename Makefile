@@ -30,7 +30,7 @@ bench: $(STAMP)
 
 # Every lab script but the MNIST one, quickly.
 labs: $(STAMP)
-	for lab in conv_basics pooling rnn_basics hihello charseq longseq; do $(PY) experiments/$$lab.py || exit 1; done
+	for lab in conv_basics pooling rnn_basics hihello charseq longseq timeseries seq2seq packed_sequence; do $(PY) experiments/$$lab.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .jax_cache

@@ -30,10 +30,10 @@ import torch
 
 from jaxnn import runtime, train
 from jaxnn.interop import torch_labs
-from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch
+from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch, rnn_params_from_torch
 from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.layout import nhwc_to_nchw
-from jaxnn.models import DeepCNN, MnistCNN
+from jaxnn.models import RNN, DeepCNN, MnistCNN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # jaxnn's CPU compiler options for the CNN steps, as the MNIST recipe compiles them (None on a GPU). The RNN labs'
@@ -214,6 +214,70 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     return res
 
 
+def packed_lstm_workload(steps: int, reps: int, batch=64, length=100, features=64, hidden=128):
+    """One training step (forward, backward, Adam) of an LSTM on a padded batch of random lengths: jaxnn with
+    ``seq_lengths`` against PyTorch's pack_padded_sequence -> LSTM -> pad_packed_sequence path, and jaxnn without
+    lengths (the cost of the mask). Steps/s."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, length, features)).astype(np.float32)
+    target = rng.standard_normal((batch, length, hidden)).astype(np.float32)
+    lengths = rng.integers(1, length + 1, batch)
+    torch.manual_seed(0)
+    tm = torch.nn.LSTM(features, hidden, batch_first=True)
+    model = RNN(hidden, cell="lstm", batch_first=True)
+    state = train.create_train_state(model, rnn_params_from_torch(tm.state_dict()), train.adam(1e-3))
+    tm.to(DEVICE)
+
+    def step(state, x, target, lengths):
+        def loss_fn(params):
+            out, _ = state.apply_fn({"params": params}, x, seq_lengths=lengths)
+            return jnp.mean((out - target) ** 2)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        return state.apply_gradients(grads=grads), loss
+
+    jx, jt, jl = jnp.asarray(x), jnp.asarray(target), jnp.asarray(lengths)
+    t = time.perf_counter()
+    with_lengths = jax.jit(step, compiler_options=OPTIONS).lower(state, jx, jt, jl).compile()
+    compile_s = time.perf_counter() - t
+    without = jax.jit(lambda s, x_, t_: step(s, x_, t_, None), compiler_options=OPTIONS).lower(state, jx, jt).compile()
+    holder = {"with": state, "without": state}
+
+    def jax_block(kind):
+        s = holder[kind]
+        for _ in range(steps):
+            s, loss = with_lengths(s, jx, jt, jl) if kind == "with" else without(s, jx, jt)
+        jax.block_until_ready(loss)
+        holder[kind] = s
+
+    tx, tt = torch.tensor(x, device=DEVICE), torch.tensor(target, device=DEVICE)
+    tl = torch.tensor(lengths)  # lengths stay on the CPU, as pack_padded_sequence wants them
+    opt = torch.optim.Adam(tm.parameters(), 1e-3)
+
+    def torch_loss():
+        packed = torch.nn.utils.rnn.pack_padded_sequence(tx, tl, batch_first=True, enforce_sorted=False)
+        out, _ = torch.nn.utils.rnn.pad_packed_sequence(tm(packed)[0], batch_first=True, total_length=length)
+        return ((out - tt) ** 2).mean()
+
+    with torch.no_grad():
+        loss_gap = abs(float(torch_loss()) - float(with_lengths(state, jx, jt, jl)[1]))
+
+    def torch_block():
+        for _ in range(steps):
+            opt.zero_grad()
+            torch_loss().backward()
+            opt.step()
+        sync()
+
+    jax_block("with"), jax_block("without"), torch_block()  # warm-up
+    res = {"jax": [], "torch": [], "unmasked": [], "compile_s": compile_s, "loss_gap": loss_gap}
+    for _ in range(reps):
+        res["jax"] += [steps / t for t in timed(lambda: jax_block("with"), 1)]
+        res["unmasked"] += [steps / t for t in timed(lambda: jax_block("without"), 1)]
+        res["torch"] += [steps / t for t in timed(torch_block, 1)]
+    return res
+
+
 def end_to_end(reps: int):
     """Wall seconds of a whole process, start to printed sentence: experiments/longseq.py (compilation cache warm)
     against benchmarks/torch_longseq.py, alternating, after one warm-up run of each."""
@@ -301,6 +365,19 @@ def main(argv=None):
         )
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
 
+    r = packed_lstm_workload(max(2, steps // 4), reps)
+    mask_cost = statistics.median(r["unmasked"]) / statistics.median(r["jax"]) - 1
+    rows.append(
+        (
+            "LSTM step on a padded batch with lengths (B 64, T 100, I 64, H 128), against PyTorch's packed path",
+            "steps/s",
+            r,
+            f"jaxnn without lengths {fmt(r['unmasked'])} steps/s: the mask costs {mask_cost:.0%}; "
+            f"first loss differs by {r['loss_gap']:.1e}",
+        )
+    )
+    print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), fmt(r["unmasked"]), flush=True)
+
     # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
     e2e = None if GPU else end_to_end(reps)
     if e2e:
@@ -348,7 +425,8 @@ def main(argv=None):
 
 
 def write_section(path: Path, backend: str, lines: list[str]) -> None:
-    """Replace this backend's section of ``path`` (from its marker to the next marker), keeping the others."""
+    """Replace this backend's section of ``path`` (from its marker to the next marker), keeping the others (the
+    other backend's, and hand-written ones such as the history)."""
     sections = {}
     if path.exists():
         for chunk in path.read_text().split("<!-- section: ")[1:]:
@@ -358,7 +436,8 @@ def write_section(path: Path, backend: str, lines: list[str]) -> None:
     head = (
         "# Benchmarks: jaxnn against PyTorch\n\nOne section per backend; `make bench` rewrites the one it runs on.\n\n"
     )
-    path.write_text(head + "\n".join(sections[k] for k in ("cpu", "gpu") if k in sections))
+    order = [k for k in ("cpu", "gpu") if k in sections] + [k for k in sections if k not in ("cpu", "gpu")]
+    path.write_text(head + "\n".join(sections[k] for k in order))
 
 
 if __name__ == "__main__":

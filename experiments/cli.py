@@ -18,6 +18,7 @@ def show_progress() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # a library may have configured the root logger too: print each line once
 
 
 def make_config(parser: argparse.ArgumentParser, config_cls, flags: dict[str, str] | None = None, **values):

@@ -84,3 +84,29 @@ def progress(items: Iterable[T], total: int, desc: str, enabled: bool = True) ->
     from tqdm.auto import tqdm
 
     return iter(tqdm(items, total=total, desc=desc, leave=False, dynamic_ncols=True))
+
+
+def plot_series(
+    series: dict[str, np.ndarray], path: str | Path, title: str = "", xlabel: str = "", ylabel: str = ""
+) -> Path | None:
+    """Curves by name (e.g. true against predicted values) as a PNG. Returns the path, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for name, values in series.items():
+        ax.plot(np.asarray(values), label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

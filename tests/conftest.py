@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 # Tests run on CPU in float32, with a fixed number of threads for repeatable timings of anything that times.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -87,3 +89,22 @@ class CompileCounter:
 
 
 COMPILES = CompileCounter()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name):
+    """An experiments/ script as a module, to call its main(argv) in this process."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def no_compilation_cache(monkeypatch):
+    """The scripts turn on the persistent compilation cache; not inside the test process."""
+    from jaxnn import runtime
+
+    monkeypatch.setattr(runtime, "enable_compilation_cache", lambda *a, **k: None)

@@ -1,14 +1,13 @@
 """A sweep of bad inputs across ops, models, data, training, checkpoints and command-line flags: each one gets a
 clear ValueError/TypeError (or argparse's exit 2 with a message), never a silent wrong answer or an XLA trace."""
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_script
 
 from jaxnn import ops, parallel, train
 from jaxnn.checkpoint import Checkpointer
@@ -19,7 +18,6 @@ from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.layout import nchw_to_nhwc, oihw_to_hwio
 from jaxnn.models import RNN, CharRNN, DeepCNN, MnistCNN, generate
 
-ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype(np.float32)
 W = np.random.default_rng(1).standard_normal((3, 3, 3, 4)).astype(np.float32)
 CNN_PARAMS = MnistCNN().init(jax.random.key(0), jnp.ones((1, 28, 28, 1)))
@@ -165,13 +163,6 @@ def test_nan_parameters_are_never_saved(tmp_path):
         Checkpointer(tmp_path / "ck").save(bad)
 
 
-def _load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -189,7 +180,7 @@ def _load_script(name):
 )
 def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
-        _load_script("mnist_cnn").parse_args(argv)
+        load_script("mnist_cnn").parse_args(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
 
 
@@ -207,5 +198,5 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
 )
 def test_lab_clis_reject_bad_flags(script, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
-        _load_script(script).main(argv)
+        load_script(script).main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err

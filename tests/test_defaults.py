@@ -11,8 +11,10 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.rnn as rnn_utils
 
 from jaxnn import models, nn, ops, train
+from jaxnn.data import sequence
 
 DATA = "the data argument is `x` (`input` shadows a Python builtin); it is positional in practice"
 INFERRED = "Flax infers input sizes from the first input"
@@ -29,7 +31,15 @@ COUNTERPARTS = {
     "nn.Linear": (nn.Linear, torch.nn.Linear),
     "nn.MaxPool2d": (nn.MaxPool2d, torch.nn.MaxPool2d),
     "nn.AvgPool2d": (nn.AvgPool2d, torch.nn.AvgPool2d),
+    "nn.RNNCell": (nn.RNNCell, torch.nn.RNNCell),
+    "nn.LSTMCell": (nn.LSTMCell, torch.nn.LSTMCell),
+    "nn.GRUCell": (nn.GRUCell, torch.nn.GRUCell),
+    "nn.Embedding": (nn.Embedding, torch.nn.Embedding),
     "models.RNN": (models.RNN, torch.nn.RNN),
+    "sequence.pad_sequence": (sequence.pad_sequence, rnn_utils.pad_sequence),
+    "sequence.pack_padded_sequence": (sequence.pack_padded_sequence, rnn_utils.pack_padded_sequence),
+    "sequence.pack_sequence": (sequence.pack_sequence, rnn_utils.pack_sequence),
+    "sequence.pad_packed_sequence": (sequence.pad_packed_sequence, rnn_utils.pad_packed_sequence),
     "train.adam": (train.adam, torch.optim.Adam),
 }
 
@@ -51,11 +61,20 @@ INTENDED = {
     ("models.RNN", "missing"): {
         "input_size": INFERRED,
         "mode": "PyTorch's internal RNNBase argument; jaxnn's is `cell`",
-        "proj_size": "not yet: LSTM projections are not implemented",
     },
     ("models.RNN", "extra"): {
         "cell": "one module for torch.nn.RNN ('rnn'), LSTM ('lstm') and GRU ('gru')",
         "precision": PRECISION,
+    },
+    ("nn.RNNCell", "missing"): {"input_size": INFERRED},
+    ("nn.RNNCell", "extra"): {"precision": PRECISION},
+    ("nn.LSTMCell", "missing"): {"input_size": INFERRED},
+    ("nn.LSTMCell", "extra"): {"precision": PRECISION},
+    ("nn.GRUCell", "missing"): {"input_size": INFERRED},
+    ("nn.GRUCell", "extra"): {"precision": PRECISION},
+    ("nn.Embedding", "missing"): {
+        "_weight": "PyTorch's private argument; pass the weight as params to apply",
+        "_freeze": "PyTorch's private argument; freeze a parameter in the optimizer (optax.set_to_zero)",
     },
     ("train.adam", "renamed"): {("learning_rate", "lr"): "optax's name for the learning rate"},
     ("train.adam", "missing"): {
@@ -75,6 +94,7 @@ INTENDED = {
 }
 
 NO_COUNTERPART = {
+    "sequence.PackedSequence": "a NamedTuple with PyTorch's PackedSequence fields, data not a tensor",
     "ops.conv_output_size": "a formula (PyTorch has it only in its docs)",
     "ops.convolve2d": "true convolution, for the lab's convolution-vs-correlation lesson",
     "nn.torch_uniform": "PyTorch's default init as a Flax initializer",
@@ -82,6 +102,8 @@ NO_COUNTERPART = {
     "models.MnistCNN": "the lab 10-1 model",
     "models.DeepCNN": "the lab 10-2 model",
     "models.CharRNN": "the lab 11 character model",
+    "models.RNNRegressor": "the lab 11-4 time-series model",
+    "models.Seq2Seq": "the lab 11-5 translator",
     "models.generate": "text generation of the lab 11 models",
 }
 
@@ -133,7 +155,7 @@ def _public(module, prefix):
 
 
 def test_every_public_name_is_classified():
-    public = _public(ops, "ops") | _public(nn, "nn") | _public(models, "models")
+    public = _public(ops, "ops") | _public(nn, "nn") | _public(models, "models") | _public(sequence, "sequence")
     classified = {k for k in COUNTERPARTS if not k.startswith("train.")} | set(NO_COUNTERPART)
     assert public == classified, f"unclassified: {sorted(public - classified)}, gone: {sorted(classified - public)}"
 

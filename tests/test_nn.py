@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
+from conftest import assert_close, load_script
 
 from jaxnn import nn as jnn
 from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
@@ -62,14 +62,7 @@ def test_import_jaxnn_does_not_import_torch():
 
 @pytest.mark.parametrize("script", ["conv_basics", "pooling"])
 def test_experiment_scripts_run(script, capsys):
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "experiments" / f"{script}.py"
-    spec = importlib.util.spec_from_file_location(script, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main([])
+    load_script(script).main([])
     out = capsys.readouterr().out
     assert "==" in out
     if script == "conv_basics":

@@ -20,7 +20,7 @@ TORCH_CELLS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 @st.composite
 def rnn_cases(draw):
     cell = draw(st.sampled_from(["rnn", "lstm", "gru"]))
-    return dict(
+    case = dict(
         cell=cell,
         num_layers=draw(st.integers(1, 3)),
         bidirectional=draw(st.booleans()),
@@ -29,12 +29,16 @@ def rnn_cases(draw):
         batch_first=draw(st.booleans()),
         batched=draw(st.sampled_from([True, True, False])),
         with_h0=draw(st.booleans()),
+        with_lengths=draw(st.booleans()),
         T=draw(st.one_of(st.integers(1, 12), st.integers(13, 50))),
         B=draw(st.integers(1, 4)),
         I=draw(st.integers(1, 6)),
         H=draw(st.integers(1, 6)),
         seed=draw(st.integers(0, 2**31 - 1)),
     )
+    if cell == "lstm" and case["H"] > 1:
+        case["proj_size"] = draw(st.sampled_from([0, 0, *range(1, case["H"])]))
+    return case
 
 
 def _torch_module(c):
@@ -43,13 +47,23 @@ def _torch_module(c):
     )
     if c["cell"] == "rnn":
         kwargs["nonlinearity"] = c["nonlinearity"]
+    if c.get("proj_size"):
+        kwargs["proj_size"] = c["proj_size"]
     torch.manual_seed(c["seed"] % 10000)
     return TORCH_CELLS[c["cell"]](c["I"], c["H"], **kwargs)
 
 
 def _jax_module(c):
     return RNN(
-        c["H"], c["num_layers"], c["nonlinearity"], c["bias"], c["batch_first"], 0.0, c["bidirectional"], c["cell"]
+        c["H"],
+        c["num_layers"],
+        c["nonlinearity"],
+        c["bias"],
+        c["batch_first"],
+        0.0,
+        c["bidirectional"],
+        proj_size=c.get("proj_size", 0),
+        cell=c["cell"],
     )
 
 
@@ -63,9 +77,13 @@ def test_rnn_matches_torch_outputs_states_and_gradients(c):
     else:
         shape, hshape = (c["T"], c["I"]), (d * c["num_layers"], c["H"])
     x = r.standard_normal(shape).astype(np.float32)
+    h_size = c.get("proj_size") or c["H"]
+    lengths = None
+    if c["with_lengths"] and c["batched"]:  # a padded batch of random lengths in 1..T: PyTorch's packed path
+        lengths = r.integers(1, c["T"] + 1, c["B"])
     h0 = None
     if c["with_h0"]:
-        h0 = r.standard_normal(hshape).astype(np.float32)
+        h0 = r.standard_normal(hshape[:-1] + (h_size,)).astype(np.float32)
         if c["cell"] == "lstm":
             h0 = (h0, r.standard_normal(hshape).astype(np.float32))
 
@@ -74,7 +92,7 @@ def test_rnn_matches_torch_outputs_states_and_gradients(c):
     model = _jax_module(c)
 
     def f(p, x_, h0_):
-        out, hn = model.apply({"params": p}, x_, h0_)
+        out, hn = model.apply({"params": p}, x_, h0_, seq_lengths=lengths)
         return out, hn
 
     (out, hn), vjp = jax.vjp(f, params, x, h0)
@@ -82,8 +100,8 @@ def test_rnn_matches_torch_outputs_states_and_gradients(c):
     g_hn = jax.tree_util.tree_map(lambda a: r.standard_normal(a.shape).astype(np.float32), hn)
     g_params, g_x, g_h0 = vjp((jnp.asarray(g_out), jax.tree_util.tree_map(jnp.asarray, g_hn)))
 
-    ref32 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float32)
-    ref64 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float64)  # the exact answer, for sums that cancel
+    ref32 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float32, lengths)
+    ref64 = _torch_run(tm, c, x, h0, g_out, g_hn, torch.float64, lengths)  # the exact answer, for sums that cancel
     ours = {"output": out, "grad x": g_x}
     ours.update({f"state {i}": v for i, v in enumerate(list(hn) if c["cell"] == "lstm" else [hn])})
     if h0 is not None:
@@ -94,14 +112,21 @@ def test_rnn_matches_torch_outputs_states_and_gradients(c):
         assert_close(value, ref32[name], what=name, exact=ref64[name])
 
 
-def _torch_run(tm, c, x, h0, g_out, g_hn, dtype):
-    """Forward and backward of the PyTorch module in ``dtype``: every output and gradient by name, as numpy."""
+def _torch_run(tm, c, x, h0, g_out, g_hn, dtype, lengths=None):
+    """Forward and backward of the PyTorch module in ``dtype``: every output and gradient by name, as numpy. With
+    ``lengths``: pack_padded_sequence(enforce_sorted=False) -> module -> pad_packed_sequence(total_length=T)."""
     tm = copy.deepcopy(tm).to(dtype)
     t = lambda a: torch.tensor(np.asarray(a), dtype=dtype, requires_grad=True)  # noqa: E731
     xt = t(x)
     is_lstm = c["cell"] == "lstm"
     h0t = None if h0 is None else (tuple(t(a) for a in h0) if is_lstm else t(h0))
-    out_t, hn_t = tm(xt, h0t)
+    if lengths is None:
+        out_t, hn_t = tm(xt, h0t)
+    else:
+        rnn_utils = torch.nn.utils.rnn
+        packed = rnn_utils.pack_padded_sequence(xt, torch.tensor(lengths), c["batch_first"], enforce_sorted=False)
+        out_p, hn_t = tm(packed, h0t)
+        out_t, _ = rnn_utils.pad_packed_sequence(out_p, c["batch_first"], total_length=c["T"])
     hn_list = list(hn_t) if is_lstm else [hn_t]
     g_hn_list = list(g_hn) if is_lstm else [g_hn]
     torch.autograd.backward([out_t] + hn_list, [torch.tensor(np.asarray(g), dtype=dtype) for g in [g_out] + g_hn_list])
@@ -178,20 +203,22 @@ def test_rnn_input_size_mismatch_names_the_parameter():
         m.apply(p, jnp.ones((2, 3, 6)))
 
 
-def test_compile_time_does_not_grow_with_sequence_length():
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_compile_time_does_not_grow_with_sequence_length(with_lengths):
     import time
 
     def compile_seconds(T):
-        m = RNN(16, 2, batch_first=True)
+        m = RNN(16, 2, batch_first=True, bidirectional=with_lengths)
         x = jnp.ones((4, T, 8))
+        lengths = jnp.array([T, 1, T // 2, 3]) if with_lengths else None
         p = m.init(jax.random.key(0), x)
 
-        def loss(params, x_):
-            out, _ = m.apply({"params": params}, x_)
+        def loss(params, x_, n):
+            out, _ = m.apply({"params": params}, x_, seq_lengths=n)
             return out.sum()
 
         t = time.perf_counter()
-        jax.jit(jax.grad(loss)).lower(p["params"], x).compile()
+        jax.jit(jax.grad(loss)).lower(p["params"], x, lengths).compile()
         return time.perf_counter() - t
 
     compile_seconds(10)  # warm up tracing caches

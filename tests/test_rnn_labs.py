@@ -1,26 +1,21 @@
 """Lab 11: text data, the labs' targets, and 100 Adam steps that follow PyTorch's step by step."""
 
 import copy
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import COMPILES
+from conftest import COMPILES, load_script
 
-from jaxnn import runtime
 from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, char_rnn_params_to_torch
 from jaxnn.labs.char import LONGSEQ, make_lab, run_lab
 from jaxnn.models import CharRNN, generate
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_hot(indices, depth):
@@ -184,19 +179,6 @@ def test_char_rnn_rejects_bad_input():
         m.init(jax.random.key(0), jnp.ones((1, 3, 4)))
     with pytest.raises(ValueError, match=r"head=False .* hidden_size \(4\) must equal vocab_size \(5\)"):
         CharRNN(5, 4, head=False).init(jax.random.key(0), jnp.ones((1, 3), jnp.int32))
-
-
-@pytest.fixture
-def no_compilation_cache(monkeypatch):
-    """The scripts turn on the persistent compilation cache; not inside the test process."""
-    monkeypatch.setattr(runtime, "enable_compilation_cache", lambda *a, **k: None)
-
-
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 from jaxnn import parallel, report, runtime, train
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.data import mnist
+from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import DeepCNN, MnistCNN
 
 MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
@@ -55,18 +55,10 @@ class Config:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("checkpoint_every", 0), ("keep", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-        if self.train_subset is not None and (not isinstance(self.train_subset, int) or self.train_subset < 1):
-            raise ValueError(f"train_subset must be an int >= 1 or None, got {self.train_subset!r}")
-        if not (
-            isinstance(self.learning_rate, (int, float))
-            and math.isfinite(self.learning_rate)
-            and self.learning_rate > 0
-        ):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate!r}")
+        check_ints(self, {"epochs": 1, "batch_size": 1, "checkpoint_every": 0, "keep": 1})
+        if self.train_subset is not None:
+            check_ints(self, {"train_subset": 1})
+        check_positive(self, "learning_rate")
         if self.resume and not self.checkpoints:
             raise ValueError("resume needs checkpoints")
 

@@ -1,6 +1,7 @@
-"""Flax Linen models of the labs: the MNIST CNNs (lab 10) and the scanned RNNs (lab 11)."""
+"""Flax Linen models of the labs: the MNIST CNNs (lab 10), the scanned RNNs and their lab models (lab 11)."""
 
 from jaxnn.models.cnn import DeepCNN, MnistCNN
-from jaxnn.models.rnn import RNN, CharRNN, generate
+from jaxnn.models.rnn import RNN, CharRNN, RNNRegressor, generate
+from jaxnn.models.seq2seq import Seq2Seq
 
-__all__ = ["MnistCNN", "DeepCNN", "RNN", "CharRNN", "generate"]
+__all__ = ["MnistCNN", "DeepCNN", "RNN", "CharRNN", "RNNRegressor", "Seq2Seq", "generate"]

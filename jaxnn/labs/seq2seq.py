@@ -1,0 +1,166 @@
+"""Lab 11-5: seq2seq, English -> Korean on the lab's four sentence pairs, with an Embedding + GRU encoder/decoder.
+
+Word vocabularies as the lab builds them (``<SOS>`` 0, ``<EOS>`` 1, then words in order of first appearance, after
+lower-casing), hidden size 16, LogSoftmax + NLL summed over each target sentence, SGD 0.01, 5000 iterations with
+teacher forcing, then greedy decoding of every source sentence (at most 12 words).
+
+By default every iteration trains on the four pairs at once, padded, the encoder run with ``seq_lengths``; with
+``one_pair_per_step`` each iteration trains on one pair drawn at random, as the lab does. Either way the whole
+training run is one compiled ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxnn import train
+from jaxnn.labs.config import check_ints, check_positive
+from jaxnn.models.seq2seq import Seq2Seq
+
+RAW = (
+    ("I feel hungry.", "나는 배가 고프다."),
+    ("Pytorch is very easy.", "파이토치는 매우 쉽다."),
+    ("Pytorch is a framework for deep learning.", "파이토치는 딥러닝을 위한 프레임워크이다."),
+    ("Pytorch is very clear to use.", "파이토치는 사용하기 매우 직관적이다."),
+)
+SOS, EOS = 0, 1
+SOURCE_MAX_LENGTH, TARGET_MAX_LENGTH = 10, 12
+
+
+@dataclasses.dataclass(frozen=True)
+class WordVocab:
+    """``<SOS>``, ``<EOS>``, then the words of the sentences (split on spaces) in order of first appearance."""
+
+    words: tuple[str, ...]
+
+    @classmethod
+    def from_sentences(cls, sentences) -> WordVocab:
+        words = ["<SOS>", "<EOS>"]
+        for sentence in sentences:
+            words += [w for w in sentence.split(" ") if w not in words]
+        return cls(tuple(words))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, sentence: str) -> list[int]:
+        """The sentence's word indices followed by ``<EOS>``; an unknown word is a ValueError naming it."""
+        index = {w: i for i, w in enumerate(self.words)}
+        unknown = [w for w in sentence.split(" ") if w not in index]
+        if unknown:
+            raise ValueError(f"words {unknown} of {sentence!r} are not in the vocabulary")
+        return [index[w] for w in sentence.split(" ")] + [EOS]
+
+    def decode(self, indices) -> list[str]:
+        """Words up to and including the first ``<EOS>``."""
+        words = []
+        for i in np.asarray(indices).tolist():
+            words.append(self.words[i])
+            if i == EOS:
+                break
+        return words
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    iterations: int = 5000
+    learning_rate: float = 0.01
+    hidden_size: int = 16
+    seed: int = 0
+    one_pair_per_step: bool = False  # the lab's recipe: one random pair per iteration
+
+    def __post_init__(self):
+        check_ints(self, {"iterations": 1, "hidden_size": 1})
+        check_positive(self, "learning_rate")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    pairs: tuple[tuple[str, str], ...]  # (source, target), lower-cased as the lab reads them
+    translations: list[list[str]]  # greedy decoding of each source, up to and including <EOS>
+    losses: np.ndarray  # (iterations,) mean NLL per target word of each iteration
+    params: dict
+
+    @property
+    def exact(self) -> list[bool]:
+        """Whether each translation is its target sentence followed by <EOS>."""
+        return [
+            t == target.split(" ") + ["<EOS>"] for t, (_, target) in zip(self.translations, self.pairs, strict=True)
+        ]
+
+
+def _pad(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.array([len(r) for r in rows], np.int32)
+    padded = np.zeros((len(rows), lengths.max()), np.int32)
+    for i, r in enumerate(rows):
+        padded[i, : len(r)] = r
+    return padded, lengths
+
+
+def prepare(pairs=RAW):
+    """The lab's preprocessing: lower-case, keep pairs shorter than the maximum lengths, build both vocabularies.
+
+    Returns ``(pairs, source_vocab, target_vocab, arrays)``; arrays holds the padded source, its lengths, the
+    decoder inputs (``<SOS>`` + target), the targets (target + ``<EOS>``) and their lengths."""
+    pairs = tuple((s.strip().lower(), t.strip().lower()) for s, t in pairs)
+    pairs = tuple(
+        p for p in pairs if len(p[0].split(" ")) < SOURCE_MAX_LENGTH and len(p[1].split(" ")) < TARGET_MAX_LENGTH
+    )
+    source_vocab = WordVocab.from_sentences(s for s, _ in pairs)
+    target_vocab = WordVocab.from_sentences(t for _, t in pairs)
+    source, source_lengths = _pad([source_vocab.encode(s) for s, _ in pairs])
+    targets, target_lengths = _pad([target_vocab.encode(t) for _, t in pairs])
+    decoder_inputs = np.concatenate([np.full((len(pairs), 1), SOS, np.int32), targets[:, :-1]], axis=1)
+    arrays = dict(
+        source=source,
+        source_lengths=source_lengths,
+        decoder_inputs=decoder_inputs,
+        targets=targets,
+        target_lengths=target_lengths,
+    )
+    return pairs, source_vocab, target_vocab, arrays
+
+
+def _loss(params, apply_fn, batch):
+    """NLL summed over each target sentence's words (the lab's ``loss += criterion(...)`` per word), averaged over
+    the sentences of the batch; and the number of target words."""
+    log_probs = apply_fn({"params": params}, batch["source"], batch["source_lengths"], batch["decoder_inputs"])
+    nll = -jnp.take_along_axis(log_probs, batch["targets"][..., None], axis=-1)[..., 0]
+    mask = jnp.arange(nll.shape[1])[None, :] < batch["target_lengths"][:, None]
+    per_sentence = jnp.where(mask, nll, 0.0).sum(axis=1)
+    return per_sentence.mean(), (per_sentence.sum(), mask.sum())
+
+
+@functools.partial(jax.jit, static_argnames=("one_pair_per_step",))
+def _train(state, arrays, choices, one_pair_per_step: bool):
+    def body(state, choice):
+        batch = arrays
+        if one_pair_per_step:  # one pair, still padded to the longest sentence: one program for every pair
+            batch = jax.tree_util.tree_map(lambda a: a[choice][None], arrays)
+        grads, (nll_sum, words) = jax.grad(_loss, has_aux=True)(state.params, state.apply_fn, batch)
+        return state.apply_gradients(grads=grads), nll_sum / words
+
+    return jax.lax.scan(body, state, choices)
+
+
+def train_and_evaluate(config: Config) -> Result:
+    """Train the lab's translator and decode every source sentence greedily."""
+    pairs, source_vocab, target_vocab, arrays = prepare()
+    model = Seq2Seq(len(source_vocab), len(target_vocab), config.hidden_size)
+    init_rng, choice_rng = jax.random.split(jax.random.key(config.seed))
+    arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
+    params = model.init(init_rng, arrays["source"], arrays["source_lengths"], arrays["decoder_inputs"])["params"]
+    state = train.create_train_state(model, params, optax.sgd(config.learning_rate))
+    choices = jax.random.randint(choice_rng, (config.iterations,), 0, len(pairs))  # used by one_pair_per_step
+    state, losses = _train(state, arrays, choices, config.one_pair_per_step)
+    words = jax.jit(functools.partial(model.apply, method=Seq2Seq.translate), static_argnums=(3, 4))(
+        {"params": state.params}, arrays["source"], arrays["source_lengths"], SOS, TARGET_MAX_LENGTH
+    )
+    translations = [target_vocab.decode(w) for w in np.asarray(words)]
+    return Result(pairs, translations, np.asarray(losses), state.params)

@@ -1,0 +1,90 @@
+"""Labs 11-4 (time series), 11-5 (seq2seq) and 11-6 (packed sequences): recipes and scripts."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.utils.rnn as rnn_utils
+from conftest import assert_close, load_script
+
+from jaxnn.data.macro import load_macrodata
+from jaxnn.labs import packed, seq2seq, timeseries
+
+
+def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, no_compilation_cache):
+    result = load_script("seq2seq").main([])
+    assert result.exact == [True, True, True, True], result.translations
+    assert result.losses[-100:].mean() < 0.05 < result.losses[:100].mean()
+    out = capsys.readouterr().out
+    assert "< 파이토치는 딥러닝을 위한 프레임워크이다. <EOS>" in out and "4 of 4 translations exact" in out
+
+
+def test_seq2seq_vocabularies_are_the_labs():
+    pairs, source, target, arrays = seq2seq.prepare()
+    assert source.words[:5] == ("<SOS>", "<EOS>", "i", "feel", "hungry.")
+    assert len(source) == 17 and len(target) == 13
+    assert source.encode("pytorch is very easy.") == [5, 6, 7, 8, 1]
+    np.testing.assert_array_equal(arrays["source_lengths"], [4, 5, 8, 7])
+    np.testing.assert_array_equal(arrays["decoder_inputs"][:, 0], 0)
+    with pytest.raises(ValueError, match=r"words \['hello'\] of 'hello' are not in the vocabulary"):
+        source.encode("hello")
+
+
+def test_packed_lab_matches_torch_utilities_and_packed_rnn():
+    lab = packed.run()
+    assert lab.chars[0] == "<pad>" and len(lab.chars) == 19 and list(lab.chars[1:]) == sorted(lab.chars[1:])
+    t_padded = rnn_utils.pad_sequence([torch.tensor(i) for i in lab.indices], batch_first=True)
+    np.testing.assert_array_equal(lab.padded, t_padded.numpy())
+    t_packed = rnn_utils.pack_padded_sequence(t_padded, torch.tensor(lab.lengths), True, enforce_sorted=False)
+    np.testing.assert_array_equal(lab.packed.data, t_packed.data.numpy())
+    np.testing.assert_array_equal(lab.packed.sorted_indices, t_packed.sorted_indices.numpy())
+    # Outputs past each length are zero with lengths, and not without; inside each word they agree.
+    for b, n in enumerate(lab.lengths):
+        assert not lab.output_packed[b, n:].any()
+        assert n == lab.padded.shape[1] or np.abs(lab.output_padded[b, n:]).max() > 0.1
+        np.testing.assert_array_equal(lab.output_packed[b, :n], lab.output_padded[b, :n])
+
+
+def test_timeseries_scales_with_the_training_split_only_and_learns(tmp_path):
+    config = timeseries.Config()
+    names, values = load_macrodata(columns=timeseries.FEATURES)
+    assert values.shape == (203, 5) and names[-1] == "realgdp"
+    scaler, train_x, train_y, test_x, test_y = timeseries.split(values, config)
+    train_size = int(203 * 0.7)
+    np.testing.assert_allclose(scaler.lo, values[:train_size].min(axis=0))
+    assert train_x.shape == (train_size - 7, 7, 5) and test_x.shape == (203 - train_size, 7, 5)
+    assert test_y.max() > 1.0  # the test split runs past the training range, as real GDP does
+    np.testing.assert_allclose(train_x[1, -1], train_x[2, -2])  # step-1 windows
+    result = timeseries.train_and_evaluate(config, tmp_path)
+    assert result.losses[-1] < 0.01 * result.losses[0]
+    assert result.train_rmse < 150 and result.test_rmse < 1000
+    assert result.plot_path is not None and result.plot_path.stat().st_size > 10_000
+    assert_close(result.test_targets, values[train_size:, -1], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "script, expect",
+    [
+        ("timeseries", "train RMSE:"),
+        (
+            "packed_sequence",
+            "pad_packed_sequence(packed, batch_first=True) gives back the padded batch and lengths: True",
+        ),
+    ],
+)
+def test_lab_scripts_print_what_the_readme_says(script, expect, capsys, no_compilation_cache, tmp_path):
+    load_script(script).main(["--workdir", str(tmp_path)] if script == "timeseries" else [])
+    assert expect in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "script, argv, message",
+    [
+        ("seq2seq", ["--iterations", "0"], "--iterations must be an int >= 1, got 0"),
+        ("seq2seq", ["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+        ("timeseries", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+    ],
+)
+def test_new_lab_scripts_reject_bad_flags(script, argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        load_script(script).main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
