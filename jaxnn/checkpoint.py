@@ -91,7 +91,10 @@ class Checkpointer:
 
 def _arrays(state: Any) -> dict:
     """The saved part of a flax TrainState: its arrays (apply_fn and tx are code, rebuilt by the caller)."""
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+    arrays = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+    if getattr(state, "batch_stats", None) is not None:  # a model with BatchNorm: its running statistics too
+        arrays["batch_stats"] = state.batch_stats
+    return arrays
 
 
 def save_params(path: str | Path, params: Any) -> Path:

@@ -31,7 +31,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax.training.train_state import TrainState
+from flax.training import train_state
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -39,6 +39,7 @@ Metrics = dict[str, jax.Array]
 __all__ = [
     "TrainState",
     "adam",
+    "init_variables",
     "init_params",
     "create_train_state",
     "cross_entropy_loss",
@@ -54,6 +55,13 @@ __all__ = [
     "check_batch_size",
     "NonFiniteLossError",
 ]
+
+
+class TrainState(train_state.TrainState):
+    """Flax's ``TrainState`` (step, apply_fn, params, tx, opt_state) plus ``batch_stats``: the running statistics
+    of a model with BatchNorm layers, None for a model without (which then trains exactly as before)."""
+
+    batch_stats: Any = None
 
 
 @functools.cache
@@ -78,16 +86,24 @@ def adam(learning_rate: float = 1e-3, decay_steps: int | None = None) -> optax.G
 
 
 @functools.partial(jax.jit, static_argnames="model")
+def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: jax.Array) -> dict:
+    """``model.init(rng, sample_inputs)``: ``params``, and ``batch_stats`` for a model with BatchNorm; compiled once
+    per model and input shape (an RNN's eager init would trace and compile its scan anew on every call)."""
+    return model.init(rng, sample_inputs, deterministic=True)
+
+
 def init_params(model: nn.Module, rng: jax.Array, sample_inputs: jax.Array) -> Any:
-    """``model.init(rng, sample_inputs)['params']``, compiled once per model and input shape (an RNN's eager init
-    would trace and compile its scan anew on every call)."""
-    return model.init(rng, sample_inputs, deterministic=True)["params"]
+    """The ``params`` of :func:`init_variables`."""
+    return init_variables(model, rng, sample_inputs)["params"]
 
 
-def create_train_state(model: nn.Module, params: Any, tx: optax.GradientTransformation) -> TrainState:
-    """Flax's ``TrainState`` of ``model`` with ``params`` (from :func:`init_params`, a checkpoint or PyTorch) and
-    the optimizer ``tx`` (:func:`adam`, or any optax transformation)."""
-    return TrainState.create(apply_fn=_Apply(model), params=params, tx=tx)
+def create_train_state(
+    model: nn.Module, params: Any, tx: optax.GradientTransformation, batch_stats: Any = None
+) -> TrainState:
+    """The :class:`TrainState` of ``model`` with ``params`` (from :func:`init_params`, a checkpoint or PyTorch), the
+    optimizer ``tx`` (:func:`adam`, or any optax transformation) and, for a model with BatchNorm layers, its
+    ``batch_stats`` (``init_variables(...)['batch_stats']``)."""
+    return TrainState.create(apply_fn=_Apply(model), params=params, tx=tx, batch_stats=batch_stats)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,17 +133,20 @@ def compute_metrics(logits: jax.Array, labels: jax.Array) -> Metrics:
 
 
 def _train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array):
-    def loss_fn(params):
-        logits = state.apply_fn(
-            {"params": params},
-            batch["inputs"],
-            deterministic=False,
-            rngs={"dropout": jax.random.fold_in(rng, state.step)},
-        )
-        return cross_entropy_loss(logits, batch["labels"]), logits
+    rngs = {"dropout": jax.random.fold_in(rng, state.step)}
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    state = state.apply_gradients(grads=grads)
+    def loss_fn(params):
+        if state.batch_stats is None:
+            logits = state.apply_fn({"params": params}, batch["inputs"], deterministic=False, rngs=rngs)
+            return cross_entropy_loss(logits, batch["labels"]), (logits, None)
+        variables = {"params": params, "batch_stats": state.batch_stats}
+        logits, updates = state.apply_fn(
+            variables, batch["inputs"], deterministic=False, rngs=rngs, mutable=["batch_stats"]
+        )
+        return cross_entropy_loss(logits, batch["labels"]), (logits, updates["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
     return state, {"loss": loss, "accuracy": accuracy(logits, batch["labels"])}, logits
 
 
@@ -144,7 +163,10 @@ def eval_step(state: TrainState, batch: Batch) -> Metrics:
 
 def predict(state: TrainState, inputs: jax.Array) -> jax.Array:
     """Logits of ``inputs``, dropout off."""
-    return state.apply_fn({"params": state.params}, inputs, deterministic=True)
+    variables = {"params": state.params}
+    if state.batch_stats is not None:
+        variables["batch_stats"] = state.batch_stats
+    return state.apply_fn(variables, inputs, deterministic=True)
 
 
 @functools.partial(jax.jit, static_argnames="num_steps")

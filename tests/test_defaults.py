@@ -35,6 +35,8 @@ COUNTERPARTS = {
     "nn.LSTMCell": (nn.LSTMCell, torch.nn.LSTMCell),
     "nn.GRUCell": (nn.GRUCell, torch.nn.GRUCell),
     "nn.Embedding": (nn.Embedding, torch.nn.Embedding),
+    "nn.BatchNorm1d": (nn.BatchNorm1d, torch.nn.BatchNorm1d),
+    "nn.BatchNorm2d": (nn.BatchNorm2d, torch.nn.BatchNorm2d),
     "models.RNN": (models.RNN, torch.nn.RNN),
     "sequence.pad_sequence": (sequence.pad_sequence, rnn_utils.pad_sequence),
     "sequence.pack_padded_sequence": (sequence.pack_padded_sequence, rnn_utils.pack_padded_sequence),

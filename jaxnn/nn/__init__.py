@@ -2,11 +2,13 @@
 
 - convolution, linear and pooling layers over :mod:`jaxnn.ops` (:mod:`jaxnn.nn.layers`);
 - recurrent cells, one time step each (:mod:`jaxnn.nn.recurrent`);
-- ``Embedding`` (:mod:`jaxnn.nn.embedding`).
+- ``Embedding`` (:mod:`jaxnn.nn.embedding`);
+- ``BatchNorm1d``/``BatchNorm2d`` with PyTorch's running statistics (:mod:`jaxnn.nn.normalization`).
 """
 
 from jaxnn.nn.embedding import Embedding
 from jaxnn.nn.layers import AvgPool2d, Conv2d, Linear, MaxPool2d, torch_uniform, xavier_uniform
+from jaxnn.nn.normalization import BatchNorm1d, BatchNorm2d
 from jaxnn.nn.recurrent import GRUCell, LSTMCell, RNNCell
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "LSTMCell",
     "GRUCell",
     "Embedding",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "torch_uniform",
     "xavier_uniform",
 ]
