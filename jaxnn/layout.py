@@ -35,6 +35,30 @@ def hwio_to_oihw(w):
     return w.transpose(3, 2, 0, 1)
 
 
+def iohw_to_hwio(w):
+    """PyTorch transposed-conv weight (I, O // groups, kh, kw) -> jaxnn's kernel (kh, kw, I, O // groups)."""
+    _check(w, (4,), "weight", "(I, O // groups, kh, kw)")
+    return w.transpose(2, 3, 0, 1)
+
+
+def hwio_to_iohw(w):
+    """jaxnn's conv_transpose2d kernel (kh, kw, I, O // groups) -> PyTorch's transposed-conv weight."""
+    _check(w, (4,), "kernel", "(kh, kw, I, O // groups)")
+    return w.transpose(2, 3, 0, 1)
+
+
+def oik_to_kio(w):
+    """PyTorch conv1d weight (O, I, k) -> jaxnn's conv1d kernel (k, I, O)."""
+    _check(w, (3,), "weight", "(O, I, k)")
+    return w.transpose(2, 1, 0)
+
+
+def kio_to_oik(w):
+    """jaxnn's conv1d kernel (k, I, O) -> PyTorch's conv1d weight (O, I, k)."""
+    _check(w, (3,), "kernel", "(k, I, O)")
+    return w.transpose(2, 1, 0)
+
+
 def linear_to_dense(w):
     """PyTorch Linear weight (out, in) -> Flax Dense kernel (in, out)."""
     _check(w, (2,), "weight", "(out, in)")

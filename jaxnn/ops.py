@@ -24,11 +24,20 @@ Padding = int | Sequence[int] | str
 
 __all__ = [
     "conv_output_size",
+    "conv_transpose_output_size",
     "conv2d",
     "convolve2d",
+    "conv_transpose2d",
+    "pad",
     "max_pool2d",
     "avg_pool2d",
     "max_unpool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "conv1d",
+    "max_pool1d",
+    "avg_pool1d",
+    "adaptive_avg_pool1d",
 ]
 
 
@@ -225,6 +234,7 @@ def conv2d(
     dilation: IntPair = 1,
     groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     precision: lax.PrecisionLike = None,
 ) -> jax.Array:
     """2-D cross-correlation, like ``torch.nn.functional.conv2d`` (which is a cross-correlation, not a convolution).
@@ -238,6 +248,8 @@ def conv2d(
       padding: int or pair of zero padding on both sides, ``'valid'`` (none) or ``'same'`` (stride 1 only; the odd
         extra element goes to the bottom/right, as PyTorch places it).
       groups: channel groups; divides both C and O.
+      padding_mode: what the padding holds, as ``torch.nn.Conv2d`` applies it: ``'zeros'``, ``'reflect'``,
+        ``'replicate'`` or ``'circular'`` (see :func:`pad`).
       precision: of the convolution's products, as in ``lax.conv_general_dilated``: ``'highest'`` is full float32
         on GPUs, whose default may be TF32 (see the README's "Exact on GPUs").
 
@@ -252,6 +264,14 @@ def conv2d(
     weight = jnp.asarray(weight)
     bias = None if bias is None else jnp.asarray(bias)
     stride, pads, dilation = _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, "conv2d")
+    if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+        raise ValueError(
+            f"conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got {padding_mode!r}"
+        )
+    if padding_mode != "zeros":  # pad first, as nn.Conv2d does, then convolve without padding
+        (top, bottom), (left, right) = pads
+        x4 = pad(x4, (left, right, top, bottom), mode=padding_mode)
+        pads = ((0, 0), (0, 0))
     y = lax.conv_general_dilated(
         x4,
         weight.astype(x4.dtype),
@@ -608,3 +628,360 @@ def max_unpool2d(
             )
     y = _unpool(x4.reshape(n, h * w, c), idx4.reshape(n, h * w, c).astype(jnp.int32), plane)
     return _restore(y.reshape(n, out_hw[0], out_hw[1], c), batched)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Padding
+# --------------------------------------------------------------------------------------------------------------
+
+PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def pad(x: jax.Array, pad: Sequence[int], mode: str = "constant", value: float | None = None) -> jax.Array:
+    """``torch.nn.functional.pad`` on channel-last input: pads the spatial axes before the channel axis.
+
+    ``pad`` lists (before, after) pairs starting from the *last* spatial axis, PyTorch's reversed order:
+    ``(left, right)`` pads W (or L), ``(left, right, top, bottom)`` pads W and H. On an NHWC array that is the same
+    tuple PyTorch takes for the NCHW array, which surprises people used to ``np.pad``'s first-axis-first order.
+    The channel axis is never padded.
+
+    Modes as PyTorch's: ``'constant'`` (``value``, default 0), ``'reflect'`` (mirror without the edge; each pad
+    smaller than its axis), ``'replicate'`` (repeat the edge), ``'circular'`` (wrap around; each pad at most its
+    axis). Negative pads (cropping) are not supported.
+
+    Example::
+
+      pad(jnp.ones((1, 4, 4, 3)), (1, 1, 2, 2), mode="reflect").shape   # (1, 8, 6, 3)
+    """
+    x = jnp.asarray(x)
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {sorted(PAD_MODES)}, got {mode!r}")
+    if not isinstance(pad, (tuple, list)) or len(pad) % 2 or not all(_is_int(p) for p in pad):
+        raise TypeError(f"pad: pad must be a tuple of an even number of ints, got {pad!r}")
+    spatial = len(pad) // 2
+    if spatial > x.ndim - 1:
+        raise ValueError(
+            f"pad: {len(pad)} values pad {spatial} spatial axes, but x of shape {tuple(x.shape)} has at "
+            f"most {x.ndim - 1} before its channel axis"
+        )
+    if min(pad, default=0) < 0:
+        raise ValueError(f"pad: negative padding (cropping) is not supported, got {tuple(pad)}")
+    if value is not None and mode != "constant":
+        raise ValueError(f"pad: value applies to mode='constant' only, got mode={mode!r}")
+    widths = [(0, 0)] * x.ndim
+    for k in range(spatial):  # pair k pads the k-th spatial axis counted from the channel axis backwards
+        axis = x.ndim - 2 - k
+        before, after = int(pad[2 * k]), int(pad[2 * k + 1])
+        size = x.shape[axis]
+        if mode == "reflect" and max(before, after) >= size:
+            raise ValueError(
+                f"pad: reflect padding {(before, after)} must be smaller than the padded axis "
+                f"{axis} of size {size} (x shape {tuple(x.shape)})"
+            )
+        if mode == "circular" and max(before, after) > size:
+            raise ValueError(
+                f"pad: circular padding {(before, after)} must be at most the padded axis {axis} of "
+                f"size {size} (x shape {tuple(x.shape)})"
+            )
+        widths[axis] = (before, after)
+    if mode == "constant":
+        return jnp.pad(x, widths, constant_values=0.0 if value is None else value)
+    return jnp.pad(x, widths, mode=PAD_MODES[mode])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Adaptive pooling
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _adaptive_size(output_size, hw, op) -> tuple[int, int]:
+    """(oh, ow) from an int, a pair, or a pair with None (keep that input size)."""
+    if _is_int(output_size) or output_size is None:
+        sizes = (output_size, output_size)
+    elif isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        sizes = tuple(output_size)
+    else:
+        raise TypeError(f"{op}: output_size must be an int, None or a pair of them, got {output_size!r}")
+    out = []
+    for size, n in zip(sizes, hw, strict=True):
+        if size is None:
+            size = n
+        if not _is_int(size):
+            raise TypeError(f"{op}: output_size must be an int, None or a pair of them, got {output_size!r}")
+        if size < 0:
+            raise ValueError(f"{op}: output_size must be >= 0, got {output_size!r}")
+        out.append(int(size))
+    return out[0], out[1]
+
+
+def _adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's windows along one axis: window i is [floor(i*size/out), ceil((i+1)*size/out)). Returns the
+    (out, kmax) input positions (clipped) and whether each is inside its window."""
+    start = (np.arange(out) * size) // out
+    end = -((-(np.arange(out) + 1) * size) // out)
+    kmax = int((end - start).max(initial=1))
+    pos = start[:, None] + np.arange(kmax)[None, :]
+    return np.minimum(pos, size - 1), pos < end[:, None]
+
+
+def _adaptive_gather(x4, out_hw):
+    """``(N, oh, ow, kh*kw, C)`` windows (row-major in each window) and their ``(oh, ow, kh*kw)`` validity, plus
+    the flat input index h*W + w of every window element."""
+    n, h, w, c = x4.shape
+    ph, vh = _adaptive_windows(h, out_hw[0])
+    pw, vw = _adaptive_windows(w, out_hw[1])
+    win = x4[:, ph][:, :, :, pw]  # (N, oh, kh, ow, kw, C)
+    kh, kw = ph.shape[1], pw.shape[1]
+    win = win.transpose(0, 1, 3, 2, 4, 5).reshape(n, out_hw[0], out_hw[1], kh * kw, c)
+    valid = (vh[:, None, :, None] & vw[None, :, None, :]).reshape(out_hw[0], out_hw[1], kh * kw)
+    flat = (ph[:, None, :, None] * w + pw[None, :, None, :]).reshape(out_hw[0], out_hw[1], kh * kw)
+    return win, valid, flat
+
+
+def adaptive_avg_pool2d(x: jax.Array, output_size) -> jax.Array:
+    """``torch.nn.functional.adaptive_avg_pool2d``: output ``(N, oh, ow, C)`` whose cell (i, j) averages the input
+    window rows ``[floor(i*H/oh), ceil((i+1)*H/oh))`` and the same rule for columns. ``output_size`` is an int, a
+    pair, or a pair with None (that axis keeps its size); it may exceed the input or be 0, as in PyTorch."""
+    x4, batched = _as_nhwc(x)
+    out_hw = _adaptive_size(output_size, x4.shape[1:3], "adaptive_avg_pool2d")
+    if 0 in out_hw or 0 in x4.shape[1:3]:
+        return _restore(jnp.zeros((x4.shape[0], *out_hw, x4.shape[3]), x4.dtype), batched)
+    win, valid, _ = _adaptive_gather(x4, out_hw)
+    mask = jnp.asarray(valid)[None, :, :, :, None]
+    sums = jnp.where(mask, win, jnp.zeros_like(win)).sum(axis=3)
+    return _restore(sums / jnp.asarray(valid.sum(axis=2), x4.dtype)[None, :, :, None], batched)
+
+
+def adaptive_max_pool2d(x: jax.Array, output_size, return_indices: bool = False):
+    """``torch.nn.functional.adaptive_max_pool2d``: the maximum of each of :func:`adaptive_avg_pool2d`'s windows,
+    with ``return_indices`` also its flat position ``h * W + w`` (int32; the first maximum in row-major order, which
+    also takes the gradient). ``output_size`` as in :func:`adaptive_avg_pool2d`; 0 gives an empty output."""
+    x4, batched = _as_nhwc(x)
+    out_hw = _adaptive_size(output_size, x4.shape[1:3], "adaptive_max_pool2d")
+    if 0 in out_hw or 0 in x4.shape[1:3]:
+        empty = jnp.zeros((x4.shape[0], *out_hw, x4.shape[3]), x4.dtype)
+        return (
+            (_restore(empty, batched), _restore(empty.astype(jnp.int32), batched))
+            if return_indices
+            else _restore(empty, batched)
+        )
+    win, valid, flat = _adaptive_gather(x4, out_hw)
+    win = jnp.where(jnp.asarray(valid)[None, :, :, :, None], win, -jnp.inf)
+    k = jnp.argmax(win, axis=3)  # first maximum (a NaN counts as the maximum, as in PyTorch)
+    values = jnp.take_along_axis(win, k[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    if not return_indices:
+        return _restore(values, batched)
+    idx = jnp.take_along_axis(jnp.asarray(flat)[None, :, :, :, None], k[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    return _restore(values, batched), _restore(idx.astype(jnp.int32), batched)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Transposed convolution
+# --------------------------------------------------------------------------------------------------------------
+
+
+def conv_transpose_output_size(
+    size: int, kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length of a transposed convolution along one axis, as PyTorch computes it:
+    ``(size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``."""
+    for name, value in (
+        ("size", size),
+        ("kernel_size", kernel_size),
+        ("stride", stride),
+        ("padding", padding),
+        ("output_padding", output_padding),
+        ("dilation", dilation),
+    ):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    return int((size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1)
+
+
+def conv_transpose2d(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+    *,
+    output_size: Sequence[int] | None = None,
+    precision: lax.PrecisionLike = None,
+) -> jax.Array:
+    """``torch.nn.functional.conv_transpose2d`` (the gradient of :func:`conv2d` with respect to its input).
+
+    Args:
+      x: ``(N, H, W, C)`` or ``(H, W, C)`` floating array.
+      weight: ``(kh, kw, C, O // groups)``: PyTorch's ``(C, O // groups, kh, kw)`` moved to channels last
+        (``jaxnn.layout.iohw_to_hwio``).
+      bias: ``(O,)`` or None.
+      stride, padding, dilation: as PyTorch's; ``padding`` removes ``dilation * (k - 1) - padding``... of the full
+        output, i.e. ``Ho = conv_transpose_output_size(H, kh, sh, ph, oph, dh)``.
+      output_padding: extra rows/columns at the bottom/right, each smaller than its stride or its dilation.
+      output_size: ``(Ho, Wo)`` (or a full shape) instead of ``output_padding``, as ``ConvTranspose2d.forward``
+        accepts it: it must lie within ``stride - 1`` above the smallest output.
+
+    Returns:
+      ``(N, Ho, Wo, O)`` (or unbatched).
+    """
+    x4, batched = _as_nhwc(x)
+    weight = jnp.asarray(weight)
+    op = "conv_transpose2d"
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be (kh, kw, C, O // groups), got shape {tuple(weight.shape)}")
+    if not _is_int(groups) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    kh, kw, cin, cout_g = weight.shape
+    if cin != x4.shape[-1]:
+        raise ValueError(
+            f"{op}: input channels {x4.shape[-1]} (x shape {tuple(x4.shape)}) do not match weight "
+            f"{tuple(weight.shape)}: expected weight.shape[2] == {x4.shape[-1]}"
+        )
+    if cin % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the input channels {cin}")
+    cout = cout_g * groups
+    if bias is not None and tuple(jnp.shape(bias)) != (cout,):
+        raise ValueError(f"{op}: bias must have shape ({cout},), got {tuple(jnp.shape(bias))}")
+    kernel, stride, padding, dilation = _window_args((kh, kw), stride, padding, dilation)
+    base = tuple(
+        conv_transpose_output_size(x4.shape[1 + i], kernel[i], stride[i], padding[i], 0, dilation[i]) for i in range(2)
+    )
+    if output_size is not None:
+        size = tuple(int(s) for s in output_size)[-3:-1] if len(output_size) > 2 else tuple(output_size)
+        if len(size) != 2 or any(not base[i] <= size[i] < base[i] + stride[i] for i in range(2)):
+            raise ValueError(
+                f"{op}: output_size {tuple(output_size)} must lie in [{base}, "
+                f"{tuple(base[i] + stride[i] - 1 for i in range(2))}] (x shape {tuple(x4.shape)})"
+            )
+        out_pad = tuple(size[i] - base[i] for i in range(2))
+    else:
+        out_pad = _pair(output_padding, "output_padding")
+        _check_at_least(out_pad, 0, "output_padding")
+        if any(out_pad[i] >= stride[i] and out_pad[i] >= dilation[i] for i in range(2)):
+            raise ValueError(
+                f"{op}: output_padding {out_pad} must be smaller than either stride {stride} or dilation {dilation}"
+            )
+    if min(base[i] + out_pad[i] for i in range(2)) < 1:
+        raise ValueError(
+            f"{op}: output size would be {tuple(base[i] + out_pad[i] for i in range(2))} (x shape "
+            f"{tuple(x4.shape)}, kernel {kernel}, stride {stride}, padding {padding})"
+        )
+    # As a convolution: the input dilated by the stride, padded by dilation * (k - 1) - padding (plus the output
+    # padding at the end), the kernel flipped and, per group, its in/out axes swapped.
+    cin_g = cin // groups
+    w = weight.reshape(kh, kw, groups, cin_g, cout_g).transpose(0, 1, 3, 2, 4).reshape(kh, kw, cin_g, cout)
+    w = w[::-1, ::-1]
+    pads = [
+        (dilation[i] * (kernel[i] - 1) - padding[i], dilation[i] * (kernel[i] - 1) - padding[i] + out_pad[i])
+        for i in range(2)
+    ]
+    y = lax.conv_general_dilated(
+        x4,
+        w.astype(x4.dtype),
+        window_strides=(1, 1),
+        padding=pads,
+        lhs_dilation=stride,
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+        precision=precision,
+    )
+    if bias is not None:
+        y = y + jnp.asarray(bias).astype(y.dtype)
+    return _restore(y, batched)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The 1-D family on (N, L, C): the 2-D ops on a height of 1
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _as_2d(x, op):
+    """(N, L, C) or (L, C) -> (N, 1, L, C), and whether x was batched."""
+    x = jnp.asarray(x)
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{op}: x must be (N, L, C) or (L, C), got shape {tuple(x.shape)}")
+    return (x[:, None] if x.ndim == 3 else x[None, None]), x.ndim == 3
+
+
+def _from_2d(y, batched):
+    return y[:, 0] if batched else y[0, 0]
+
+
+def _one(value, name, default=None):
+    """A 1-D op's int argument (or PyTorch's one-element tuple) as an int."""
+    if value is None:
+        return default
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int or a one-element tuple, got {value!r}")
+    return int(value)
+
+
+def conv1d(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    *,
+    padding_mode: str = "zeros",
+    precision: lax.PrecisionLike = None,
+) -> jax.Array:
+    """``torch.nn.functional.conv1d`` on ``(N, L, C)``: weight ``(k, C // groups, O)`` (PyTorch's ``(O, C //
+    groups, k)`` channels last). Every option of :func:`conv2d`, on a height of 1."""
+    x4, batched = _as_2d(x, "conv1d")
+    weight = jnp.asarray(weight)
+    if weight.ndim != 3:
+        raise ValueError(f"conv1d: weight must be (k, C // groups, O), got shape {tuple(weight.shape)}")
+    pad = padding if isinstance(padding, str) else (0, _one(padding, "padding"))
+    y = conv2d(
+        x4,
+        weight[None],
+        bias,
+        (1, _one(stride, "stride")),
+        pad,
+        (1, _one(dilation, "dilation")),
+        groups,
+        padding_mode=padding_mode,
+        precision=precision,
+    )
+    return _from_2d(y, batched)
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """``torch.nn.functional.max_pool1d`` on ``(N, L, C)``; indices are positions along L."""
+    x4, batched = _as_2d(x, "max_pool1d")
+    k = _one(kernel_size, "kernel_size")
+    out = max_pool2d(
+        x4,
+        (1, k),
+        (1, _one(stride, "stride", k)),
+        (0, _one(padding, "padding")),
+        (1, _one(dilation, "dilation")),
+        ceil_mode,
+        return_indices,
+    )
+    return tuple(_from_2d(o, batched) for o in out) if return_indices else _from_2d(out, batched)
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """``torch.nn.functional.avg_pool1d`` on ``(N, L, C)``."""
+    x4, batched = _as_2d(x, "avg_pool1d")
+    k = _one(kernel_size, "kernel_size")
+    y = avg_pool2d(
+        x4, (1, k), (1, _one(stride, "stride", k)), (0, _one(padding, "padding")), ceil_mode, count_include_pad
+    )
+    return _from_2d(y, batched)
+
+
+def adaptive_avg_pool1d(x, output_size) -> jax.Array:
+    """``torch.nn.functional.adaptive_avg_pool1d`` on ``(N, L, C)``."""
+    x4, batched = _as_2d(x, "adaptive_avg_pool1d")
+    return _from_2d(adaptive_avg_pool2d(x4, (1, _one(output_size, "output_size"))), batched)

@@ -3,16 +3,35 @@
 - convolution, linear and pooling layers over :mod:`jaxnn.ops` (:mod:`jaxnn.nn.layers`);
 - recurrent cells, one time step each (:mod:`jaxnn.nn.recurrent`);
 - ``Embedding`` (:mod:`jaxnn.nn.embedding`);
-- ``BatchNorm1d``/``BatchNorm2d`` with PyTorch's running statistics (:mod:`jaxnn.nn.normalization`).
+- ``BatchNorm1d``/``BatchNorm2d`` with PyTorch's running statistics (:mod:`jaxnn.nn.normalization`);
+- ``torch.nn.init``'s rules as Flax initializers (:mod:`jaxnn.nn.init`).
 """
 
+from jaxnn.nn import init
 from jaxnn.nn.embedding import Embedding
-from jaxnn.nn.layers import AvgPool2d, Conv2d, Linear, MaxPool2d, torch_uniform, xavier_uniform
+from jaxnn.nn.layers import (
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout2d,
+    Linear,
+    MaxPool2d,
+    torch_uniform,
+    xavier_uniform,
+)
 from jaxnn.nn.normalization import BatchNorm1d, BatchNorm2d
 from jaxnn.nn.recurrent import GRUCell, LSTMCell, RNNCell
 
 __all__ = [
     "Conv2d",
+    "ConvTranspose2d",
+    "Conv1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Dropout2d",
     "Linear",
     "MaxPool2d",
     "AvgPool2d",

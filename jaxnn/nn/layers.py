@@ -57,6 +57,7 @@ class Conv2d(nn.Module):
     dilation: IntPair = 1
     groups: int = 1
     bias: bool = True
+    padding_mode: str = "zeros"
     precision: PrecisionLike = None
     kernel_init: Initializer | None = None
     bias_init: Initializer | None = None
@@ -77,7 +78,15 @@ class Conv2d(nn.Module):
         )
         bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_channels,)) if self.bias else None
         return ops.conv2d(
-            x, kernel, bias, self.stride, self.padding, self.dilation, self.groups, precision=self.precision
+            x,
+            kernel,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            padding_mode=self.padding_mode,
+            precision=self.precision,
         )
 
 
@@ -145,4 +154,145 @@ class AvgPool2d(nn.Module):
         )
 
 
-__all__ = ["Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "torch_uniform", "xavier_uniform"]
+class ConvTranspose2d(nn.Module):
+    """``torch.nn.ConvTranspose2d`` on NHWC input: kernel ``(kh, kw, C, out_channels // groups)`` (PyTorch's
+    ``(C, out_channels // groups, kh, kw)`` channels last), bias ``(out_channels,)``, PyTorch's initialisation
+    (its fan-in of a transposed kernel is ``out_channels // groups * kh * kw``). ``__call__(x, output_size=None)``."""
+
+    out_channels: int
+    kernel_size: IntPair
+    stride: IntPair = 1
+    padding: IntPair = 0
+    output_padding: IntPair = 0
+    groups: int = 1
+    bias: bool = True
+    dilation: IntPair = 1
+    padding_mode: str = "zeros"
+    precision: PrecisionLike = None
+    kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, output_size=None) -> jax.Array:
+        if self.padding_mode != "zeros":
+            raise ValueError(
+                f"ConvTranspose2d: only padding_mode='zeros' is supported (as in PyTorch), got {self.padding_mode!r}"
+            )
+        (kh, kw), _, _, _ = ops._window_args(self.kernel_size, 1, 0)
+        if not isinstance(self.groups, int) or self.groups < 1 or self.out_channels % self.groups:
+            raise ValueError(f"ConvTranspose2d: groups={self.groups} must divide out_channels {self.out_channels}")
+        channels = jnp.shape(x)[-1]
+        fan_in = self.out_channels // self.groups * kh * kw
+        kernel = self.param(
+            "kernel", self.kernel_init or torch_uniform(fan_in), (kh, kw, channels, self.out_channels // self.groups)
+        )
+        bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_channels,)) if self.bias else None
+        return ops.conv_transpose2d(
+            x,
+            kernel,
+            bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+            output_size=output_size,
+            precision=self.precision,
+        )
+
+
+class Conv1d(nn.Module):
+    """``torch.nn.Conv1d`` on ``(N, L, C)``: kernel ``(k, C // groups, out_channels)``, bias ``(out_channels,)``."""
+
+    out_channels: int
+    kernel_size: int
+    stride: int = 1
+    padding: int | str = 0
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: str = "zeros"
+    precision: PrecisionLike = None
+    kernel_init: Initializer | None = None
+    bias_init: Initializer | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = ops._one(self.kernel_size, "kernel_size")
+        channels = jnp.shape(x)[-1]
+        if channels % self.groups:
+            raise ValueError(f"Conv1d: groups={self.groups} does not divide the input channels {channels}")
+        fan_in = channels // self.groups * k
+        kernel = self.param(
+            "kernel", self.kernel_init or torch_uniform(fan_in), (k, channels // self.groups, self.out_channels)
+        )
+        bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_channels,)) if self.bias else None
+        return ops.conv1d(
+            x,
+            kernel,
+            bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            padding_mode=self.padding_mode,
+            precision=self.precision,
+        )
+
+
+class AdaptiveAvgPool2d(nn.Module):
+    """``torch.nn.AdaptiveAvgPool2d`` on NHWC input (see :func:`jaxnn.ops.adaptive_avg_pool2d`)."""
+
+    output_size: int | None | tuple
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return ops.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(nn.Module):
+    """``torch.nn.AdaptiveMaxPool2d`` on NHWC input (see :func:`jaxnn.ops.adaptive_max_pool2d`)."""
+
+    output_size: int | None | tuple
+    return_indices: bool = False
+
+    def __call__(self, x: jax.Array):
+        return ops.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
+class Dropout2d(nn.Module):
+    """``torch.nn.Dropout2d``: zeroes whole channels of an ``(N, H, W, C)`` (or unbatched ``(H, W, C)``) input with
+    probability ``p`` when ``deterministic`` is False (rng ``'dropout'``), scaling the rest by ``1 / (1 - p)``.
+    The masks come from JAX's generator, so they are not PyTorch's."""
+
+    p: float = 0.5
+    inplace: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {self.p!r}")
+        x = jnp.asarray(x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Dropout2d: x must be (N, H, W, C) or (H, W, C), got shape {tuple(x.shape)}")
+        if deterministic or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return jnp.zeros_like(x)
+        shape = (x.shape[0], 1, 1, x.shape[3]) if x.ndim == 4 else (1, 1, x.shape[2])
+        keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.p, shape)
+        return jnp.where(keep, x / (1.0 - self.p), jnp.zeros_like(x))
+
+
+__all__ = [
+    "Conv2d",
+    "ConvTranspose2d",
+    "Conv1d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
+    "Dropout2d",
+    "torch_uniform",
+    "xavier_uniform",
+]

@@ -1,0 +1,343 @@
+"""The CNN toolkit ops against torch.nn.functional: conv_transpose2d, pad and conv2d's padding modes, adaptive
+pooling, and the 1-D family; values, indices and gradients over random configurations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jaxnn import layout, nn, ops
+
+
+def cf(a):
+    """Channels last -> channels first (any rank >= 2), a standard-strided copy."""
+    return np.ascontiguousarray(np.moveaxis(np.asarray(a), -1, 1))
+
+
+def cl(a):
+    """Channels first -> channels last."""
+    return np.moveaxis(np.asarray(a), 1, -1)
+
+
+def check_against_torch(jax_fn, torch_fn, inputs, torch_inputs, seed, abs_inputs=None, what=""):
+    """Forward and the gradients of every input: ``jax_fn(*inputs)`` (channels last) against
+    ``torch_fn(*torch_inputs)`` (channels first), for one random cotangent. ``abs_inputs``: the torch inputs with
+    absolute values, for sums that cancel (conftest's tolerance model)."""
+    out, vjp = jax.vjp(jax_fn, *[jnp.asarray(a) for a in inputs])
+    g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
+    grads = vjp(jnp.asarray(g))
+
+    def run(arrays, g_):
+        ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+        y = torch_fn(*ts)
+        y.backward(torch.tensor(cf(g_)))
+        return y.detach().numpy(), [t.grad.numpy() for t in ts]
+
+    y, t_grads = run(torch_inputs, g)
+    scale_y, scale_grads = run(abs_inputs, np.abs(g)) if abs_inputs is not None else (None, [None] * len(inputs))
+    assert_close(out, cl(y), what=f"{what} forward", scale=None if scale_y is None else cl(scale_y))
+    return grads, t_grads, scale_grads
+
+
+@st.composite
+def transpose_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2]))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = tuple(draw(st.integers(0, d[i] * (k[i] - 1))) for i in range(2))
+    op = tuple(draw(st.integers(0, max(s[i], d[i]) - 1)) for i in range(2))
+    return dict(
+        groups=groups,
+        k=k,
+        stride=s,
+        dilation=d,
+        padding=p,
+        output_padding=op,
+        hw=(draw(st.integers(1, 6)), draw(st.integers(1, 6))),
+        cin=groups * draw(st.integers(1, 3)),
+        cout_g=draw(st.integers(1, 3)),
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**31 - 1)),
+    )
+
+
+@given(transpose_cases())
+def test_conv_transpose2d_matches_torch(c):
+    r = np.random.default_rng(c["seed"])
+    x = r.standard_normal((2, *c["hw"], c["cin"])).astype(np.float32)
+    w = r.standard_normal((*c["k"], c["cin"], c["cout_g"])).astype(np.float32)
+    b = r.standard_normal(c["cout_g"] * c["groups"]).astype(np.float32)
+    kw = dict(
+        stride=c["stride"],
+        padding=c["padding"],
+        output_padding=c["output_padding"],
+        groups=c["groups"],
+        dilation=c["dilation"],
+    )
+    out_hw = [
+        ops.conv_transpose_output_size(
+            c["hw"][i], c["k"][i], c["stride"][i], c["padding"][i], c["output_padding"][i], c["dilation"][i]
+        )
+        for i in range(2)
+    ]
+    if min(out_hw) < 1:
+        with pytest.raises(ValueError, match="output size would be"):
+            ops.conv_transpose2d(x, w, None, **kw)
+        return
+    inputs = [x, w, b] if c["bias"] else [x, w]
+
+    def torch_fn(*ts):
+        return F.conv_transpose2d(ts[0], ts[1], ts[2] if c["bias"] else None, **kw)
+
+    t_inputs = [cf(x), np.ascontiguousarray(layout.hwio_to_iohw(w))] + ([b] if c["bias"] else [])
+    abs_t = [np.abs(a) for a in t_inputs]
+    grads, t_grads, scales = check_against_torch(
+        lambda *a: ops.conv_transpose2d(*a, **kw), torch_fn, inputs, t_inputs, c["seed"], abs_t, "conv_transpose2d"
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="grad x", scale=cl(scales[0]))
+    assert_close(grads[1], layout.iohw_to_hwio(t_grads[1]), what="grad weight", scale=layout.iohw_to_hwio(scales[1]))
+    if c["bias"]:
+        assert_close(grads[2], t_grads[2], what="grad bias", scale=scales[2])
+    # output_size picks the output_padding, as ConvTranspose2d.forward does (within stride - 1 of the smallest)
+    if any(c["output_padding"][i] >= c["stride"][i] for i in range(2)):
+        return
+    y = ops.conv_transpose2d(
+        x, w, None, c["stride"], c["padding"], groups=c["groups"], dilation=c["dilation"], output_size=out_hw
+    )
+    assert y.shape == (2, *out_hw, c["cout_g"] * c["groups"])
+
+
+@given(st.sampled_from(["constant", "reflect", "replicate", "circular"]), st.integers(1, 2), st.integers(0, 2**31 - 1))
+def test_pad_matches_torch_values_and_gradients(mode, spatial, seed):
+    r = np.random.default_rng(seed)
+    shape = (2, 5, 3) if spatial == 1 else (2, 4, 5, 3)
+    x = r.standard_normal(shape).astype(np.float32)
+    limit = 3 if mode != "reflect" else 2  # reflect needs pad < size (smallest padded size here is 4)
+    pads = tuple(int(v) for v in r.integers(0, limit + 1, 2 * spatial))
+    kw = dict(mode=mode, value=1.5) if mode == "constant" else dict(mode=mode)
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.pad(a, pads, **kw), lambda t: F.pad(t, pads, **kw), [x], [cf(x)], seed, what=f"pad {mode}"
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="grad x")
+
+
+@given(
+    st.sampled_from(["reflect", "replicate", "circular", "zeros"]),
+    st.integers(0, 2),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.integers(0, 2**31 - 1),
+)
+def test_conv2d_padding_modes_match_torch_conv2d_module(mode, ph, pw, stride, seed):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((2, 5, 6, 3)).astype(np.float32)
+    w = r.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    m = torch.nn.Conv2d(3, 4, 3, stride=stride, padding=(ph, pw), padding_mode=mode, bias=False)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor(layout.hwio_to_oihw(w).copy()))
+    out, vjp = jax.vjp(lambda a, k: ops.conv2d(a, k, None, stride, (ph, pw), padding_mode=mode), x, w)
+    g = r.standard_normal(out.shape).astype(np.float32)
+    gx, gw = vjp(jnp.asarray(g))
+    xt = torch.tensor(cf(x), requires_grad=True)
+    y = m(xt)
+    y.backward(torch.tensor(cf(g)))
+    assert_close(out, cl(y.detach().numpy()), what="forward", atol=1e-5)
+    assert_close(gx, cl(xt.grad.numpy()), what="grad x", atol=1e-5)
+    assert_close(gw, layout.oihw_to_hwio(m.weight.grad.numpy()), what="grad weight", atol=1e-5)
+
+
+output_sizes = st.one_of(
+    st.integers(0, 7), st.tuples(st.one_of(st.none(), st.integers(0, 7)), st.one_of(st.none(), st.integers(0, 7)))
+)
+
+
+@given(output_sizes, st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**31 - 1))
+def test_adaptive_pooling_matches_torch(output_size, h, w, seed):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((2, h, w, 3)).astype(np.float32)
+    x[0, 0, 0, 0] = x[0, -1, -1, 0]  # a tie: the first maximum takes the index and the gradient
+    sizes = output_size if isinstance(output_size, tuple) else (output_size, output_size)
+    if 0 in [s if s is not None else n for s, n in zip(sizes, (h, w), strict=True)]:
+        assert ops.adaptive_avg_pool2d(x, output_size).size == 0
+        return
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.adaptive_avg_pool2d(a, output_size),
+        lambda t: F.adaptive_avg_pool2d(t, output_size),
+        [x],
+        [cf(x)],
+        seed,
+        what="adaptive_avg_pool2d",
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="avg grad x")
+    values, idx = ops.adaptive_max_pool2d(x, output_size, return_indices=True)
+    t_values, t_idx = F.adaptive_max_pool2d(torch.tensor(cf(x)), output_size, return_indices=True)
+    np.testing.assert_array_equal(values, cl(t_values.numpy()))
+    np.testing.assert_array_equal(idx, cl(t_idx.numpy()))
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.adaptive_max_pool2d(a, output_size),
+        lambda t: F.adaptive_max_pool2d(t, output_size),
+        [x],
+        [cf(x)],
+        seed,
+        what="adaptive_max_pool2d",
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="max grad x")
+
+
+@given(
+    st.integers(1, 4),
+    st.integers(1, 3),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.sampled_from([1, 2]),
+    st.sampled_from(["zeros", "reflect", "replicate", "circular"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_conv1d_matches_torch(k, stride, padding, dilation, groups, mode, seed):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((2, 9, 2 * groups)).astype(np.float32)
+    w = r.standard_normal((k, 2, 2 * groups)).astype(np.float32)
+    b = r.standard_normal(2 * groups).astype(np.float32)
+    m = torch.nn.Conv1d(2 * groups, 2 * groups, k, stride, padding, dilation, groups, padding_mode=mode)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor(layout.kio_to_oik(w).copy()))
+        m.bias.copy_(torch.tensor(b))
+    out, vjp = jax.vjp(
+        lambda a, kk, bb: ops.conv1d(a, kk, bb, stride, padding, dilation, groups, padding_mode=mode), x, w, b
+    )
+    g = r.standard_normal(out.shape).astype(np.float32)
+    gx, gw, gb = vjp(jnp.asarray(g))
+    xt = torch.tensor(cf(x), requires_grad=True)
+    y = m(xt)
+    y.backward(torch.tensor(cf(g)))
+    assert_close(out, cl(y.detach().numpy()), what="forward", atol=1e-5)
+    assert_close(gx, cl(xt.grad.numpy()), what="grad x", atol=1e-5)
+    assert_close(gw, layout.oik_to_kio(m.weight.grad.numpy()), what="grad weight", atol=1e-5)
+    assert_close(gb, m.bias.grad.numpy(), what="grad bias", atol=1e-5)
+
+
+@given(
+    st.integers(1, 4),
+    st.one_of(st.none(), st.integers(1, 3)),
+    st.integers(0, 2),
+    st.integers(1, 2),
+    st.booleans(),
+    st.booleans(),
+    st.integers(1, 5),
+    st.integers(0, 2**31 - 1),
+)
+def test_pool1d_family_matches_torch(k, stride, padding, dilation, ceil_mode, count_include_pad, out, seed):
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((2, 10, 3)).astype(np.float32)
+    padding = min(padding, k // 2)
+    kw = dict(stride=stride, padding=padding, ceil_mode=ceil_mode)
+    values, idx = ops.max_pool1d(x, k, dilation=dilation, return_indices=True, **kw)
+    t_values, t_idx = F.max_pool1d(torch.tensor(cf(x)), k, dilation=dilation, return_indices=True, **kw)
+    np.testing.assert_array_equal(values, cl(t_values.numpy()))
+    np.testing.assert_array_equal(idx, cl(t_idx.numpy()))
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.avg_pool1d(a, k, count_include_pad=count_include_pad, **kw),
+        lambda t: F.avg_pool1d(t, k, count_include_pad=count_include_pad, **kw),
+        [x],
+        [cf(x)],
+        seed,
+        what="avg_pool1d",
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="avg grad x")
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.adaptive_avg_pool1d(a, out),
+        lambda t: F.adaptive_avg_pool1d(t, out),
+        [x],
+        [cf(x)],
+        seed,
+        what="adaptive_avg_pool1d",
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="adaptive grad x")
+
+
+def test_layers_have_pytorchs_shapes_and_init_bounds():
+    ct = nn.ConvTranspose2d(6, 3, stride=2, groups=2).init(jax.random.key(0), jnp.ones((1, 4, 4, 4)))["params"]
+    t = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, groups=2)
+    assert ct["kernel"].shape == layout.iohw_to_hwio(t.weight.detach().numpy()).shape
+    bound = 1 / np.sqrt(3 * 3 * 3)  # PyTorch's fan-in of a transposed kernel: out_channels // groups * kh * kw
+    assert np.abs(np.asarray(ct["kernel"])).max() <= bound and np.abs(np.asarray(ct["kernel"])).max() > 0.8 * bound
+    c1 = nn.Conv1d(5, 3).init(jax.random.key(0), jnp.ones((1, 8, 2)))["params"]
+    assert c1["kernel"].shape == (3, 2, 5) and np.abs(np.asarray(c1["kernel"])).max() <= 1 / np.sqrt(6)
+    y = nn.AdaptiveAvgPool2d((2, None)).apply({}, jnp.ones((1, 5, 3, 2)))
+    assert y.shape == (1, 2, 3, 2)
+
+
+def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
+    x = jnp.ones((8, 4, 4, 16))
+    y = nn.Dropout2d(0.25).apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    per_channel = np.asarray(y).transpose(0, 3, 1, 2).reshape(8, 16, 16)
+    assert set(np.unique(per_channel.max(axis=2))) <= {0.0, np.float32(1 / 0.75)}
+    assert (per_channel.min(axis=2) == per_channel.max(axis=2)).all()  # a channel is dropped whole or kept whole
+    assert 0.1 < (per_channel.max(axis=2) == 0).mean() < 0.4
+    np.testing.assert_array_equal(nn.Dropout2d(0.25).apply({}, x), x)  # deterministic by default
+
+
+@pytest.mark.parametrize(
+    "call, error, pattern",
+    [
+        (
+            lambda: ops.conv_transpose2d(
+                np.ones((1, 3, 3, 2), np.float32), np.ones((3, 3, 2, 1), np.float32), stride=2, output_padding=2
+            ),
+            ValueError,
+            r"output_padding \(2, 2\) must be smaller than either stride \(2, 2\) or dilation \(1, 1\)",
+        ),
+        (
+            lambda: ops.conv_transpose2d(
+                np.ones((1, 3, 3, 2), np.float32), np.ones((3, 3, 2, 1), np.float32), stride=2, output_size=(9, 9)
+            ),
+            ValueError,
+            r"output_size \(9, 9\) must lie in",
+        ),
+        (
+            lambda: ops.pad(np.ones((1, 3, 3, 2), np.float32), (3, 0), mode="reflect"),
+            ValueError,
+            r"reflect padding \(3, 0\) must be smaller than the padded axis 2 of size 3",
+        ),
+        (
+            lambda: ops.conv2d(
+                np.ones((1, 2, 2, 1), np.float32), np.ones((3, 3, 1, 1), np.float32), padding=2, padding_mode="reflect"
+            ),
+            ValueError,
+            r"reflect padding",
+        ),
+        (
+            lambda: ops.conv2d(
+                np.ones((1, 4, 4, 1), np.float32), np.ones((3, 3, 1, 1), np.float32), padding=1, padding_mode="mirror"
+            ),
+            ValueError,
+            r"padding_mode must be",
+        ),
+        (lambda: ops.pad(np.ones((1, 3, 3, 2), np.float32), (1,)), TypeError, r"even number of ints"),
+        (
+            lambda: ops.adaptive_avg_pool2d(np.ones((1, 3, 3, 2), np.float32), -1),
+            ValueError,
+            r"output_size must be >= 0, got -1",
+        ),
+        (lambda: ops.adaptive_max_pool2d(np.ones((1, 3, 3, 2), np.float32), (2, 2.5)), TypeError, r"output_size"),
+        (
+            lambda: ops.conv1d(np.ones((4, 3, 2, 1), np.float32), np.ones((3, 1, 1), np.float32)),
+            ValueError,
+            r"conv1d: x must be \(N, L, C\) or \(L, C\)",
+        ),
+        (
+            lambda: nn.Dropout2d(1.5).apply({}, jnp.ones((1, 2, 2, 1)), deterministic=False),
+            ValueError,
+            r"p must be in \[0, 1\]",
+        ),
+    ],
+)
+def test_cnn_toolkit_bad_inputs(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
