@@ -7,7 +7,7 @@
 - ``torch.nn.init``'s rules as Flax initializers (:mod:`jaxnn.nn.init`).
 """
 
-from jaxnn.nn import init
+from jaxnn.nn import init as init  # the submodule, as torch.nn.init
 from jaxnn.nn.embedding import Embedding
 from jaxnn.nn.layers import (
     AdaptiveAvgPool2d,
