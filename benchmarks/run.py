@@ -23,12 +23,14 @@ import sys
 import time
 from pathlib import Path
 
+import flax.linen as linen
 import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jaxnn import runtime, train
+from jaxnn import layout, runtime, train
+from jaxnn import nn as jnn
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch, rnn_params_from_torch
 from jaxnn.labs.char import make_lab, run_lab
@@ -61,10 +63,62 @@ def cnn_train_flops_per_image(name: str) -> float:
     if name == "MnistCNN":
         convs = [conv_flops(28, 28, 1, 32), conv_flops(14, 14, 32, 64)]
         dense = [2 * 3136 * 10]
+    elif name == "BNCNN":
+        convs = [conv_flops(28, 28, 1, 32), conv_flops(14, 14, 32, 64), conv_flops(7, 7, 64, 128)]
+        dense = [2 * 2048 * 10]
     else:
         convs = [conv_flops(28, 28, 1, 32), conv_flops(14, 14, 32, 64), conv_flops(7, 7, 64, 128)]
         dense = [2 * 2048 * 625, 2 * 625 * 10]
     return 2 * convs[0] + 3 * sum(convs[1:]) + 3 * sum(dense)
+
+
+class BNCNN(linen.Module):
+    """Lab 10-2's three conv blocks with BatchNorm after each convolution, and one dense layer (a bench model)."""
+
+    @linen.compact
+    def __call__(self, x, *, deterministic=True):
+        for i, (features, pool_pad) in enumerate(((32, 0), (64, 0), (128, 1))):
+            x = jnn.Conv2d(features, 3, padding=1, name=f"conv{i}")(x)
+            x = jnn.BatchNorm2d(features, name=f"bn{i}")(x, deterministic=deterministic)
+            x = jnn.MaxPool2d(2, 2, padding=pool_pad)(linen.relu(x))
+        return jnn.Linear(10, name="fc")(x.reshape(x.shape[0], -1))
+
+
+class TorchBNCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers = []
+        for c_in, c_out, pool_pad in ((1, 32, 0), (32, 64, 0), (64, 128, 1)):
+            layers += [
+                torch.nn.Conv2d(c_in, c_out, 3, padding=1),
+                torch.nn.BatchNorm2d(c_out),
+                torch.nn.ReLU(),
+                torch.nn.MaxPool2d(2, 2, padding=pool_pad),
+            ]
+        self.features = torch.nn.Sequential(*layers)
+        self.fc = torch.nn.Linear(128 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(self.features(x).flatten(1))
+
+
+def bn_cnn_variables(tm: TorchBNCNN) -> tuple[dict, dict]:
+    """The PyTorch bench model's state_dict as BNCNN's params and batch_stats."""
+    sd = {k: v.detach().cpu().numpy() for k, v in tm.state_dict().items()}
+    params, stats = {}, {}
+    for i, idx in enumerate((0, 4, 8)):
+        params[f"conv{i}"] = {
+            "kernel": layout.oihw_to_hwio(sd[f"features.{idx}.weight"]),
+            "bias": sd[f"features.{idx}.bias"],
+        }
+        bn = f"features.{idx + 1}"
+        params[f"bn{i}"] = {"weight": sd[f"{bn}.weight"], "bias": sd[f"{bn}.bias"]}
+        stats[f"bn{i}"] = {k: sd[f"{bn}.{k}"] for k in ("running_mean", "running_var", "num_batches_tracked")}
+    params["fc"] = {
+        "kernel": layout.chw_flatten_to_hwc(layout.linear_to_dense(sd["fc.weight"]), 128, 4, 4),
+        "bias": sd["fc.bias"],
+    }
+    return params, stats
 
 
 def timed(fn, reps: int):
@@ -88,15 +142,24 @@ def peak_matmul_flops(reps: int) -> float:
     return 2 * PEAK_N**3 / best
 
 
-def cnn_workload(model_cls, steps: int, reps: int, batch: int = 100):
+def cnn_models(name: str):
+    """(PyTorch model, jaxnn model, jaxnn train state with the PyTorch model's weights) of a CNN workload."""
+    torch.manual_seed(0)
+    if name == "BNCNN":
+        tm = TorchBNCNN()
+        params, stats = bn_cnn_variables(tm)
+        return tm, BNCNN(), train.create_train_state(BNCNN(), params, train.adam(1e-3), stats)
+    tm = torch_labs.CNN() if name == "MnistCNN" else torch_labs.DeepCNN()
+    model = MnistCNN() if name == "MnistCNN" else DeepCNN()
+    return tm, model, train.create_train_state(model, cnn_params_from_torch(tm.state_dict(), model), train.adam(1e-3))
+
+
+def cnn_workload(name: str, steps: int, reps: int, batch: int = 100):
     """Returns {'jax': [img/s...], 'torch': [...], 'compile_s': float} for training steps at ``batch``."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int32)
-    torch.manual_seed(0)
-    tm = torch_labs.CNN() if model_cls is MnistCNN else torch_labs.DeepCNN()
-    model = model_cls()
-    state = train.create_train_state(model, cnn_params_from_torch(tm.state_dict(), model), train.adam(1e-3))
+    tm, model, state = cnn_models(name)
     tm.to(DEVICE)
     jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
     key = jax.random.key(0)
@@ -338,12 +401,13 @@ def main(argv=None):
     peak = peak_matmul_flops(reps)
     print(f"peak fp32 matmul: {peak / 1e9:.0f} GFLOP/s", flush=True)
     rows = []
-    for name, cls in (("MnistCNN", MnistCNN), ("DeepCNN", DeepCNN)):
-        r = cnn_workload(cls, steps, reps)
+    for name in ("MnistCNN", "DeepCNN", "BNCNN"):
+        r = cnn_workload(name, steps, reps)
         flops = cnn_train_flops_per_image(name) * statistics.median(r["jax"])
         rows.append(
             (
-                f"{name} training, batch 100",
+                f"{name} training, batch 100"
+                + (" (lab 10-2's convolutions, BatchNorm after each)" * (name == "BNCNN")),
                 "images/s",
                 r,
                 f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak; first loss differs by {r['loss_gap']:.1e}",

@@ -70,12 +70,16 @@ class _BatchNorm(nn.Module):
                 count.value = count.value + 1
         else:
             mean, var = mean_var.value.astype(x.dtype), var_var.value.astype(x.dtype)
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
+        # One multiply-add per element, as PyTorch's CPU kernel computes it: y = x * alpha + beta with
+        # alpha = weight / sqrt(var + eps) and beta = bias - mean * alpha.
+        alpha = jax.lax.rsqrt(var + self.eps)
+        beta = None
         if self.affine:
-            y = y * self.param("weight", nn.initializers.ones, (c,)).astype(x.dtype)
+            alpha = alpha * self.param("weight", nn.initializers.ones, (c,)).astype(x.dtype)
             if self.bias:
-                y = y + self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
-        return y
+                beta = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
+        shift = -mean * alpha if beta is None else beta - mean * alpha
+        return x * alpha + shift
 
     def _shapes(self) -> str:
         return " or ".join({2: "(N, C)", 3: "(N, L, C)", 4: "(N, H, W, C)"}[r] for r in self.ranks)
