@@ -54,7 +54,10 @@ def test_import_jaxnn_does_not_import_torch():
     import sys
 
     modules = "jaxnn, jaxnn.ops, jaxnn.nn, jaxnn.layout, jaxnn.models, jaxnn.train, jaxnn.report, jaxnn.runtime, "
-    modules += "jaxnn.parallel, jaxnn.checkpoint, jaxnn.data.mnist, jaxnn.data.text, jaxnn.labs.mnist, jaxnn.labs.char"
+    modules += (
+        "jaxnn.parallel, jaxnn.checkpoint, jaxnn.data.mnist, jaxnn.data.text, jaxnn.labs.mnist, jaxnn.labs.char, "
+    )
+    modules += "jaxnn.interop.state_dict, jaxnn.nn.init, jaxnn.data.sequence"
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -225,3 +225,12 @@ def test_compile_time_does_not_grow_with_sequence_length(with_lengths):
     short = min(compile_seconds(10) for _ in range(3))
     long = min(compile_seconds(1000) for _ in range(3))
     assert abs(long - short) / short < 0.30, (short, long)
+
+
+def test_rnn_state_dict_with_a_wrong_shape_or_key_is_named():
+    sd = dict(torch.nn.GRU(3, 4, num_layers=2).state_dict())
+    sd["bias_hh_l1"] = torch.zeros(5)
+    with pytest.raises(ValueError, match=r"mis-shaped \['bias_hh_l1: \(5,\) gives \(5,\), the model needs \(12,\)'\]"):
+        rnn_params_from_torch(sd)
+    with pytest.raises(KeyError, match=r"not the parameters of a torch.nn.RNN/LSTM/GRU: \['fc.weight'\]"):
+        rnn_params_from_torch({"fc.weight": torch.zeros(2, 2)})

@@ -14,19 +14,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from jaxnn import layout
+from jaxnn.interop import state_dict as state_dict_io
 from jaxnn.models.cnn import DeepCNN, MnistCNN
+from jaxnn.models.rnn import RNN
+from jaxnn.nn import Linear
 
-# model class -> (conv blocks: flax name, torch prefix), (dense layers: flax name, torch prefix, flattened CHW or None),
-# and aliases PyTorch's state_dict repeats (the lab registers fc1 both as self.fc1 and inside layer4).
+# The lab CNNs in PyTorch name their convolutions layerN.0 and flatten (C, H, W) before the first dense layer;
+# DeepCNN registers fc1 twice (self.fc1 and layer4.0), so its state_dict repeats it under the alias.
 _CNN_SPECS = {
-    MnistCNN: ([("layer1", "layer1.0"), ("layer2", "layer2.0")], [("fc", "fc", (64, 7, 7))], {}),
-    DeepCNN: (
-        [("layer1", "layer1.0"), ("layer2", "layer2.0"), ("layer3", "layer3.0")],
-        [("fc1", "fc1", (128, 4, 4)), ("fc2", "fc2", None)],
-        {"layer4.0": "fc1"},
+    MnistCNN: dict(
+        rename={"layer1/conv": "layer1.0", "layer2/conv": "layer2.0"}, flatten_chw={"fc": (64, 7, 7)}, aliases={}
+    ),
+    DeepCNN: dict(
+        rename={"layer1/conv": "layer1.0", "layer2/conv": "layer2.0", "layer3/conv": "layer3.0"},
+        flatten_chw={"fc1": (128, 4, 4)},
+        aliases={"layer4.0": "fc1"},
     ),
 }
+_MNIST_INPUT = np.zeros((1, 28, 28, 1), np.float32)
 
 
 def _np(t) -> np.ndarray:
@@ -37,57 +42,35 @@ def _spec(model):
     cls = model if isinstance(model, type) else type(model)
     if cls not in _CNN_SPECS:
         raise TypeError(f"no PyTorch conversion for {cls.__name__}; known: {[c.__name__ for c in _CNN_SPECS]}")
-    return _CNN_SPECS[cls]
+    return (model() if isinstance(model, type) else model), _CNN_SPECS[cls]
 
 
 def cnn_params_from_torch(state_dict: Mapping[str, Any], model) -> dict:
-    """A lab CNN's PyTorch state_dict -> Flax params for ``model`` (MnistCNN or DeepCNN, class or instance)."""
-    convs, denses, _ = _spec(model)
-    sd = {k: _np(v) for k, v in state_dict.items()}
-    expected = {f"{p}.{n}" for _, p in convs for n in ("weight", "bias")} | {
-        f"{p}.{n}" for _, p, _ in denses for n in ("weight", "bias")
-    }
-    missing = sorted(expected - set(sd))
-    if missing:
-        raise KeyError(f"state_dict lacks {missing}; has {sorted(sd)}")
-    params: dict = {}
-    for name, prefix in convs:
-        params[name] = {"conv": {"kernel": layout.oihw_to_hwio(sd[f"{prefix}.weight"]), "bias": sd[f"{prefix}.bias"]}}
-    for name, prefix, chw in denses:
-        kernel = layout.linear_to_dense(sd[f"{prefix}.weight"])
-        if chw is not None:
-            kernel = layout.chw_flatten_to_hwc(kernel, *chw)
-        params[name] = {"kernel": np.ascontiguousarray(kernel), "bias": sd[f"{prefix}.bias"]}
-    return _copy_tree(params)
+    """A lab CNN's PyTorch state_dict -> Flax params for ``model`` (MnistCNN or DeepCNN, class or instance), through
+    :func:`jaxnn.interop.state_dict.from_state_dict`."""
+    model, spec = _spec(model)
+    aliases = tuple(f"{a}.{leaf}" for a in spec["aliases"] for leaf in ("weight", "bias"))
+    variables = state_dict_io.from_state_dict(
+        model, state_dict, _MNIST_INPUT, rename=spec["rename"], flatten_chw=spec["flatten_chw"], ignore=aliases
+    )
+    return variables["params"]
 
 
 def cnn_params_to_torch(params: Mapping[str, Any], model) -> OrderedDict[str, torch.Tensor]:
     """Flax params of ``model`` -> a state_dict that the lab's PyTorch model loads with ``strict=True``."""
-    convs, denses, aliases = _spec(model)
-    sd: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, prefix in convs:
-        sd[f"{prefix}.weight"] = _tensor(layout.hwio_to_oihw(_np(params[name]["conv"]["kernel"])))
-        sd[f"{prefix}.bias"] = _tensor(_np(params[name]["conv"]["bias"]))
-    for name, prefix, chw in denses:
-        kernel = _np(params[name]["kernel"])
-        if chw is not None:
-            kernel = layout.hwc_flatten_to_chw(kernel, *chw)
-        sd[f"{prefix}.weight"] = _tensor(layout.dense_to_linear(kernel))
-        sd[f"{prefix}.bias"] = _tensor(_np(params[name]["bias"]))
-    for alias, target in aliases.items():
-        sd[f"{alias}.weight"] = sd[f"{target}.weight"]
-        sd[f"{alias}.bias"] = sd[f"{target}.bias"]
-    return sd
+    model, spec = _spec(model)
+    sd = state_dict_io.to_state_dict(
+        model, {"params": params}, _MNIST_INPUT, rename=spec["rename"], flatten_chw=spec["flatten_chw"]
+    )
+    out = OrderedDict((k, _tensor(v)) for k, v in sd.items())
+    for alias, target in spec["aliases"].items():
+        for leaf in ("weight", "bias"):
+            out[f"{alias}.{leaf}"] = out[f"{target}.{leaf}"]
+    return out
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a).copy())
-
-
-def _copy_tree(tree):
-    if isinstance(tree, dict):
-        return {k: _copy_tree(v) for k, v in tree.items()}
-    return np.ascontiguousarray(tree).copy()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -95,17 +78,42 @@ def _copy_tree(tree):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def rnn_params_from_torch(state_dict: Mapping[str, Any]) -> dict:
-    """A ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` state_dict -> params of :class:`jaxnn.models.RNN` (same names)."""
+def rnn_model_of(state_dict: Mapping[str, Any]) -> tuple[RNN, int]:
+    """The :class:`jaxnn.models.RNN` whose params a ``torch.nn.RNN``/``LSTM``/``GRU`` state_dict holds, read off
+    its keys and shapes, and the input size. (``nonlinearity`` leaves no trace in the weights: tanh is assumed.)"""
     bad = [k for k in state_dict if not k.startswith(("weight_", "bias_"))]
-    if bad:
-        raise KeyError(f"not RNN parameters: {bad}")
-    return {k: _np(v).copy() for k, v in state_dict.items()}
+    if bad or "weight_hh_l0" not in state_dict:
+        raise KeyError(f"not the parameters of a torch.nn.RNN/LSTM/GRU: {bad or sorted(state_dict)}")
+    w_ih, w_hh = _np(state_dict["weight_ih_l0"]), _np(state_dict["weight_hh_l0"])
+    proj = _np(state_dict["weight_hr_l0"]).shape[0] if "weight_hr_l0" in state_dict else 0
+    hidden = _np(state_dict["weight_hr_l0"]).shape[1] if proj else w_hh.shape[1]
+    gates = w_ih.shape[0] // hidden
+    if gates not in (1, 3, 4):
+        raise KeyError(f"weight_ih_l0 has {w_ih.shape[0]} rows for hidden size {hidden}: not an RNN, GRU or LSTM")
+    layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state_dict)
+    model = RNN(
+        hidden,
+        layers,
+        bias="bias_ih_l0" in state_dict,
+        bidirectional="weight_ih_l0_reverse" in state_dict,
+        proj_size=proj,
+        cell={1: "rnn", 3: "gru", 4: "lstm"}[gates],
+    )
+    return model, w_ih.shape[1]
+
+
+def rnn_params_from_torch(state_dict: Mapping[str, Any]) -> dict:
+    """A ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` state_dict -> params of :class:`jaxnn.models.RNN` (same names),
+    through :func:`jaxnn.interop.state_dict.from_state_dict`, which checks every key and shape."""
+    model, input_size = rnn_model_of(state_dict)
+    return state_dict_io.from_state_dict(model, state_dict, np.zeros((1, 1, input_size), np.float32))["params"]
 
 
 def rnn_params_to_torch(params: Mapping[str, Any]) -> OrderedDict[str, torch.Tensor]:
     """Params of :class:`jaxnn.models.RNN` -> a state_dict that the PyTorch module loads with ``strict=True``."""
-    return OrderedDict((k, _tensor(_np(v))) for k, v in params.items())
+    model, input_size = rnn_model_of(params)
+    sd = state_dict_io.to_state_dict(model, {"params": params}, np.zeros((1, 1, input_size), np.float32))
+    return OrderedDict((k, _tensor(v)) for k, v in sd.items())
 
 
 def char_rnn_params_from_torch(state_dict: Mapping[str, Any], rnn: str = "rnn", fc: str | None = "fc") -> dict:
@@ -115,15 +123,25 @@ def char_rnn_params_from_torch(state_dict: Mapping[str, Any], rnn: str = "rnn", 
     """
     if fc is None and not any(k.startswith(f"{rnn}.") for k in state_dict):
         return {"rnn": rnn_params_from_torch(state_dict)}
-    params = {
-        "rnn": rnn_params_from_torch({k[len(rnn) + 1 :]: v for k, v in state_dict.items() if k.startswith(f"{rnn}.")})
-    }
+    rnn_part = {k[len(rnn) + 1 :]: v for k, v in state_dict.items() if k.startswith(f"{rnn}.")}
+    params = {"rnn": rnn_params_from_torch(rnn_part)}
     if fc is not None:
-        params["fc"] = {
-            "kernel": layout.linear_to_dense(_np(state_dict[f"{fc}.weight"])).copy(),
-            "bias": _np(state_dict[f"{fc}.bias"]).copy(),
-        }
+        params["fc"] = _linear_from_torch({k: v for k, v in state_dict.items() if k.startswith(f"{fc}.")}, fc)
+    prefixes = (f"{rnn}.", f"{fc}.") if fc is not None else (f"{rnn}.",)
+    unused = sorted(k for k in state_dict if not k.startswith(prefixes))
+    if unused:
+        raise KeyError(f"state_dict has keys of neither {rnn!r} nor {fc!r}: {unused}")
     return params
+
+
+def _linear_from_torch(fc_part: Mapping[str, Any], fc: str) -> dict:
+    """``{fc}.weight``/``{fc}.bias`` -> the params of a jaxnn Linear, through the generic importer."""
+    if f"{fc}.weight" not in fc_part:
+        raise KeyError(f"state_dict lacks {fc}.weight")
+    weight = _np(fc_part[f"{fc}.weight"])
+    model = Linear(weight.shape[0], bias=f"{fc}.bias" in fc_part)
+    sd = {k[len(fc) + 1 :]: v for k, v in fc_part.items()}
+    return state_dict_io.from_state_dict(model, sd, np.zeros((1, weight.shape[1]), np.float32))["params"]
 
 
 def char_rnn_params_to_torch(
@@ -132,6 +150,8 @@ def char_rnn_params_to_torch(
     """:class:`jaxnn.models.CharRNN` params -> the labs' ``Net`` state_dict (or, ``bare``, a ``torch.nn.RNN``'s)."""
     sd = OrderedDict((k if bare else f"{rnn}.{k}", v) for k, v in rnn_params_to_torch(params["rnn"]).items())
     if "fc" in params:
-        sd[f"{fc}.weight"] = _tensor(layout.dense_to_linear(_np(params["fc"]["kernel"])))
-        sd[f"{fc}.bias"] = _tensor(_np(params["fc"]["bias"]))
+        kernel = _np(params["fc"]["kernel"])
+        model = Linear(kernel.shape[1], bias="bias" in params["fc"])
+        fc_sd = state_dict_io.to_state_dict(model, {"params": params["fc"]}, np.zeros((1, kernel.shape[0]), np.float32))
+        sd.update((f"{fc}.{k}", _tensor(v)) for k, v in fc_sd.items())
     return sd
