@@ -14,6 +14,7 @@ None leaves the backend's default, which on recent NVIDIA GPUs may be TF32; ``'h
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -41,6 +42,24 @@ xavier_uniform: Callable[[], Initializer] = nn.initializers.xavier_uniform
 """``torch.nn.init.xavier_uniform_`` for a (in, out) kernel: ``U(+-sqrt(6 / (in + out)))``."""
 
 
+def _conv_params(module: nn.Module, window: tuple[int, ...], x) -> tuple[jax.Array, jax.Array | None]:
+    """A convolution layer's kernel ``(*window, C // groups, out_channels)`` and bias, with PyTorch's default
+    initialisation ``U(+-1/sqrt(fan_in))``, ``fan_in = C // groups * prod(window)``."""
+    channels = jnp.shape(x)[-1]
+    if channels % module.groups:
+        raise ValueError(
+            f"{type(module).__name__}: groups={module.groups} does not divide the input channels "
+            f"{channels} (x shape {tuple(jnp.shape(x))})"
+        )
+    fan_in = channels // module.groups * math.prod(window)
+    init = torch_uniform(fan_in)
+    kernel = module.param(
+        "kernel", module.kernel_init or init, (*window, channels // module.groups, module.out_channels)
+    )
+    bias = module.param("bias", module.bias_init or init, (module.out_channels,)) if module.bias else None
+    return kernel, bias
+
+
 class Conv2d(nn.Module):
     """``torch.nn.Conv2d`` on NHWC input: kernel ``(kh, kw, C // groups, out_channels)``, bias ``(out_channels,)``.
 
@@ -66,17 +85,7 @@ class Conv2d(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: (N, H, W, C) or (H, W, C) float -> (N, Ho, Wo, out_channels)."""
         (kh, kw), _, _, _ = ops._window_args(self.kernel_size, 1, 0)
-        channels = jnp.shape(x)[-1]
-        if channels % self.groups:
-            raise ValueError(
-                f"Conv2d: groups={self.groups} does not divide the input channels {channels} "
-                f"(x shape {tuple(jnp.shape(x))})"
-            )
-        fan_in = channels // self.groups * kh * kw
-        kernel = self.param(
-            "kernel", self.kernel_init or torch_uniform(fan_in), (kh, kw, channels // self.groups, self.out_channels)
-        )
-        bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_channels,)) if self.bias else None
+        kernel, bias = _conv_params(self, (kh, kw), x)
         return ops.conv2d(
             x,
             kernel,
@@ -219,14 +228,7 @@ class Conv1d(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         k = ops._one(self.kernel_size, "kernel_size")
-        channels = jnp.shape(x)[-1]
-        if channels % self.groups:
-            raise ValueError(f"Conv1d: groups={self.groups} does not divide the input channels {channels}")
-        fan_in = channels // self.groups * k
-        kernel = self.param(
-            "kernel", self.kernel_init or torch_uniform(fan_in), (k, channels // self.groups, self.out_channels)
-        )
-        bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_channels,)) if self.bias else None
+        kernel, bias = _conv_params(self, (k,), x)
         return ops.conv1d(
             x,
             kernel,
