@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+from pathlib import Path
 
 from jaxnn.labs.char import CharLab, LabRun
 
@@ -46,8 +48,8 @@ def char_lab_arguments(description: str, argv=None, add_more=None):
     args = parser.parse_args(argv)
     if args.iterations is not None and args.iterations < 1:
         parser.error(f"--iterations must be >= 1, got {args.iterations}")
-    if args.lr is not None and not args.lr > 0:
-        parser.error(f"--lr must be > 0, got {args.lr}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr must be a finite number > 0, got {args.lr}")
     return parser, args
 
 
@@ -71,3 +73,23 @@ def char_lab_main(name: str, description: str, argv=None) -> tuple[CharLab, LabR
     run = run_lab(lab, args.seed, args.iterations, args.lr)
     print_run(lab, run)
     return lab, run
+
+
+# What a user's mistake raises (a bad value, a missing or unwritable file, a run that diverged): one line, not a trace.
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
+
+
+def run(main) -> None:
+    """Run a script's ``main()``: a user's mistake ends with one line on stderr and exit code 1 (``--debug`` shows
+    the traceback); anything else keeps its traceback."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        main()
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        message = " ".join(str(e).split())
+        print(f"{Path(sys.argv[0]).name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)

@@ -7,6 +7,7 @@ asymmetric kernel, with the flip identity that links them.
 
 import argparse
 
+import cli
 import numpy as np
 
 from jaxnn import ops
@@ -81,4 +82,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

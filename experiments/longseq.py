@@ -1,6 +1,9 @@
 """Lab 11-4: longseq, a 2-layer RNN plus a Dense head learns a sentence from windows of 10 characters, then
 generates text from a prompt, greedily and with a temperature (see jaxnn/labs/char.py for the data and model)."""
 
+import math
+
+import cli
 import jax
 from cli import char_lab_arguments, print_run
 
@@ -21,7 +24,7 @@ def main(argv=None):
     parser, args = char_lab_arguments(__doc__, argv, generation_arguments)
     if args.length < 1:
         parser.error(f"--length must be >= 1, got {args.length}")
-    if args.temperature <= 0:
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
         parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
     runtime.enable_compilation_cache()
     lab = make_lab(LAB, args.cell)
@@ -39,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import cli
 from cli import make_config, show_progress
 
 from jaxnn import runtime
@@ -102,4 +103,4 @@ def main(argv=None) -> mnist.Result:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    main()
+    cli.run(main)

@@ -5,6 +5,7 @@ two differ and why. The recipe is jaxnn.labs.packed.run.
 
 import argparse
 
+import cli
 import numpy as np
 
 from jaxnn.labs import packed
@@ -57,4 +58,4 @@ def main(argv=None) -> packed.PackedLab:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

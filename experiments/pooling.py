@@ -6,6 +6,7 @@ dilation, ceil_mode, and return_indices with max_unpool2d.
 
 import argparse
 
+import cli
 import numpy as np
 
 from jaxnn import ops
@@ -61,4 +62,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

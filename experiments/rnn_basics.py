@@ -7,6 +7,7 @@ sequences of 5 characters, so PyTorch reads it as 3 time steps of a batch of 5. 
 
 import argparse
 
+import cli
 import jax
 import numpy as np
 
@@ -45,4 +46,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -2,6 +2,8 @@
 
 import argparse
 
+import cli
+
 from jaxnn.labs.char import make_lab, run_lab
 
 
@@ -35,4 +37,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -8,6 +8,7 @@ jaxnn.labs.seq2seq.train_and_evaluate.
 
 import argparse
 
+import cli
 from cli import make_config
 
 from jaxnn import runtime
@@ -42,4 +43,4 @@ def main(argv=None) -> seq2seq.Result:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

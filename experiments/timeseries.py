@@ -10,6 +10,7 @@ jaxnn.labs.timeseries.train_and_evaluate.
 import argparse
 from pathlib import Path
 
+import cli
 from cli import make_config
 
 from jaxnn import runtime
@@ -46,4 +47,4 @@ def main(argv=None) -> timeseries.Result:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -98,7 +98,11 @@ def _arrays(state: Any) -> dict:
 
 
 def save_params(path: str | Path, params: Any) -> Path:
-    """Write a nested dict of arrays to ``path`` (an ``.npz``) atomically."""
+    """Write a nested dict of arrays to ``path`` (an ``.npz``) atomically; a non-finite parameter is a
+    FloatingPointError naming it, and nothing is written."""
+    for key, value in traverse_util.flatten_dict(dict(params)).items():
+        if not np.all(np.isfinite(np.asarray(value))):
+            raise FloatingPointError(f"parameter {'/'.join(key)} is not finite: not writing {path}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(dict(params)).items()}

@@ -51,7 +51,9 @@ def _is_int(value) -> bool:
 
 
 def _pair(value: IntPair, name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a TypeError naming ``name``."""
+    """``3 -> (3, 3)``; ``(3,) -> (3, 3)``; ``(2, 3) -> (2, 3)``; anything else is a TypeError naming ``name``."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:  # PyTorch repeats a one-element tuple too
+        value = value[0]
     if _is_int(value):
         return int(value), int(value)
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):

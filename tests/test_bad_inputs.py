@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_script
+from conftest import ROOT, load_script
 
 from jaxnn import ops, parallel, train
 from jaxnn.checkpoint import Checkpointer
@@ -17,6 +17,7 @@ from jaxnn.labs import mnist as mnist_lab
 from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.layout import nchw_to_nhwc, oihw_to_hwio
 from jaxnn.models import RNN, CharRNN, DeepCNN, MnistCNN, generate
+from jaxnn.nn import Linear
 
 X = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype(np.float32)
 W = np.random.default_rng(1).standard_normal((3, 3, 3, 4)).astype(np.float32)
@@ -84,6 +85,26 @@ CASES = {
         lambda: CharRNN(5, 8).init(jax.random.key(0), jnp.ones((1, 3, 6))),
         ValueError,
         r"one-hot input must have 5 features",
+    ),
+    "generate prompt out of vocabulary": (
+        lambda: generate(LONGSEQ.model, None, jnp.array([0, 99]), 4),
+        ValueError,
+        r"prompt indices must lie in \[0, 25\) \(vocab_size\), got values in \[0, 99\]",
+    ),
+    "generate length": (
+        lambda: generate(LONGSEQ.model, None, jnp.array([0]), -2),
+        ValueError,
+        r"length must be a positive int, got -2",
+    ),
+    "generate nan temperature": (
+        lambda: generate(LONGSEQ.model, None, jnp.array([0]), 3, None, float("nan")),
+        ValueError,
+        r"temperature must be a finite number >= 0, got nan",
+    ),
+    "linear int input": (
+        lambda: Linear(3).init(jax.random.key(0), jnp.ones((2, 4), jnp.int32)),
+        TypeError,
+        r"Linear: x must be floating, got int32",
     ),
     "generate prompt": (
         lambda: generate(LONGSEQ.model, None, jnp.zeros((2, 3), jnp.int32), 4),
@@ -188,7 +209,9 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
     "script, argv, message",
     [
         ("hihello", ["--iterations", "0"], "--iterations must be >= 1, got 0"),
-        ("charseq", ["--lr", "-1"], "--lr must be > 0, got -1.0"),
+        ("charseq", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+        ("charseq", ["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
+        ("longseq", ["--temperature", "nan"], "--temperature must be > 0"),
         ("longseq", ["--cell", "tcn"], "invalid choice: 'tcn'"),
         ("longseq", ["--length", "0"], "--length must be >= 1, got 0"),
         ("longseq", ["--prompt", "QQ"], "--prompt: characters ['Q']"),
@@ -200,3 +223,43 @@ def test_lab_clis_reject_bad_flags(script, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         load_script(script).main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_that_diverges_names_its_first_non_finite_step():
+    lab = make_lab("hihello")
+    params = train.init_params(lab.model, jax.random.key(0), jnp.asarray(lab.x))
+    poisoned = jax.tree_util.tree_map(lambda p: p.at[0].set(jnp.nan) if p.ndim == 1 else p, params)
+    with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss nan at step 0"):
+        run_lab(lab, params=poisoned)
+
+
+def test_non_finite_parameters_are_never_written(tmp_path):
+    from jaxnn.checkpoint import save_params
+
+    with pytest.raises(FloatingPointError, match=r"parameter fc/bias is not finite: not writing"):
+        save_params(tmp_path / "p.npz", {"fc": {"kernel": np.ones((2, 2)), "bias": np.array([1.0, np.inf])}})
+    assert not list(tmp_path.iterdir())
+
+
+def test_script_errors_are_one_line_unless_debug(tmp_path):
+    import subprocess
+    import sys
+
+    script = [
+        sys.executable,
+        str(ROOT / "experiments" / "mnist_cnn.py"),
+        "--data_dir",
+        str(tmp_path / "tfds"),
+        "--manual_dir",
+        str(tmp_path / "nowhere"),
+        "--workdir",
+        str(tmp_path / "run"),
+        "--epochs",
+        "1",
+    ]
+    out = subprocess.run(script, capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "mnist_cnn.py: error: MNIST files missing from" in lines[0]
+    debug = subprocess.run(script + ["--debug"], capture_output=True, text=True)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr

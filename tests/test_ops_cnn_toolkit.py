@@ -341,3 +341,12 @@ def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
 def test_cnn_toolkit_bad_inputs(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+def test_one_element_tuples_are_taken_as_pytorch_takes_them():
+    x = np.random.default_rng(0).standard_normal((1, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(ops.max_pool2d(x, (2,), padding=(1,)), ops.max_pool2d(x, 2, padding=1))
+    w = np.ones((3, 3, 2, 1), np.float32)
+    np.testing.assert_array_equal(ops.conv2d(x, w, stride=(2,), padding=(1,)), ops.conv2d(x, w, stride=2, padding=1))
+    t = F.max_pool2d(torch.tensor(cf(x)), (2,), padding=(1,))
+    np.testing.assert_array_equal(ops.max_pool2d(x, (2,), padding=(1,)), cl(t.numpy()))

@@ -188,7 +188,8 @@ def test_unbatched_and_time_major_agree_with_batch_first(rng):
         ),
         (dict(), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must have shape \(1, 3, 5\) .* got \(1, 2, 5\)"),
         (dict(cell="lstm"), (2, 3, 4), np.zeros((1, 2, 5)), ValueError, r"h0 must be an \(h0, c0\) pair"),
-        (dict(dropout=1.0), (2, 3, 4), None, ValueError, r"dropout must be in \[0, 1\)"),
+        (dict(dropout=1.5), (2, 3, 4), None, ValueError, r"dropout must be a number in \[0, 1\], got 1.5"),
+        (dict(bidirectional=1), (2, 3, 4), None, TypeError, r"bidirectional must be a bool, got 1"),
     ],
 )
 def test_rnn_bad_configuration_and_input(kwargs, x_shape, h0, error, pattern):
@@ -234,3 +235,15 @@ def test_rnn_state_dict_with_a_wrong_shape_or_key_is_named():
         rnn_params_from_torch(sd)
     with pytest.raises(KeyError, match=r"not the parameters of a torch.nn.RNN/LSTM/GRU: \['fc.weight'\]"):
         rnn_params_from_torch({"fc.weight": torch.zeros(2, 2)})
+
+
+def test_rnn_takes_dropout_1_as_pytorch_does():
+    model = RNN(4, num_layers=2, dropout=1.0)
+    x = jnp.ones((3, 2, 5))
+    params = model.init(jax.random.key(0), x)
+    out, _ = model.apply(params, x, deterministic=False, rngs={"dropout": jax.random.key(1)})
+    # Every first-layer output dropped: the second layer sees zeros, as PyTorch's does with dropout=1.
+    zeros_in, _ = RNN(4).apply(
+        {"params": {k[:-1] + "0": v for k, v in params["params"].items() if "_l1" in k}}, jnp.zeros((3, 2, 4))
+    )
+    assert_close(out, zeros_in)

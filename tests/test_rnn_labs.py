@@ -169,7 +169,7 @@ def test_generate_greedy_continues_the_learned_sentence():
     a = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20, jax.random.key(3), 1.5)
     b = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20, jax.random.key(3), 1.5)
     np.testing.assert_array_equal(a, b)  # same key, same sample
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0, got -1.0"):
         generate(lab.model, run.state.params, lab.vocab.encode(prompt), 5, None, -1.0)
 
 

@@ -105,5 +105,9 @@ def run_lab(
         mesh = parallel.make_mesh()
         state, batch = parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh)
     state, metrics, preds = train.train_loop(state, batch, train_rng, num_steps=iterations)
+    losses = np.asarray(metrics["loss"])
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:  # the same guard as the epoch loop: name the first step whose forward pass was not finite
+        raise train.NonFiniteLossError(int(bad[0]), float(losses[bad[0]]))
     preds = np.asarray(preds)
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])

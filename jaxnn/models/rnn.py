@@ -12,6 +12,7 @@ recurrent part, so compile time does not grow with the sequence length.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -94,8 +95,11 @@ class RNN(nn.Module):
             raise ValueError(f"hidden_size must be a positive int, got {self.hidden_size!r}")
         if not isinstance(self.num_layers, int) or self.num_layers < 1:
             raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout <= 1.0):
+            raise ValueError(f"dropout must be a number in [0, 1], got {self.dropout!r}")
+        for flag in ("bias", "batch_first", "bidirectional"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         if not isinstance(self.proj_size, int) or self.proj_size < 0:
             raise ValueError(f"proj_size must be a non-negative int, got {self.proj_size!r}")
         if self.proj_size and self.cell != "lstm":
@@ -270,8 +274,17 @@ def generate(
     prompt = jnp.asarray(prompt)
     if prompt.ndim != 1 or prompt.shape[0] < 1:
         raise ValueError(f"prompt must be a non-empty (P,) index array, got shape {tuple(prompt.shape)}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not jnp.issubdtype(prompt.dtype, jnp.integer):
+        raise TypeError(f"prompt must hold integer character indices, got {prompt.dtype}")
+    if not isinstance(prompt, jax.core.Tracer) and (int(prompt.min()) < 0 or int(prompt.max()) >= model.vocab_size):
+        raise ValueError(
+            f"prompt indices must lie in [0, {model.vocab_size}) (vocab_size), got values in "
+            f"[{int(prompt.min())}, {int(prompt.max())}]"
+        )
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise ValueError(f"length must be a positive int, got {length!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     rng = jax.random.key(0) if rng is None else rng
     return _generate(model, params, prompt, rng, length=length, temperature=float(temperature))
 

@@ -117,6 +117,8 @@ class Linear(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: (..., in) float -> (..., out_features)."""
+        if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+            raise TypeError(f"Linear: x must be floating, got {jnp.result_type(x)} (shape {tuple(jnp.shape(x))})")
         fan_in = jnp.shape(x)[-1]
         kernel = self.param("kernel", self.kernel_init or torch_uniform(fan_in), (fan_in, self.out_features))
         y = jnp.dot(x, kernel.astype(x.dtype), precision=self.precision)
