@@ -428,17 +428,23 @@ def _max_pool_tiles_bwd(kernel, padding, out_hw, res, g):
     (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
     xt = _tiled_input(x4, kernel, padding, out_hw, -jnp.inf)
     n, c = x4.shape[0], x4.shape[3]
+    taps = _taps(xt, kernel, kernel, (1, 1), out_hw)
+    # A window holding NaN gives its gradient to its last NaN (PyTorch's scan takes every NaN as a new maximum).
+    nan_window, seen_nan, last_nan = jnp.isnan(y), jnp.zeros(y.shape, bool), [None] * len(taps)
+    for k in reversed(range(len(taps))):
+        last_nan[k] = jnp.isnan(taps[k]) & ~seen_nan
+        seen_nan = seen_nan | last_nan[k]
     taken = jnp.zeros(y.shape, bool)
     parts = []
     # Window taps in PyTorch's scan order; the first input tap equal to the max takes the gradient.
-    for k, tap in enumerate(_taps(xt, kernel, kernel, (1, 1), out_hw)):
+    for k, tap in enumerate(taps):
         rows, cols = np.arange(oh) * kh + k // kw - ph, np.arange(ow) * kw + k % kw - pw
         first = (tap == y) & ~taken
         inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
         if not inside.all():  # a padding tap never takes the gradient (it equals the max only when it is -inf)
             first = first & inside[None, :, :, None]
         taken = taken | first
-        parts.append(jnp.where(first, g, jnp.zeros_like(g)))
+        parts.append(jnp.where(jnp.where(nan_window, last_nan[k], first), g, jnp.zeros_like(g)))
     dxt = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
     dxt = dxt.reshape(n, oh * kh, ow * kw, c)
     # Back from the tiled frame (padded by ph, pw, then cut to oh*kh, ow*kw) to the input's.
@@ -447,6 +453,15 @@ def _max_pool_tiles_bwd(kernel, padding, out_hw, res, g):
 
 
 _max_pool_tiles.defvjp(_max_pool_tiles_fwd, _max_pool_tiles_bwd)
+
+
+def _torch_argmax(win: jax.Array, axis: int) -> jax.Array:
+    """PyTorch's max-pool choice in each window: the first maximum (its scan updates on a strict '>'), or, in a
+    window holding NaN, the last NaN (the scan also updates on every NaN)."""
+    first_max = jnp.argmax(win, axis=axis)
+    isnan = jnp.isnan(win)
+    last_nan = win.shape[axis] - 1 - jnp.argmax(jnp.flip(isnan, axis), axis=axis)
+    return jnp.where(isnan.any(axis=axis), last_nan, first_max)
 
 
 def _first_tap(size, kernel, stride, padding, dilation, out):
@@ -463,7 +478,7 @@ def _first_tap(size, kernel, stride, padding, dilation, out):
 def _max_pool2d(x4, kernel, stride, padding, dilation, out_hw, return_indices):
     h, w = x4.shape[1:3]
     win = _windows(x4, -jnp.inf, kernel, stride, padding, dilation, out_hw)
-    k = jnp.argmax(win, axis=3)  # first maximum, like PyTorch's strict '>' scan
+    k = _torch_argmax(win, axis=3)
     # A window whose maximum is -inf keeps PyTorch's initial choice: its first tap inside the input.
     tap_h, row_h = _first_tap(h, kernel[0], stride[0], padding[0], dilation[0], out_hw[0])
     tap_w, col_w = _first_tap(w, kernel[1], stride[1], padding[1], dilation[1], out_hw[1])
@@ -769,7 +784,7 @@ def adaptive_max_pool2d(x: jax.Array, output_size, return_indices: bool = False)
         )
     win, valid, flat = _adaptive_gather(x4, out_hw)
     win = jnp.where(jnp.asarray(valid)[None, :, :, :, None], win, -jnp.inf)
-    k = jnp.argmax(win, axis=3)  # first maximum (a NaN counts as the maximum, as in PyTorch)
+    k = _torch_argmax(win, axis=3)
     values = jnp.take_along_axis(win, k[:, :, :, None, :], axis=3)[:, :, :, 0, :]
     if not return_indices:
         return _restore(values, batched)

@@ -350,3 +350,36 @@ def test_one_element_tuples_are_taken_as_pytorch_takes_them():
     np.testing.assert_array_equal(ops.conv2d(x, w, stride=(2,), padding=(1,)), ops.conv2d(x, w, stride=2, padding=1))
     t = F.max_pool2d(torch.tensor(cf(x)), (2,), padding=(1,))
     np.testing.assert_array_equal(ops.max_pool2d(x, (2,), padding=(1,)), cl(t.numpy()))
+
+
+@given(
+    st.sampled_from(
+        [
+            dict(kernel_size=2),  # the tiling fast path
+            dict(kernel_size=2, stride=2, padding=1, ceil_mode=True),  # the tiling path with padding
+            dict(kernel_size=3, stride=2, padding=1),
+            dict(kernel_size=2, stride=1, dilation=2),
+        ]
+    ),
+    st.sampled_from([0.1, 0.3, 0.6]),
+    st.integers(0, 2**31 - 1),
+)
+def test_max_pooling_with_nans_matches_torch(kwargs, nan_fraction, seed):
+    # PyTorch's scan takes every NaN as a new maximum: a window with several NaNs reports, and sends its gradient
+    # to, the last one.
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((2, 6, 7, 2)).astype(np.float32)
+    x[r.random(x.shape) < nan_fraction] = np.nan
+    xt = torch.tensor(cf(x), requires_grad=True)
+    yt, it = F.max_pool2d(xt, return_indices=True, **kwargs)
+    g = r.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(g))
+    y, vjp = jax.vjp(lambda a: ops.max_pool2d(a, **kwargs), jnp.asarray(x))
+    (gx,) = vjp(jnp.asarray(cl(g)))
+    np.testing.assert_array_equal(y, cl(yt.detach().numpy()))
+    np.testing.assert_array_equal(gx, cl(xt.grad.numpy()))
+    np.testing.assert_array_equal(ops.max_pool2d(x, return_indices=True, **kwargs)[1], cl(it.numpy()))
+    values, idx = ops.adaptive_max_pool2d(x, (4, 3), return_indices=True)
+    t_values, t_idx = F.adaptive_max_pool2d(torch.tensor(cf(x)), (4, 3), return_indices=True)
+    np.testing.assert_array_equal(values, cl(t_values.numpy()))
+    np.testing.assert_array_equal(idx, cl(t_idx.numpy()))
