@@ -369,7 +369,9 @@ def max_pool2d(
 
     Returns:
       ``(N, Ho, Wo, C)`` values, and with ``return_indices`` the indices of the same shape. Ties go to the first
-      maximum in row-major window order, and so does the gradient, as in PyTorch.
+      maximum in row-major window order, and so does the gradient, as in PyTorch; a window holding NaN reports its
+      last NaN, as PyTorch does, and sends it the gradient, except in the tiling fast path (stride == kernel_size,
+      no dilation, no indices), where such a window sends no gradient.
     """
     x4, batched = _as_nhwc(x)
     kernel, stride, padding, dilation, (oh, ow) = _pool_geometry(
@@ -428,23 +430,17 @@ def _max_pool_tiles_bwd(kernel, padding, out_hw, res, g):
     (h, w), (kh, kw), (ph, pw), (oh, ow) = x4.shape[1:3], kernel, padding, out_hw
     xt = _tiled_input(x4, kernel, padding, out_hw, -jnp.inf)
     n, c = x4.shape[0], x4.shape[3]
-    taps = _taps(xt, kernel, kernel, (1, 1), out_hw)
-    # A window holding NaN gives its gradient to its last NaN (PyTorch's scan takes every NaN as a new maximum).
-    nan_window, seen_nan, last_nan = jnp.isnan(y), jnp.zeros(y.shape, bool), [None] * len(taps)
-    for k in reversed(range(len(taps))):
-        last_nan[k] = jnp.isnan(taps[k]) & ~seen_nan
-        seen_nan = seen_nan | last_nan[k]
     taken = jnp.zeros(y.shape, bool)
     parts = []
     # Window taps in PyTorch's scan order; the first input tap equal to the max takes the gradient.
-    for k, tap in enumerate(taps):
+    for k, tap in enumerate(_taps(xt, kernel, kernel, (1, 1), out_hw)):
         rows, cols = np.arange(oh) * kh + k // kw - ph, np.arange(ow) * kw + k % kw - pw
         first = (tap == y) & ~taken
         inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
         if not inside.all():  # a padding tap never takes the gradient (it equals the max only when it is -inf)
             first = first & inside[None, :, :, None]
         taken = taken | first
-        parts.append(jnp.where(jnp.where(nan_window, last_nan[k], first), g, jnp.zeros_like(g)))
+        parts.append(jnp.where(first, g, jnp.zeros_like(g)))
     dxt = jnp.stack(parts, axis=3).reshape(n, oh, ow, kh, kw, c).transpose(0, 1, 3, 2, 4, 5)
     dxt = dxt.reshape(n, oh * kh, ow * kw, c)
     # Back from the tiled frame (padded by ph, pw, then cut to oh*kh, ow*kw) to the input's.
