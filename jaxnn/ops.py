@@ -61,6 +61,13 @@ def _pair(value: IntPair, name: str) -> tuple[int, int]:
     raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
+def _check_ints(**values) -> None:
+    """Each value an int (not a bool); else a TypeError naming it."""
+    for name, value in values.items():
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+
+
 def _check_at_least(values: tuple[int, int], minimum: int, name: str) -> None:
     if min(values) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {values}")
@@ -131,15 +138,7 @@ def conv_output_size(
 
     The result may be below 1 (a kernel larger than the padded input); the ops reject that, this function reports it.
     """
-    for name, value in (
-        ("size", size),
-        ("kernel_size", kernel_size),
-        ("stride", stride),
-        ("padding", padding),
-        ("dilation", dilation),
-    ):
-        if not _is_int(value):
-            raise TypeError(f"{name} must be an int, got {value!r}")
+    _check_ints(size=size, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
     if dilation < 1:
@@ -798,16 +797,14 @@ def conv_transpose_output_size(
 ) -> int:
     """Output length of a transposed convolution along one axis, as PyTorch computes it:
     ``(size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1``."""
-    for name, value in (
-        ("size", size),
-        ("kernel_size", kernel_size),
-        ("stride", stride),
-        ("padding", padding),
-        ("output_padding", output_padding),
-        ("dilation", dilation),
-    ):
-        if not _is_int(value):
-            raise TypeError(f"{name} must be an int, got {value!r}")
+    _check_ints(
+        size=size,
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+    )
     return int((size - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1)
 
 
@@ -831,8 +828,8 @@ def conv_transpose2d(
       weight: ``(kh, kw, C, O // groups)``: PyTorch's ``(C, O // groups, kh, kw)`` moved to channels last
         (``jaxnn.layout.iohw_to_hwio``).
       bias: ``(O,)`` or None.
-      stride, padding, dilation: as PyTorch's; ``padding`` removes ``dilation * (k - 1) - padding``... of the full
-        output, i.e. ``Ho = conv_transpose_output_size(H, kh, sh, ph, oph, dh)``.
+      stride, padding, dilation: as PyTorch's; ``padding`` trims that many rows/columns from each side of the full
+        output, so ``Ho = conv_transpose_output_size(H, kh, sh, ph, oph, dh)``.
       output_padding: extra rows/columns at the bottom/right, each smaller than its stride or its dilation.
       output_size: ``(Ho, Wo)`` (or a full shape) instead of ``output_padding``, as ``ConvTranspose2d.forward``
         accepts it: it must lie within ``stride - 1`` above the smallest output.
