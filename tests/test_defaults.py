@@ -113,6 +113,8 @@ INTENDED = {
         "_weight": "PyTorch's private argument; pass the weight as params to apply",
         "_freeze": "PyTorch's private argument; freeze a parameter in the optimizer (optax.set_to_zero)",
     },
+    ("nn.BatchNorm1d", "extra"): {"weight_init": INIT},
+    ("nn.BatchNorm2d", "extra"): {"weight_init": INIT},
     ("train.adam", "renamed"): {("learning_rate", "lr"): "optax's name for the learning rate"},
     ("train.adam", "missing"): {
         "params": "an optax transformation is built without the parameters",
@@ -143,6 +145,13 @@ NO_COUNTERPART = {
     "models.RNNRegressor": "the lab 11-4 time-series model",
     "models.Seq2Seq": "the lab 11-5 translator",
     "models.generate": "text generation of the lab 11 models",
+    "models.VGG": "lab 10-5's VGG (torchvision's VGG takes a built features module; torchvision is no dependency)",
+    "models.ResNet": "lab 10-6's ResNet (torchvision's signature plus `stem`; torchvision is no dependency)",
+    "models.BasicBlock": "lab 10-6's block; `downsample` is a flag, not a module",
+    "models.Bottleneck": "lab 10-6's block; `downsample` is a flag, not a module",
+    "models.resnet18": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
+    "models.resnet34": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
+    "models.resnet50": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
 }
 
 IGNORED = {"self", "device", "dtype", "parent", "name"}  # PyTorch's placement arguments and Flax's module plumbing

@@ -1,7 +1,8 @@
 """The PyTorch models of the labs, verbatim in structure, as the oracle for parity tests and benchmarks.
 
-Lab 10-1 ``CNN`` and lab 10-2 ``DeepCNN`` (Deep Learning Zero To All, PyTorch season 2). Importing this module
-imports torch.
+Lab 10-1 ``CNN``, lab 10-2 ``DeepCNN``, lab 10-4's ``FolderCNN``, lab 10-5's ``VGG``/``make_layers`` and lab
+10-6's ``ResNet`` with ``BasicBlock``/``Bottleneck`` (Deep Learning Zero To All, PyTorch season 2), and lab 11-4's
+``Net``. Importing this module imports torch.
 """
 
 from __future__ import annotations
@@ -82,3 +83,175 @@ class Net(torch.nn.Module):
     def forward(self, x):
         x, _status = self.rnn(x)
         return self.fc(x)
+
+
+class FolderCNN(torch.nn.Module):
+    """Lab 10-4 (ImageFolder): on (N, 3, 64, 128) images, two classes."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.layer1 = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2))
+        self.layer2 = nn.Sequential(nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))
+        self.layer3 = nn.Sequential(nn.Linear(16 * 13 * 29, 120), nn.ReLU(), nn.Linear(120, 2))
+
+    def forward(self, x):
+        out = self.layer2(self.layer1(x))
+        return self.layer3(out.view(out.shape[0], -1))
+
+
+def make_layers(cfg, batch_norm=False, in_channels=3):
+    """Lab 10-5's ``make_layers`` (``in_channels`` added: 1 for MNIST)."""
+    layers = []
+    for v in cfg:
+        if v == "M":
+            layers += [torch.nn.MaxPool2d(kernel_size=2, stride=2)]
+        else:
+            conv2d = torch.nn.Conv2d(in_channels, v, kernel_size=3, padding=1)
+            if batch_norm:
+                layers += [conv2d, torch.nn.BatchNorm2d(v), torch.nn.ReLU(inplace=True)]
+            else:
+                layers += [conv2d, torch.nn.ReLU(inplace=True)]
+            in_channels = v
+    return torch.nn.Sequential(*layers)
+
+
+class VGG(torch.nn.Module):
+    """Lab 10-5-2's VGG for 32x32 inputs (``features`` from :func:`make_layers`); ``dropout`` as torchvision's."""
+
+    def __init__(self, features, num_classes=1000, init_weights=True, flat_features=512 * 4 * 4, dropout=0.5):
+        super().__init__()
+        nn = torch.nn
+        self.features = features
+        self.classifier = nn.Sequential(
+            nn.Linear(flat_features, 4096),
+            nn.ReLU(True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, num_classes),
+        )
+        if init_weights:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.constant_(m.bias, 0)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = x.view(x.size(0), -1)
+        return self.classifier(x)
+
+
+def conv3x3(in_planes, out_planes, stride=1):
+    return torch.nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_planes, out_planes, stride=1):
+    return torch.nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class BasicBlock(torch.nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = torch.nn.BatchNorm2d(planes)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = torch.nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class Bottleneck(torch.nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn1 = torch.nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn2 = torch.nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
+        self.bn3 = torch.nn.BatchNorm2d(planes * self.expansion)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(torch.nn.Module):
+    """Lab 10-6-2's CIFAR ResNet (3x3 stem of 16 channels, no max pool; ``in_channels`` added: 1 for MNIST)."""
+
+    def __init__(self, block, layers, num_classes=1000, zero_init_residual=False, in_channels=3):
+        super().__init__()
+        nn = torch.nn
+        self.inplanes = 16
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(block, 16, layers[0], stride=1)
+        self.layer2 = self._make_layer(block, 32, layers[1], stride=1)
+        self.layer3 = self._make_layer(block, 64, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, 128, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(128 * block.expansion, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.bn2.weight, 0)
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = torch.nn.Sequential(
+                conv1x1(self.inplanes, planes * block.expansion, stride),
+                torch.nn.BatchNorm2d(planes * block.expansion),
+            )
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        for _ in range(1, blocks):
+            layers.append(block(self.inplanes, planes))
+        return torch.nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.avgpool(x)
+        return self.fc(x.view(x.size(0), -1))

@@ -15,6 +15,8 @@ Parameters ``weight`` (ones) and ``bias`` (zeros, unless ``bias=False``) when ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,6 +29,7 @@ class _BatchNorm(nn.Module):
     affine: bool = True
     track_running_stats: bool = True
     bias: bool = True  # with affine: a learned shift too (PyTorch 2.13's keyword-only argument)
+    weight_init: Callable | None = None  # of ``weight`` (default ones); zeros for ResNet's zero_init_residual
 
     ranks = ()  # the input ranks a subclass accepts (a class attribute, not an argument)
 
@@ -75,7 +78,7 @@ class _BatchNorm(nn.Module):
         alpha = jax.lax.rsqrt(var + self.eps)
         beta = None
         if self.affine:
-            alpha = alpha * self.param("weight", nn.initializers.ones, (c,)).astype(x.dtype)
+            alpha = alpha * self.param("weight", self.weight_init or nn.initializers.ones, (c,)).astype(x.dtype)
             if self.bias:
                 beta = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
         shift = -mean * alpha if beta is None else beta - mean * alpha
