@@ -56,6 +56,7 @@ COUNTERPARTS = {
     "sequence.pack_sequence": (sequence.pack_sequence, rnn_utils.pack_sequence),
     "sequence.pad_packed_sequence": (sequence.pad_packed_sequence, rnn_utils.pad_packed_sequence),
     "train.adam": (train.adam, torch.optim.Adam),
+    "train.sgd": (train.sgd, torch.optim.SGD),
 }
 
 # (name, argument) -> reason. "missing": PyTorch has it and we do not; "extra": we have it and PyTorch does not;
@@ -130,6 +131,14 @@ INTENDED = {
         "decoupled_weight_decay": "use optax.adamw",
     },
     ("train.adam", "extra"): {"decay_steps": "a cosine decay to 0, the MNIST labs' schedule"},
+    ("train.sgd", "renamed"): {("learning_rate", "lr"): "optax's name for the learning rate"},
+    ("train.sgd", "missing"): {
+        "params": "an optax transformation is built without the parameters",
+        "maximize": "negate the loss",
+        "foreach": "PyTorch implementation detail",
+        "differentiable": "PyTorch implementation detail",
+        "fused": "PyTorch implementation detail",
+    },
 }
 
 NO_COUNTERPART = {
