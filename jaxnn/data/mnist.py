@@ -119,8 +119,31 @@ def _builder_class():
     return MnistFromFiles
 
 
-def _cache_path(data_dir: Path) -> Path:
-    return data_dir / "mnist" / VERSION / "jaxnn-arrays.npz"
+def read_prepared(name: str, version: str, data_dir: Path, splits, prepare) -> dict[str, Split]:
+    """The splits of TFDS dataset ``name`` as arrays: from the ``.npz`` cache next to the prepared dataset if it
+    is there, else after ``prepare()`` (which prepares the dataset unless it is) through ``tfds.data_source``,
+    writing the cache atomically for the next call."""
+    cache = data_dir / name / version / "jaxnn-arrays.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            return {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in splits}
+
+    import tensorflow_datasets as tfds
+
+    prepare()
+    sources = tfds.data_source(name, data_dir=str(data_dir), download=False)
+    out = {}
+    for split in splits:
+        source = sources[split]
+        records = source.__getitems__(list(range(len(source))))
+        out[split] = Split(
+            np.stack([r["image"] for r in records]).astype(np.uint8),
+            np.asarray([r["label"] for r in records], np.int32),
+        )
+    tmp = cache.with_name(cache.name + ".tmp.npz")
+    np.savez(tmp, **{f"{s}_{k}": getattr(v, k) for s, v in out.items() for k in ("images", "labels")})
+    os.replace(tmp, cache)
+    return out
 
 
 def load_mnist(
@@ -136,35 +159,21 @@ def load_mnist(
         before preparing.
     """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    cache = _cache_path(data_dir)
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in SPLITS}
 
-    import tensorflow_datasets as tfds
+    def prepare():
+        import tensorflow_datasets as tfds
 
-    builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
-    if not builder.is_prepared():
-        manual_dir = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-        verify_files(manual_dir)
-        if verbose:
-            print(f"Preparing MNIST from {manual_dir} into {data_dir} (once)...", flush=True)
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir), try_download_gcs=False)
-        )
-    sources = tfds.data_source("mnist", data_dir=str(data_dir), download=False)
-    splits = {}
-    for split in SPLITS:
-        source = sources[split]
-        records = source.__getitems__(list(range(len(source))))
-        splits[split] = Split(
-            np.stack([r["image"] for r in records]).astype(np.uint8),
-            np.asarray([r["label"] for r in records], np.int32),
-        )
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, **{f"{s}_{k}": getattr(v, k) for s, v in splits.items() for k in ("images", "labels")})
-    os.replace(tmp, cache)
-    return splits
+        builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
+        if not builder.is_prepared():
+            folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
+            verify_files(folder)
+            if verbose:
+                print(f"Preparing MNIST from {folder} into {data_dir} (once)...", flush=True)
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(folder), try_download_gcs=False)
+            )
+
+    return read_prepared("mnist", VERSION, data_dir, tuple(SPLITS), prepare)
 
 
 def normalize(images: np.ndarray):
