@@ -1,4 +1,5 @@
-"""What a training run reports: JSON-lines metric files, a PNG of the curves, and a progress bar.
+"""What a training run reports: JSON-lines metric files and TensorBoard event files, PNGs of the curves and of
+sample predictions, and a progress bar.
 
 Nothing here touches the training itself (:mod:`jaxnn.train`); the lab recipes wire the two together.
 """
@@ -18,22 +19,75 @@ T = TypeVar("T")
 
 
 class MetricsLogger:
-    """Appends one JSON object per line to ``path`` (created with its folder), flushed at once.
+    """Appends one JSON object per line to ``path`` (created with its folder), flushed at once; with ``logdir``,
+    also every number of the record as a TensorBoard scalar at step ``record[step_key]``
+    (``tensorboard --logdir <logdir>`` shows the curves live).
 
     Each record gets ``time_s``, the seconds since the logger was made, unless it has one. Arrays become lists and
     non-finite floats the strings ``'nan'``, ``'inf'``, so every line is strict JSON.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, logdir: str | Path | None = None, step_key: str = "epoch"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
+        self.step_key = step_key
+        self.tensorboard = TensorBoard(logdir) if logdir is not None else None
 
     def write(self, **record: Any) -> None:
         record = {k: _jsonable(v) for k, v in record.items()}
         record.setdefault("time_s", round(time.time() - self._t0, 3))
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record[self.step_key], {k: v for k, v in record.items() if k != self.step_key})
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+class TensorBoard:
+    """TensorBoard event files in ``logdir``, written with tensorboardX (no TensorFlow needed)."""
+
+    def __init__(self, logdir: str | Path):
+        from tensorboardX import SummaryWriter
+
+        self.logdir = Path(logdir)
+        self.logdir.mkdir(parents=True, exist_ok=True)
+        self._writer = SummaryWriter(str(self.logdir))
+
+    def scalars(self, step: int, values: dict[str, Any]) -> None:
+        """Each finite number of ``values`` under its name (``train_loss`` -> ``train/loss``, so TensorBoard groups
+        the splits), then a flush, so a live TensorBoard sees it at once."""
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                tag = name.replace("_", "/", 1) if name.startswith(("train_", "test_")) else name
+                self._writer.add_scalar(tag, value, int(step))
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def read_scalars(logdir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of every event file in ``logdir``: ``{tag: [(step, value), ...]}`` in the order written. Reads
+    the TFRecord framing and tensorboardX's Event protos, without TensorFlow or TensorBoard."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(Path(logdir).glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        pos = 0
+        while pos + 12 <= len(data):
+            (length,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
+            pos += 12 + length + 4  # length, its crc, the record, its crc
+            for value in event.summary.value:
+                out.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return out
 
 
 def _jsonable(v):
@@ -71,6 +125,49 @@ def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    path: str | Path,
+    class_names: list[str] | None = None,
+    title: str = "",
+    columns: int = 8,
+) -> Path | None:
+    """A grid of images (``(N, H, W, C)``, any range: each is scaled to [0, 1] for display) titled with their
+    predicted and true labels (wrong ones in red) as a PNG. Returns the path, or None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4 or len(images) == 0 or len(labels) != len(images) or len(predictions) != len(images):
+        raise ValueError(
+            f"images must be (N, H, W, C) with N labels and N predictions, got {images.shape}, "
+            f"{len(labels)} labels, {len(predictions)} predictions"
+        )
+    names = class_names or [str(i) for i in range(int(max(np.max(labels), np.max(predictions))) + 1)]
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, label, pred in zip(axes.ravel(), images, labels, predictions, strict=False):
+        low, high = image.min(), image.max()
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(f"{names[int(pred)]} ({names[int(label)]})", fontsize=8, color="black" if pred == label else "red")
+    fig.suptitle(f"{title}: predicted (true)" if title else "predicted (true)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
