@@ -5,7 +5,8 @@
 
 Prints each epoch's average cost like the lab, then the test accuracy (the test images are normalised like the
 training images). The one departure from the lab's recipe is the learning rate, which decays to zero along a cosine
-by default (--schedule constant restores the lab's). Writes metrics.jsonl, curves.png and params.npz to --workdir.
+by default (--schedule constant restores the lab's). Writes metrics.jsonl, TensorBoard event files (--logdir),
+curves.png and params.npz to --workdir.
 The recipe is jaxnn.labs.mnist.train_and_evaluate.
 """
 
@@ -39,6 +40,7 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
     p.add_argument("--data_dir", default=None, help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     p.add_argument("--manual_dir", default=None, help="folder of the four MNIST .gz files (default: data/mnist)")
     p.add_argument("--workdir", default=None, help="where metrics, plot and parameters go (default: runs/mnist_MODEL)")
+    p.add_argument("--logdir", default=None, help="TensorBoard event files (default: <workdir>/tensorboard)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--checkpoint_every",
@@ -79,6 +81,7 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
         keep=args.keep,
         resume=args.resume,
         progress=not args.no_progress and sys.stderr.isatty(),
+        logdir=args.logdir,
         cpu_compiler_options=not args.xla_defaults,
     )
     return config, Path(args.workdir or Path("runs") / f"mnist_{args.model}")

@@ -150,6 +150,7 @@ NO_COUNTERPART = {
     "nn.xavier_uniform": "flax's xavier_uniform, torch.nn.init.xavier_uniform_'s rule",
     "models.MnistCNN": "the lab 10-1 model",
     "models.DeepCNN": "the lab 10-2 model",
+    "models.FolderCNN": "the lab 10-4 model",
     "models.CharRNN": "the lab 11 character model",
     "models.RNNRegressor": "the lab 11-4 time-series model",
     "models.Seq2Seq": "the lab 11-5 translator",

@@ -1,8 +1,8 @@
 """Labs 10-1 and 10-2: the MNIST CNN and the deep CNN, trained with Adam on the real MNIST.
 
 ``train_and_evaluate(Config(), workdir)`` trains, evaluates on the test split after every epoch, and writes
-``metrics.jsonl``, ``curves.png`` and ``params.npz`` (and orbax checkpoints under ``checkpoints/``) to ``workdir``.
-Progress goes to the ``jaxnn`` logger.
+``metrics.jsonl``, TensorBoard event files (``logdir``), ``curves.png`` and ``params.npz`` (and orbax checkpoints
+under ``checkpoints/``) to ``workdir``. Progress goes to the ``jaxnn`` logger.
 
 The recipe is the lab's but for two things: the learning rate decays to 0 along a cosine by default
 (``schedule='constant'`` is the lab's), and the test images are normalised like the training images (the PyTorch
@@ -48,6 +48,7 @@ class Config:
     keep: int = 3  # checkpoints kept
     resume: bool = False  # continue from the latest checkpoint in the workdir
     progress: bool = False  # a progress bar per epoch
+    logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
     cpu_compiler_options: bool = True  # jaxnn.runtime.compiler_options() for the steps (faster CPU convolutions)
 
     def __post_init__(self):
@@ -125,7 +126,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         if int(s.step) % config.checkpoint_every == 0:
             ckpt.save(s)
 
-    logger = report.MetricsLogger(metrics_path)
+    logger = report.MetricsLogger(metrics_path, Path(config.logdir) if config.logdir else workdir / "tensorboard")
     records = report.read_metrics(metrics_path) if config.resume and metrics_path.exists() else []
     test = None
     for epoch in range(first_epoch, config.epochs):
@@ -156,6 +157,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         )
         logger.write(**record)
         records.append(record)
+    logger.close()
     if ckpt is not None:
         ckpt.close()
     final = test if test is not None else train.evaluate(eval_step, state, test_x, test_y)  # the last epoch's

@@ -1,6 +1,6 @@
 """Flax Linen models of the labs: the CNNs, VGG and ResNet (lab 10), the scanned RNNs and their lab models (lab 11)."""
 
-from jaxnn.models.cnn import DeepCNN, MnistCNN
+from jaxnn.models.cnn import DeepCNN, FolderCNN, MnistCNN
 from jaxnn.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
 from jaxnn.models.rnn import RNN, CharRNN, RNNRegressor, generate
 from jaxnn.models.seq2seq import Seq2Seq
@@ -9,6 +9,7 @@ from jaxnn.models.vgg import VGG
 __all__ = [
     "MnistCNN",
     "DeepCNN",
+    "FolderCNN",
     "VGG",
     "ResNet",
     "BasicBlock",

@@ -18,6 +18,7 @@ from jax.lax import PrecisionLike
 from jaxnn.nn import Conv2d, Linear, MaxPool2d, xavier_uniform
 
 MNIST_SHAPE = (28, 28, 1)
+FOLDER_SHAPE = (64, 128, 3)  # lab 10-4's resized pictures
 
 
 def check_images(x, shape=MNIST_SHAPE, name: str = "images") -> None:
@@ -81,3 +82,46 @@ class DeepCNN(nn.Module):
         x = nn.relu(Linear(625, precision=p, kernel_init=xavier_uniform(), name="fc1")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
         return Linear(self.num_classes, precision=p, kernel_init=xavier_uniform(), name="fc2")(x)
+
+
+class FolderCNN(nn.Module):
+    """Lab 10-4 (ImageFolder): Conv(6, 5)-ReLU-Pool -> Conv(16, 5)-ReLU-Pool -> Linear(120)-ReLU -> Linear(2).
+
+    (N, 64, 128, 3) float in [0, 1] -> (N, num_classes) logits; the lab's ``Linear(16 * 13 * 29, 120)`` fixes the
+    input size. PyTorch's default initialisation throughout. Submodules carry the lab's Sequential indices
+    (``layer1/0``, ``layer3/0``, ``layer3/2``); its state_dict loads with ``flatten_chw={'layer3/0': (16, 13, 29)}``.
+    """
+
+    num_classes: int = 2
+    precision: PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        check_images(x, FOLDER_SHAPE)
+        x = FolderBlock(6, self.precision, name="layer1")(x)  # (N, 30, 62, 6)
+        x = FolderBlock(16, self.precision, name="layer2")(x)  # (N, 13, 29, 16)
+        return FolderHead(self.num_classes, self.precision, name="layer3")(x.reshape(x.shape[0], -1))
+
+
+class FolderBlock(nn.Module):
+    """Conv2d(5x5) -> ReLU -> MaxPool2d(2): lab 10-4's ``layer1``/``layer2`` (the convolution is ``0``)."""
+
+    out_channels: int
+    precision: PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = Conv2d(self.out_channels, 5, precision=self.precision, name="0")(x)
+        return MaxPool2d(2)(nn.relu(x))
+
+
+class FolderHead(nn.Module):
+    """Linear(120) -> ReLU -> Linear(num_classes): lab 10-4's ``layer3`` (``0`` and ``2``)."""
+
+    num_classes: int = 2
+    precision: PrecisionLike = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(Linear(120, precision=self.precision, name="0")(x))
+        return Linear(self.num_classes, precision=self.precision, name="2")(x)
