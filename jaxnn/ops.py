@@ -115,7 +115,17 @@ def _as_nhwc(x, name: str = "x") -> tuple[jax.Array, bool]:
         raise ValueError(f"{name} must be (N, H, W, C) or (H, W, C), got shape {tuple(x.shape)}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype} (shape {tuple(x.shape)})")
+    if 0 in x.shape[-3:]:  # an empty batch is fine, as in PyTorch; empty images or no channels are not
+        raise ValueError(f"{name} must have non-zero height, width and channels, got shape {tuple(x.shape)}")
     return (x if x.ndim == 4 else x[None]), x.ndim == 4
+
+
+def check_real(op: str, **arrays) -> None:
+    """A TypeError naming the argument when a weight or bias is complex: these ops are real, and casting would
+    drop the imaginary part without a word."""
+    for name, a in arrays.items():
+        if a is not None and jnp.iscomplexobj(a):
+            raise TypeError(f"{op}: {name} is complex ({jnp.result_type(a)}); jaxnn's layers and ops are real")
 
 
 def _restore(y: jax.Array, batched: bool) -> jax.Array:
@@ -199,6 +209,7 @@ def _conv_padding(padding: Padding, kernel, dilation, stride) -> tuple[tuple[int
 
 
 def _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, op):
+    check_real(op, weight=weight, bias=bias)
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be (kh, kw, C // groups, O), got shape {tuple(weight.shape)}")
     if not _is_int(groups) or groups < 1:
@@ -840,6 +851,7 @@ def conv_transpose2d(
     x4, batched = _as_nhwc(x)
     weight = jnp.asarray(weight)
     op = "conv_transpose2d"
+    check_real("conv_transpose2d", weight=weight, bias=bias)
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be (kh, kw, C, O // groups), got shape {tuple(weight.shape)}")
     if not _is_int(groups) or groups < 1:

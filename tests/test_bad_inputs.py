@@ -151,6 +151,46 @@ CASES = {
         ValueError,
         r"keep must be a positive int, got 0",
     ),
+    # complex weights would lose their imaginary part; empty images and zero channels have no pooling window
+    "conv complex weight": (lambda: ops.conv2d(X, W.astype(np.complex64)), TypeError, r"conv2d: weight is complex"),
+    "conv complex bias": (
+        lambda: ops.conv2d(X, W, np.ones(4, np.complex64)),
+        TypeError,
+        r"conv2d: bias is complex",
+    ),
+    "conv transpose complex weight": (
+        lambda: ops.conv_transpose2d(X, W.astype(np.complex64)),
+        TypeError,
+        r"conv_transpose2d: weight is complex",
+    ),
+    "linear complex kernel": (
+        lambda: Linear(2).apply({"params": {"kernel": np.ones((3, 2), np.complex64), "bias": np.ones(2)}}, X[0, 0]),
+        TypeError,
+        r"Linear: kernel is complex",
+    ),
+    "pool zero channels": (lambda: ops.max_pool2d(X[..., :0], 2), ValueError, r"non-zero height, width and channels"),
+    "avg pool empty image": (lambda: ops.avg_pool2d(X[:, :0], 2), ValueError, r"non-zero height, width and channels"),
+    # RNN params of another configuration: named, never silently ignored
+    "rnn params of a deeper rnn": (
+        lambda: RNN(4).apply(RNN(4, num_layers=2).init(jax.random.key(0), X[0]), X[0]),
+        ValueError,
+        r"params hold \['bias_hh_l1', 'bias_ih_l1', 'weight_hh_l1', 'weight_ih_l1'\], which this RNN .*num_layers=1",
+    ),
+    "rnn params of a bidirectional rnn": (
+        lambda: RNN(4).apply(RNN(4, bidirectional=True).init(jax.random.key(0), X[0]), X[0]),
+        ValueError,
+        r"params hold .*weight_ih_l0_reverse",
+    ),
+    "rnn params of another hidden size": (
+        lambda: RNN(5).apply(RNN(4).init(jax.random.key(0), X[0]), X[0]),
+        ValueError,
+        r"weight_ih_l0 has shape \(4, 3\), but this RNN needs \(5, 3\): .*another configuration .*hidden_size=5",
+    ),
+    "rnn input of another feature size": (
+        lambda: RNN(4).apply(RNN(4).init(jax.random.key(0), X[0]), X[0, :, :, :2]),
+        ValueError,
+        r"the input has 2 features, the parameters were made for 3",
+    ),
 }
 
 

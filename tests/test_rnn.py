@@ -200,7 +200,9 @@ def test_rnn_bad_configuration_and_input(kwargs, x_shape, h0, error, pattern):
 def test_rnn_input_size_mismatch_names_the_parameter():
     m = RNN(5)
     p = m.init(jax.random.key(0), jnp.ones((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"weight_ih_l0 has shape \(5, 4\), but this input needs \(5, 6\)"):
+    with pytest.raises(
+        ValueError, match=r"weight_ih_l0 has shape \(5, 4\), but this RNN needs \(5, 6\): the input has 6 features"
+    ):
         m.apply(p, jnp.ones((2, 3, 6)))
 
 

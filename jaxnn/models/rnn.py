@@ -110,13 +110,30 @@ class RNN(nn.Module):
 
     def _weight(self, name: str, shape: tuple[int, ...]) -> jax.Array:
         if self.has_variable("params", name):
-            existing = self.get_variable("params", name)
-            if tuple(existing.shape) != tuple(shape):
-                raise ValueError(
-                    f"{name} has shape {tuple(existing.shape)}, but this input needs {tuple(shape)}: "
-                    f"the input feature size {shape[-1]} does not match the parameters"
-                )
+            existing = tuple(self.get_variable("params", name).shape)
+            if existing != tuple(shape):
+                if name.startswith("weight_ih_l0") and existing[:-1] == tuple(shape[:-1]):
+                    cause = f"the input has {shape[-1]} features, the parameters were made for {existing[-1]}"
+                else:
+                    cause = (
+                        f"the parameters were made for another configuration than cell={self.cell!r}, "
+                        f"hidden_size={self.hidden_size}, proj_size={self.proj_size}, "
+                        f"bidirectional={self.bidirectional}"
+                    )
+                raise ValueError(f"{name} has shape {existing}, but this RNN needs {tuple(shape)}: {cause}")
         return self.param(name, torch_uniform(self.hidden_size), shape)
+
+    def _check_no_extra_params(self, used: set[str]) -> None:
+        """Params this RNN does not read (those of a deeper, bidirectional or biased one) are an error, not ignored."""
+        if self.is_initializing() or not self.has_variable("params", next(iter(used), "")):
+            return
+        extra = sorted(set(self.variables.get("params", {})) - used)
+        if extra:
+            raise ValueError(
+                f"params hold {extra}, which this RNN (cell={self.cell!r}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, bias={self.bias}, proj_size={self.proj_size}) does not use: "
+                f"parameters of another configuration?"
+            )
 
     @nn.compact
     def __call__(self, x: jax.Array, h0: Any = None, *, seq_lengths: Any = None, deterministic: bool = True):
@@ -142,6 +159,7 @@ class RNN(nn.Module):
 
         layer_in = xs
         finals: list[Carry] = []
+        used: set[str] = set()
         for layer in range(self.num_layers):
             outs = []
             for direction in range(num_dirs):
@@ -151,6 +169,12 @@ class RNN(nn.Module):
                 b_ih = self._weight(f"bias_ih_{sfx}", (gates * hidden,)) if self.bias else None
                 b_hh = self._weight(f"bias_hh_{sfx}", (gates * hidden,)) if self.bias else None
                 w_hr = self._weight(f"weight_hr_{sfx}", (self.proj_size, hidden)) if self.proj_size else None
+                kinds = (
+                    ["weight_ih", "weight_hh"]
+                    + ["bias_ih", "bias_hh"] * self.bias
+                    + ["weight_hr"] * bool(self.proj_size)
+                )
+                used.update(f"{kind}_{sfx}" for kind in kinds)
                 proj = jnp.matmul(layer_in, w_ih.T, precision=self.precision)  # every time step at once: (T, B, G*H)
                 if b_ih is not None:
                     proj = proj + b_ih
@@ -166,6 +190,7 @@ class RNN(nn.Module):
             if self.dropout > 0 and layer < self.num_layers - 1:
                 layer_in = nn.Dropout(self.dropout, deterministic=deterministic)(layer_in)
 
+        self._check_no_extra_params(used)
         output = layer_in
         states = [jnp.stack(s) for s in zip(*finals, strict=True)]  # (h_n,) or (h_n, c_n), each (L*D, B, .)
         if not batched:

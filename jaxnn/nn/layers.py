@@ -121,9 +121,11 @@ class Linear(nn.Module):
             raise TypeError(f"Linear: x must be floating, got {jnp.result_type(x)} (shape {tuple(jnp.shape(x))})")
         fan_in = jnp.shape(x)[-1]
         kernel = self.param("kernel", self.kernel_init or torch_uniform(fan_in), (fan_in, self.out_features))
+        bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_features,)) if self.bias else None
+        ops.check_real("Linear", kernel=kernel, bias=bias)
         y = jnp.dot(x, kernel.astype(x.dtype), precision=self.precision)
-        if self.bias:
-            y = y + self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_features,)).astype(y.dtype)
+        if bias is not None:
+            y = y + bias.astype(y.dtype)
         return y
 
 
