@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: about 1.5 minutes on
-# 2 CPU cores; `make run RUN_ARGS="--epochs 15"` for the lab's full run).
+# 2 CPU cores; `make run RUN_ARGS="--epochs 15"` for the lab's full run). Each `make run` starts a fresh run in
+# runs/mnist_cnn (--overwrite); resume one with `python experiments/mnist_cnn.py --resume`.
 RUN_ARGS ?= --epochs 5
 run: $(STAMP)
-	$(PY) experiments/mnist_cnn.py $(RUN_ARGS)
+	$(PY) experiments/mnist_cnn.py --overwrite $(RUN_ARGS)
 
 # Lint (ruff check and format check) first: CI fails on a lint error.
 test: $(STAMP)

@@ -50,7 +50,16 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
     )
     p.add_argument("--keep", type=int, default=3, help="checkpoints kept (3)")
     p.add_argument("--no_checkpoints", action="store_true", help="save no checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --workdir")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in --workdir (refused if the run's recorded flags differ)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a --workdir that holds another run's checkpoints (they are deleted)",
+    )
     p.add_argument(
         "--train_subset",
         type=int,
@@ -80,6 +89,7 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
         checkpoint_every=args.checkpoint_every,
         keep=args.keep,
         resume=args.resume,
+        overwrite=args.overwrite,
         progress=not args.no_progress and sys.stderr.isatty(),
         logdir=args.logdir,
         cpu_compiler_options=not args.xla_defaults,

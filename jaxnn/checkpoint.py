@@ -3,11 +3,13 @@
 :class:`Checkpointer` wraps an orbax ``CheckpointManager``: it saves a train state's arrays (step, params, optimizer
 state) every N steps and at each epoch end, keeps the last K, and restores the latest one into a state of the same
 structure. A latest checkpoint that cannot be read (a damaged file, a write cut short) is skipped with a warning
-for the one before it.
+for the one before it. Each checkpoint may carry a small JSON ``extra`` (the recipes keep the epoch's per-step
+losses there, so a resumed epoch reports the uninterrupted run's numbers), written before the checkpoint itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -37,8 +39,9 @@ class Checkpointer:
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
-    def save(self, state: Any) -> int:
-        """Save ``state`` under its step after checking that every array is finite; returns the step."""
+    def save(self, state: Any, extra: dict | None = None) -> int:
+        """Save ``state`` under its step after checking that every array is finite; returns the step. ``extra``
+        (JSON-serialisable) is written first, so every checkpoint that exists has its extra."""
         step = int(state.step)
         leaves = jax.tree_util.tree_leaves(state.params)
         if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
@@ -47,13 +50,22 @@ class Checkpointer:
                 f"(steps kept: {self.steps()})"
             )
         if step not in self.manager.all_steps():
+            if extra is not None:
+                folder = self.directory / "extra"
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = folder / f"{step}.json.tmp"
+                tmp.write_text(json.dumps(extra))
+                os.replace(tmp, folder / f"{step}.json")
+                for old in folder.glob("*.json"):  # the extras of checkpoints no longer kept
+                    if old.stem.isdigit() and int(old.stem) < min(self.steps(), default=step):
+                        old.unlink(missing_ok=True)
             self.manager.save(step, args=self._ocp.args.StandardSave(_arrays(state)))
-            if os.environ.get("JAXNN_FAULT_KILL_DURING_SAVE") == str(step):
-                # Fault injection for the crash tests: die while the (asynchronous) write is under way.
-                import signal
-
-                os.kill(os.getpid(), signal.SIGKILL)
         return step
+
+    def extra(self, step: int) -> dict | None:
+        """What :meth:`save` was given as ``extra`` for ``step``, or None."""
+        path = self.directory / "extra" / f"{step}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -99,8 +100,27 @@ def _jsonable(v):
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """The records :class:`MetricsLogger` wrote, in order."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records :class:`MetricsLogger` wrote, in order ([] when the file does not exist). A last line cut short
+    by a kill is dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a partial last line: nothing after it was written
+    return records
+
+
+def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Replace ``path`` with exactly ``records``, atomically (a resumed run drops the lines it will write again)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n" for r in records))
+    os.replace(tmp, path)
 
 
 def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:

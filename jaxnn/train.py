@@ -319,16 +319,22 @@ def train_epoch(
     state: TrainState,
     batches: Iterable[Batch],
     rng: jax.Array,
-    after_step: Callable[[TrainState], None] | None = None,
+    after_step: Callable[[TrainState, dict[str, list]], None] | None = None,
+    previous: dict[str, list[float]] | None = None,
 ) -> tuple[TrainState, dict[str, float]]:
     """Run ``step_fn`` (a jitted :func:`train_step`) over ``batches``; returns the state and the mean loss and
-    accuracy of the steps run (NaN when there were none).
+    accuracy of the epoch's steps (NaN when there were none).
 
-    Place the batches where the step needs them before they come in (``map(place, batches)``). ``after_step(state)``
-    runs after every step (saving checkpoints, say), and only on states from steps with a finite loss. Raises
+    Place the batches where the step needs them before they come in (``map(place, batches)``).
+    ``after_step(state, so_far)`` runs after every step (saving checkpoints, say), only on states from steps with a
+    finite loss; ``so_far`` holds the epoch's per-step ``'loss'`` and ``'accuracy'`` values up to that step. A run
+    resumed in the middle of an epoch passes the values of the steps before as ``previous`` (what ``so_far`` held
+    at the checkpoint), and the epoch's means are then those of the uninterrupted run, bit for bit. Raises
     :class:`NonFiniteLossError` naming the step when a loss is NaN or infinite.
     """
-    losses, accs = [], []
+    previous = previous or {"loss": [], "accuracy": []}
+    losses = [jnp.float32(v) for v in previous["loss"]]
+    accs = [jnp.float32(v) for v in previous["accuracy"]]
     step = int(state.step)  # read once: reading state.step after every step would wait for each step to finish
     pending = None  # (step, loss) of the previous step, checked one step behind to keep the device busy
     for batch in batches:
@@ -342,7 +348,7 @@ def train_epoch(
         if after_step is not None:  # the state handed on must come from a finite step
             _check_finite(*pending)
             pending = None
-            after_step(state)
+            after_step(state, {"loss": losses, "accuracy": accs})
     if pending is not None:
         _check_finite(*pending)
     if not losses:

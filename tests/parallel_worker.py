@@ -28,7 +28,7 @@ def run(model, x, y, batch_size, lr, devices, steps=20):
     while len(losses) < steps:  # whole epochs until at least `steps` steps
         batches = train.epoch_batches(x, y, batch_size, shuffle_rng, epoch)
         batches = (parallel.shard_batch(b, mesh) for b in batches)
-        state, _ = train.train_epoch(step, state, batches, step_rng, after_step=lambda s: losses.append(None))
+        state, _ = train.train_epoch(step, state, batches, step_rng, after_step=lambda s, so_far: losses.append(None))
         epoch += 1
     batch = {"inputs": x[:batch_size], "labels": y[:batch_size]}
     final_loss = float(jax.jit(train.eval_step)(state, batch)["loss"])

@@ -94,16 +94,78 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_dat
     _assert_same_params(tmp_path / "params.npz", uninterrupted)
 
 
+def _killed_at_save(step, workdir, data_dir, *extra):
+    """The run killed with SIGKILL just after it handed the checkpoint of ``step`` to orbax."""
+    command = _script(workdir, data_dir, *extra)
+    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), str(step)]
+    killed = subprocess.run(command, capture_output=True, text=True, env=_env())
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    return killed
+
+
 def test_sigkill_during_checkpoint_write_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
-    killed = subprocess.run(
-        _script(tmp_path, mnist_data_dir), capture_output=True, text=True, env=_env(JAXNN_FAULT_KILL_DURING_SAVE="21")
-    )
-    assert killed.returncode == -signal.SIGKILL
+    _killed_at_save(21, tmp_path, mnist_data_dir)
     out = subprocess.run(
         _script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, text=True, env=_env()
     )
     assert "resumed from step 14" in out.stdout or "resumed from step 21" in out.stdout, out.stdout
     _assert_same_params(tmp_path / "params.npz", uninterrupted)
+
+
+def _records(workdir):
+    from jaxnn.report import read_metrics
+
+    return [{k: v for k, v in r.items() if k != "time_s"} for r in read_metrics(workdir / "metrics.jsonl")]
+
+
+@pytest.mark.parametrize("kill_at", [40, 56])  # just after the epoch-1 checkpoint; mid epoch 2 (checkpoint 56)
+def test_metrics_after_a_kill_and_resume_equal_the_uninterrupted_runs(kill_at, uninterrupted, mnist_data_dir, tmp_path):
+    _killed_at_save(kill_at, tmp_path, mnist_data_dir)
+    subprocess.run(_script(tmp_path, mnist_data_dir, "--resume"), check=True, capture_output=True, env=_env())
+    # every epoch logged once, with the uninterrupted run's numbers (a resumed epoch's mean loss too)
+    assert _records(tmp_path) == _records(uninterrupted.parent)
+
+
+def test_a_workdir_with_checkpoints_is_not_mixed_with_a_new_run(uninterrupted, mnist_data_dir, tmp_path):
+    _killed_at_save(21, tmp_path, mnist_data_dir)  # checkpoints 7 and 14 written, 21 cut short
+
+    def contents():
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if ".lock" not in p.name)
+
+    before = contents()
+    fresh = subprocess.run(_script(tmp_path, mnist_data_dir), capture_output=True, text=True, env=_env())
+    assert fresh.returncode == 1 and "Traceback" not in fresh.stderr
+    assert "holds the checkpoints of a run (steps [7, 14" in fresh.stderr
+    # --resume with another batch size (the saved step would land in another epoch) or seed: refused, named
+    other = _script(tmp_path, mnist_data_dir, "--resume")
+    other[other.index("--batch_size") + 1] = "40"
+    other[other.index("--seed") + 1] = "4"
+    out = subprocess.run(other, capture_output=True, text=True, env=_env())
+    assert out.returncode == 1 and "resume refused" in out.stderr
+    assert "batch_size: 50 -> 40" in out.stderr and "seed: 3 -> 4" in out.stderr
+    assert contents() == before  # neither refused run changed anything
+    # --overwrite starts over, and ends as the uninterrupted run
+    subprocess.run(_script(tmp_path, mnist_data_dir, "--overwrite"), check=True, capture_output=True, env=_env())
+    _assert_same_params(tmp_path / "params.npz", uninterrupted)
+    assert _records(tmp_path) == _records(uninterrupted.parent)
+
+
+def test_a_run_that_fails_its_checks_changes_nothing_and_a_busy_workdir_is_refused(mnist_data_dir, tmp_path):
+    from jaxnn import workdir
+    from jaxnn.labs import mnist as mnist_lab
+
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    config = mnist_lab.Config(epochs=1, batch_size=3000, train_subset=2000, data_dir=str(mnist_data_dir))
+    with pytest.raises(ValueError, match="batch_size 3000 is larger"):
+        mnist_lab.train_and_evaluate(config, tmp_path)
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
+    config = mnist_lab.Config(epochs=1, batch_size=50, train_subset=100, data_dir=str(mnist_data_dir))
+    with workdir.claim(tmp_path / "busy", {"another": "run"}):
+        with pytest.raises(
+            ValueError, match=rf"workdir {tmp_path / 'busy'} is in use by another run \(pid {os.getpid()}"
+        ):
+            mnist_lab.train_and_evaluate(config, tmp_path / "busy")
+    mnist_lab.train_and_evaluate(config, tmp_path / "busy")  # the lock is gone with the run that held it
 
 
 def _small_state(seed=0):
@@ -156,7 +218,7 @@ def test_nan_guard_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     batches = train.epoch_batches(poisoned, y, 10, shuffle_rng, 0)
     assert not bool(jnp.isnan(next(train.epoch_batches(poisoned, y, 10, shuffle_rng, 0))["inputs"]).any())
 
-    def after_step(s):
+    def after_step(s, so_far):
         saved.append(ckpt.save(s))
 
     with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss nan at step (\d+)") as err:

@@ -25,6 +25,7 @@ from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.data import mnist
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import DeepCNN, MnistCNN
+from jaxnn.workdir import claim
 
 MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ class Config:
     checkpoints: bool = True  # orbax checkpoints at every epoch end
     checkpoint_every: int = 0  # and every N steps (0: epoch ends only)
     keep: int = 3  # checkpoints kept
-    resume: bool = False  # continue from the latest checkpoint in the workdir
+    resume: bool = False  # continue from the latest checkpoint in the workdir (its recorded config must match)
+    overwrite: bool = False  # start over in a workdir that holds another run's checkpoints
     progress: bool = False  # a progress bar per epoch
     logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
     cpu_compiler_options: bool = True  # jaxnn.runtime.compiler_options() for the steps (faster CPU convolutions)
@@ -62,6 +64,28 @@ class Config:
         check_positive(self, "learning_rate")
         if self.resume and not self.checkpoints:
             raise ValueError("resume needs checkpoints")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other")
+
+
+# What identifies a run: a resume must match these (with the device count and library versions). The others only
+# say where files are, or how often to save, and may change between the parts of a run.
+NOT_IDENTITY = (
+    "resume",
+    "overwrite",
+    "progress",
+    "checkpoints",
+    "checkpoint_every",
+    "keep",
+    "data_dir",
+    "manual_dir",
+    "logdir",
+)
+
+
+def run_identity(config: Config) -> dict[str, Any]:
+    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in NOT_IDENTITY}
+    return {**values, "devices": jax.device_count()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +100,12 @@ class Result:
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
-    """Train ``config.model`` on MNIST and evaluate it on the test split after every epoch."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    metrics_path = workdir / "metrics.jsonl"
-    if not config.resume:
-        metrics_path.unlink(missing_ok=True)
+    """Train ``config.model`` on MNIST and evaluate it on the test split after every epoch.
 
+    The workdir is claimed (:func:`jaxnn.workdir.claim`) once the data and the config have passed their checks:
+    locked for this run, its configuration recorded or, on resume, compared with the recorded one.
+    """
+    workdir = Path(workdir)
     data = mnist.load_mnist(config.data_dir, config.manual_dir)
     images, labels = data["train"]
     if config.train_subset is not None:
@@ -90,8 +113,17 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     train_x, train_y = jnp.asarray(mnist.normalize(images)), jnp.asarray(labels)
     test_x, test_y = jnp.asarray(mnist.normalize(data["test"].images)), jnp.asarray(data["test"].labels)
     train.check_batch_size(config.batch_size, train_x.shape[0])
-    log.info("MNIST: %d train, %d test images; devices: %s", train_x.shape[0], test_x.shape[0], jax.devices())
+    mesh = None
+    if jax.device_count() > 1:  # data parallel over every device: the batch split, everything else replicated
+        mesh = parallel.make_mesh()
+        parallel.check_divisible(config.batch_size, mesh)
+    with claim(workdir, run_identity(config), config.resume, config.overwrite):
+        return _train(config, workdir, (train_x, train_y), (test_x, test_y), mesh)
 
+
+def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result:
+    (train_x, train_y), (test_x, test_y) = train_data, test_data
+    log.info("MNIST: %d train, %d test images; devices: %s", train_x.shape[0], test_x.shape[0], jax.devices())
     model = MODELS[config.model]()
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
     shuffle_rng, step_rng = jax.random.split(train_rng)
@@ -100,20 +132,23 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     decay_steps = config.epochs * steps_per_epoch if config.schedule == "cosine" else None
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
 
+    metrics_path = workdir / "metrics.jsonl"
     ckpt = Checkpointer(workdir / "checkpoints", config.keep) if config.checkpoints else None
-    first_epoch, start = 0, 0
+    first_epoch, start, previous = 0, 0, None
     if config.resume:
         state, step = ckpt.restore_latest(state)
         if step is None:
             log.info("no checkpoint in %s: starting from scratch", ckpt.directory)
         else:
             first_epoch, start = divmod(step, steps_per_epoch)
+            previous = (ckpt.extra(step) or {}).get("epoch_so_far") if start else None
             log.info("resumed from step %d (epoch %d, batch %d)", step, first_epoch + 1, start)
+    # Keep the lines of the epochs the checkpoint covers; an epoch logged after it will run again.
+    records = [r for r in report.read_metrics(metrics_path) if r["epoch"] <= first_epoch] if config.resume else []
+    report.write_metrics(metrics_path, records)
 
     place = None
-    if jax.device_count() > 1:  # data parallel over every device: the batch split, everything else replicated
-        mesh = parallel.make_mesh()
-        parallel.check_divisible(config.batch_size, mesh)
+    if mesh is not None:
         state, train_x, train_y = parallel.replicate((state, train_x, train_y), mesh)
         place = functools.partial(parallel.shard_batch, mesh=mesh)
 
@@ -122,12 +157,11 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     train_step = jax.jit(train.train_step, compiler_options=options)
     eval_step = jax.jit(train.eval_step, compiler_options=options)
 
-    def after_step(s):
-        if int(s.step) % config.checkpoint_every == 0:
-            ckpt.save(s)
+    def after_step(s, so_far):
+        if int(s.step) % config.checkpoint_every == 0 and int(s.step) % steps_per_epoch:
+            ckpt.save(s, {"epoch_so_far": {k: [float(v) for v in vs] for k, vs in so_far.items()}})
 
     logger = report.MetricsLogger(metrics_path, Path(config.logdir) if config.logdir else workdir / "tensorboard")
-    records = report.read_metrics(metrics_path) if config.resume and metrics_path.exists() else []
     test = None
     for epoch in range(first_epoch, config.epochs):
         first = start if epoch == first_epoch else 0
@@ -136,10 +170,13 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
             batches = map(place, batches)
         batches = report.progress(batches, steps_per_epoch - first, f"epoch {epoch + 1}", config.progress)
         state, m = train.train_epoch(
-            train_step, state, batches, step_rng, after_step if ckpt is not None and config.checkpoint_every else None
+            train_step,
+            state,
+            batches,
+            step_rng,
+            after_step if ckpt is not None and config.checkpoint_every else None,
+            previous if epoch == first_epoch else None,
         )
-        if ckpt is not None:
-            ckpt.save(state)
         test = train.evaluate(eval_step, state, test_x, test_y)
         record = dict(
             epoch=epoch + 1,
@@ -155,8 +192,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
             m["accuracy"],
             test["accuracy"],
         )
-        logger.write(**record)
+        logger.write(**record)  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
         records.append(record)
+        if ckpt is not None:
+            ckpt.save(state)
     logger.close()
     if ckpt is not None:
         ckpt.close()
