@@ -113,5 +113,9 @@ def test_channel_stats_and_normalize_are_the_labs():
     np.testing.assert_allclose(x.std(axis=(0, 1, 2)), 1, atol=1e-4)
     with pytest.raises(ValueError, match="std"):
         augment.normalize(images, mean, np.zeros(3))
+    padded = augment.random_crop(jax.random.key(0), jnp.ones((50, 2, 2, 2)), 2, padding=1, fill=(-1.0, -2.0))
+    border = ~np.isin(np.asarray(padded), [1.0])  # every value that is not the image's is its channel's fill
+    np.testing.assert_array_equal(np.asarray(padded)[border], np.where(np.nonzero(border)[3] == 0, -1.0, -2.0))
+    assert border.any()
     with pytest.raises(ValueError, match=r"size \(40, 40\) does not fit"):
         augment.random_crop(jax.random.key(0), jnp.ones((1, 32, 32, 3)), 40, padding=2)

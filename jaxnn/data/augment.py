@@ -23,8 +23,12 @@ def _check_batch(images, name="images") -> None:
         raise ValueError(f"{name} must be an (N, H, W, C) batch, got shape {tuple(jnp.shape(images))}")
 
 
-def random_crop(key: jax.Array, images: jax.Array, size: int | tuple[int, int], padding: int = 0) -> jax.Array:
-    """Each image zero-padded by ``padding`` on every side, then cropped to ``size`` at a random offset."""
+def random_crop(
+    key: jax.Array, images: jax.Array, size: int | tuple[int, int], padding: int = 0, fill=0.0
+) -> jax.Array:
+    """Each image padded by ``padding`` on every side with ``fill`` (a number or one per channel), then cropped to
+    ``size`` at a random offset. torchvision pads the raw pixels with 0 (black); on normalised images pass
+    ``fill=-mean / std``, the normalised black."""
     _check_batch(images)
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
@@ -35,7 +39,9 @@ def random_crop(key: jax.Array, images: jax.Array, size: int | tuple[int, int], 
             f"size {(h, w)} does not fit images of {(height, width)} with padding {padding} "
             f"(images shape {tuple(images.shape)})"
         )
-    padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    fill = jnp.broadcast_to(jnp.asarray(fill, images.dtype), (images.shape[-1],))
+    padded = jnp.broadcast_to(fill, (n, height + 2 * padding, width + 2 * padding, images.shape[-1]))
+    padded = padded.at[:, padding : padding + height, padding : padding + width].set(images)
     ky, kx = jax.random.split(key)
     top = jax.random.randint(ky, (n,), 0, height + 2 * padding - h + 1)
     left = jax.random.randint(kx, (n,), 0, width + 2 * padding - w + 1)

@@ -126,20 +126,23 @@ def load_data(config: Config) -> tuple[dict[str, mnist.Split], list[str]]:
     return data, CLASSES[config.dataset]
 
 
-def augment_batch(batch: train.Batch, rng: jax.Array, step: jax.Array, crop_padding: int, flip: bool) -> train.Batch:
-    """The training batch's random crop and flip, drawn from ``fold_in(rng, step)`` (so a rerun repeats them)."""
+def augment_batch(
+    batch: train.Batch, rng: jax.Array, step: jax.Array, crop_padding: int, flip: bool, fill=0.0
+) -> train.Batch:
+    """The training batch's random crop (padded with ``fill``, the normalised black) and flip, drawn from
+    ``fold_in(rng, step)`` (so a rerun repeats them)."""
     crop_key, flip_key = jax.random.split(jax.random.fold_in(rng, step))
     x = batch["inputs"]
     if crop_padding:
-        x = augment.random_crop(crop_key, x, x.shape[1:3], crop_padding)
+        x = augment.random_crop(crop_key, x, x.shape[1:3], crop_padding, fill)
     if flip:
         x = augment.random_horizontal_flip(flip_key, x)
     return {**batch, "inputs": x}
 
 
-def _augmented_train_step(state, batch, rng, crop_padding, flip):
+def _augmented_train_step(state, batch, rng, crop_padding, flip, fill):
     aug_rng, step_rng = jax.random.split(rng)
-    return train.train_step(state, augment_batch(batch, aug_rng, state.step, crop_padding, flip), step_rng)
+    return train.train_step(state, augment_batch(batch, aug_rng, state.step, crop_padding, flip, fill), step_rng)
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
@@ -173,7 +176,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
 
     options = runtime.compiler_options() if config.cpu_compiler_options else None
-    step_fn = functools.partial(_augmented_train_step, crop_padding=config.crop_padding, flip=config.flip)
+    black = tuple(float(v) for v in -mean / std)  # RandomCrop pads the raw image with 0 before Normalize
+    step_fn = functools.partial(_augmented_train_step, crop_padding=config.crop_padding, flip=config.flip, fill=black)
     train_step = jax.jit(step_fn, compiler_options=options)
     eval_step = jax.jit(train.eval_step, compiler_options=options)
 
