@@ -33,6 +33,11 @@ def parse_args(argv=None) -> tuple[cifar.Config, Path]:
     )
     p.add_argument("--cfg", choices=sorted(CFGS), default="cifar", help="VGG cfg (cifar: lab 10-5-2's)")
     p.add_argument("--no_batch_norm", action="store_true", help="VGG without BatchNorm (as lab 10-5-2)")
+    p.add_argument(
+        "--no_zero_init_residual",
+        action="store_true",
+        help="ResNet: last BatchNorm of each block starts at 1, not 0 (the lab's 0 learns slowly at first)",
+    )
     p.add_argument("--dataset", choices=cifar.DATASETS, default="mnist", help="cifar10 or the shipped mnist")
     p.add_argument("--epochs", type=int, default=1, help="training epochs (1; the labs run 50 and 150)")
     p.add_argument("--batch_size", type=int, default=None, help="batch size (the lab's: vgg 512, resnet 256)")
@@ -60,6 +65,7 @@ def parse_args(argv=None) -> tuple[cifar.Config, Path]:
         arch=args.arch,
         cfg=args.cfg,
         batch_norm=not args.no_batch_norm,
+        zero_init_residual=not args.no_zero_init_residual,
         dataset=args.dataset,
         epochs=args.epochs,
         batch_size=args.batch_size,
