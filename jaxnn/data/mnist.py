@@ -13,9 +13,13 @@ expected.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
+import shutil
+import sys
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -119,18 +123,127 @@ def _builder_class():
     return MnistFromFiles
 
 
-def read_prepared(name: str, version: str, data_dir: Path, splits, prepare) -> dict[str, Split]:
-    """The splits of TFDS dataset ``name`` as arrays: from the ``.npz`` cache next to the prepared dataset if it
-    is there, else after ``prepare()`` (which prepares the dataset unless it is) through ``tfds.data_source``,
-    writing the cache atomically for the next call."""
-    cache = data_dir / name / version / "jaxnn-arrays.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            return {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in splits}
+# sha256 of the arrays load_mnist returns (TFDS's example order): any cache or prepared dataset that gives others
+# is damaged or not MNIST, and is rebuilt.
+ARRAYS_SHA256 = {
+    "train_images": "59edd5ea35c0062957306cacba8ae47e71e2c56261f4ca10230aacc14943dd3b",
+    "train_labels": "062bf4d1a71dfc825d91f86658f9e3f8d6f35b8805a2457550c5000b0b1ff96c",
+    "test_images": "a85d8dffc6063fb89dcbc2122651701e7bbc18837f940fc9d76df48c224558ca",
+    "test_labels": "58b236bac2b9f39e838e65b8a6942832a40044c1da3df14e20f2f8291c6af177",
+}
 
+
+def _digests(splits: dict[str, Split]) -> dict[str, str]:
+    return {
+        f"{s}_{k}": hashlib.sha256(np.ascontiguousarray(getattr(v, k)).tobytes()).hexdigest()
+        for s, v in splits.items()
+        for k in ("images", "labels")
+    }
+
+
+def _read_cache(cache: Path, splits) -> dict[str, Split]:
+    """The cached arrays, after checking them against the checksums stored with them (ValueError if they differ)."""
+    with np.load(cache, allow_pickle=False) as z:
+        out = {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in splits}
+        stored = dict(item.split(":", 1) for item in z["sha256"].tolist())
+    if _digests(out) != stored:
+        raise ValueError("its arrays do not match the checksums stored with them")
+    return out
+
+
+def _write_cache(cache: Path, splits: dict[str, Split], log) -> None:
+    """The arrays and their checksums as ``.npz``, atomically; skipped (one line) where the folder is read-only."""
+    arrays = {f"{s}_{k}": getattr(v, k) for s, v in splits.items() for k in ("images", "labels")}
+    sha = np.asarray([f"{k}:{v}" for k, v in _digests(splits).items()])
+    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, sha256=sha, **arrays)
+        os.replace(tmp, cache)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        log(f"not caching the arrays in {cache.parent} ({e.strerror or e}); the prepared dataset is read each time")
+
+
+@contextlib.contextmanager
+def _preparation_lock(data_dir: Path, name: str):
+    """One preparation of ``name`` in ``data_dir`` at a time (a second process waits, then finds it prepared);
+    no lock where data_dir cannot be written (nothing can be prepared there anyway)."""
+    import fcntl
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(data_dir / f".jaxnn-{name}.lock", "a")  # noqa: SIM115 - held for the preparation
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()
+
+
+def read_prepared(
+    name: str,
+    version: str,
+    data_dir: Path,
+    splits,
+    prepare,
+    expected: dict[str, str] | None = None,
+    log=print,
+) -> dict[str, Split]:
+    """The splits of TFDS dataset ``name`` as arrays, healing what is damaged on the way.
+
+    From the ``.npz`` cache next to the prepared dataset when it is there and its arrays match the checksums stored
+    with it (and ``expected``, when given); else through ``tfds.data_source`` after ``prepare()`` (which prepares
+    the dataset unless it is), writing the cache for the next call. A damaged or wrong cache is reported in one line
+    (``log``) and rebuilt from the prepared dataset; a prepared dataset that cannot be read, or reads wrong, is
+    removed and prepared again from the source files. Preparations are serialised by a lock in ``data_dir``.
+    """
+    folder = data_dir / name / version
+    cache = folder / "jaxnn-arrays.npz"
+    if cache.is_file():
+        try:
+            out = _read_cache(cache, splits)
+            if expected is None or _digests(out) == expected:
+                return out
+            raise ValueError("its arrays are not the expected ones")
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            log(f"the {name} cache {cache} is damaged or of an older jaxnn ({type(e).__name__}: {e}); rebuilding it")
+            try:
+                cache.unlink()
+            except OSError:
+                pass  # read-only: rebuilt in memory below, and not cached
+
+    with _preparation_lock(data_dir, name):
+        if cache.is_file():  # another process prepared it while this one waited
+            try:
+                return _read_cache(cache, splits)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                pass
+        for attempt in (1, 2):
+            prepare()
+            try:
+                out = _read_source(name, data_dir, splits)
+                if expected is not None and _digests(out) != expected:
+                    raise ValueError("it does not hold the expected arrays")
+                break
+            except Exception as e:  # noqa: BLE001 - TFDS and array_record raise many kinds for a damaged shard
+                if attempt == 2:
+                    raise ValueError(
+                        f"the prepared {name} in {folder} cannot be read even after preparing it again: {e}"
+                    ) from e
+                reason = f"{type(e).__name__}: {str(e)[:200]}"
+                log(f"the prepared {name} in {folder} is damaged ({reason}); preparing it again")
+                shutil.rmtree(folder, ignore_errors=True)
+        _write_cache(cache, out, log)
+    return out
+
+
+def _read_source(name: str, data_dir: Path, splits) -> dict[str, Split]:
     import tensorflow_datasets as tfds
 
-    prepare()
     sources = tfds.data_source(name, data_dir=str(data_dir), download=False)
     out = {}
     for split in splits:
@@ -140,9 +253,6 @@ def read_prepared(name: str, version: str, data_dir: Path, splits, prepare) -> d
             np.stack([r["image"] for r in records]).astype(np.uint8),
             np.asarray([r["label"] for r in records], np.int32),
         )
-    tmp = cache.with_name(cache.name + ".tmp.npz")
-    np.savez(tmp, **{f"{s}_{k}": getattr(v, k) for s, v in out.items() for k in ("images", "labels")})
-    os.replace(tmp, cache)
     return out
 
 
@@ -173,7 +283,17 @@ def load_mnist(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(folder), try_download_gcs=False)
             )
 
-    return read_prepared("mnist", VERSION, data_dir, tuple(SPLITS), prepare)
+    return read_prepared("mnist", VERSION, data_dir, tuple(SPLITS), prepare, ARRAYS_SHA256, _logger(verbose))
+
+
+def _logger(verbose: bool):
+    """One-line reports of what was healed: printed to stderr (or dropped, not ``verbose``)."""
+
+    def log(message: str) -> None:
+        if verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    return log
 
 
 def normalize(images: np.ndarray):

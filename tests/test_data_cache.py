@@ -1,0 +1,96 @@
+"""The MNIST cache heals itself: a truncated, bit-flipped or wrong cache and a missing or truncated prepared shard are
+reported in one line and rebuilt; a read-only data_dir works; two first preparations at once both succeed."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxnn.data import mnist
+
+SHARD = "mnist-train.array_record-00000-of-00001"
+
+
+@pytest.fixture
+def data_dir(mnist_data_dir, tmp_path):
+    """A private copy of the session's prepared MNIST, cache included."""
+    target = tmp_path / "tfds"
+    shutil.copytree(mnist_data_dir, target)
+    return target
+
+
+def _folder(data_dir):
+    return data_dir / "mnist" / mnist.VERSION
+
+
+def _load_and_check(data_dir, capsys, expect_message):
+    data = mnist.load_mnist(data_dir)
+    assert mnist._digests(data) == mnist.ARRAYS_SHA256  # MNIST itself, whatever happened to the files
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith(("the mnist", "the prepared mnist", "not caching"))]
+    if expect_message:
+        assert len(lines) == 1 and expect_message in lines[0], err
+    else:
+        assert not lines, err
+    return data
+
+
+def test_a_valid_cache_is_used_silently(data_dir, capsys):
+    _load_and_check(data_dir, capsys, None)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "wrong"])
+def test_a_damaged_cache_is_reported_and_rebuilt(damage, data_dir, capsys):
+    cache = _folder(data_dir) / "jaxnn-arrays.npz"
+    raw = bytearray(cache.read_bytes())
+    if damage == "truncate":
+        cache.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        raw[len(raw) // 3] ^= 0xFF
+        cache.write_bytes(raw)
+    else:  # well formed, self-consistent, but not MNIST
+        data = mnist.load_mnist(data_dir)
+        data["train"].images[0] = 255 - data["train"].images[0]
+        mnist._write_cache(cache, data, print)
+    _load_and_check(data_dir, capsys, "cache")
+    _load_and_check(data_dir, capsys, None)  # healed: the next load is silent
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_damaged_prepared_shard_is_prepared_again(damage, data_dir, capsys):
+    (_folder(data_dir) / "jaxnn-arrays.npz").unlink()
+    shard = _folder(data_dir) / SHARD
+    if damage == "missing":
+        shard.unlink()
+    else:
+        shard.write_bytes(shard.read_bytes()[:1000])
+    _load_and_check(data_dir, capsys, "preparing it again")
+    assert (_folder(data_dir) / "jaxnn-arrays.npz").is_file()
+
+
+def test_a_read_only_data_dir_is_read_without_a_cache(data_dir, capsys, monkeypatch):
+    (_folder(data_dir) / "jaxnn-arrays.npz").unlink()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(mnist.np, "savez", read_only)
+    _load_and_check(data_dir, capsys, "not caching the arrays")
+    assert not list(_folder(data_dir).glob("*.npz"))
+
+
+def test_two_first_preparations_at_once_both_succeed(tmp_path):
+    code = (
+        "import sys; from jaxnn.data import mnist; "
+        "d = mnist.load_mnist(sys.argv[1], verbose=False); "
+        "assert mnist._digests(d) == mnist.ARRAYS_SHA256; print('ok')"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "tfds")], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    assert [p.communicate(timeout=600)[0].strip().splitlines()[-1] for p in procs] == ["ok", "ok"]
+    assert all(p.returncode == 0 for p in procs)
+    np.testing.assert_array_equal(mnist.load_mnist(tmp_path / "tfds")["test"].labels[:5], [2, 0, 4, 8, 7])
