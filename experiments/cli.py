@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -91,5 +92,17 @@ def run(main) -> None:
         if debug:
             raise
         message = " ".join(str(e).split())
+        if "Gloo" in message or "heartbeat" in message:
+            message += " (another process of this run has stopped)"
         print(f"{Path(sys.argv[0]).name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
-        sys.exit(1)
+        _exit(1)
+
+
+def _exit(code: int) -> None:
+    """Exit; in a multi-process run at once, since JAX's shutdown barrier would wait for (and then abort on) a
+    process that has died."""
+    if "jax" in sys.modules and sys.modules["jax"].distributed.is_initialized():
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cli
 from cli import make_config, show_progress
 
-from jaxnn import runtime
+from jaxnn import parallel, runtime
 from jaxnn.labs import mnist
 
 
@@ -67,11 +67,35 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
         help="train on the first N training images only (quick runs and tests)",
     )
     p.add_argument(
+        "--coordinator_address",
+        default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+        help="host:port of process 0 for a multi-process run (default: $JAX_COORDINATOR_ADDRESS)",
+    )
+    p.add_argument(
+        "--num_processes",
+        type=int,
+        default=int(os.environ.get("JAX_NUM_PROCESSES", 1)),
+        help="processes of the run (default: $JAX_NUM_PROCESSES or 1)",
+    )
+    p.add_argument(
+        "--process_id",
+        type=int,
+        default=int(os.environ.get("JAX_PROCESS_ID", 0)),
+        help="this process's index, 0 to num_processes - 1 (default: $JAX_PROCESS_ID or 0)",
+    )
+    p.add_argument(
         "--xla_defaults",
         action="store_true",
         help="compile with XLA's default options instead of jaxnn.runtime.compiler_options()",
     )
     args = p.parse_args(argv)
+    if args.num_processes > 1:  # before anything else touches JAX
+        if not args.coordinator_address:
+            p.error("--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)")
+        try:
+            parallel.initialize(args.coordinator_address, args.num_processes, args.process_id)
+        except ValueError as e:
+            p.error(str(e))
     config = make_config(
         p,
         mnist.Config,

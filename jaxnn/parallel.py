@@ -2,8 +2,9 @@
 state replicated. The jitted train step is unchanged: XLA partitions it from the shardings of its inputs and sums
 the gradients across devices itself.
 
-Multi-host: call ``jax.distributed.initialize()`` in every process before anything else touches JAX (see
-README.md); ``jax.devices()`` then lists the devices of every host and :func:`make_mesh` spans them all.
+Multi-process: call :func:`initialize` in every process before anything else touches JAX (see README.md);
+``jax.devices()`` then lists the devices of every process and :func:`make_mesh` spans them all. On CPUs the
+processes exchange gradients through Gloo (JAX's CPU collectives), so the same commands run on one machine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,24 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+
+
+def initialize(
+    coordinator_address: str, num_processes: int, process_id: int, heartbeat_timeout_seconds: int = 10
+) -> None:
+    """``jax.distributed.initialize`` with Gloo CPU collectives. A process that dies is noticed by the others
+    within ``heartbeat_timeout_seconds`` (and at once by a collective that needed it): they stop with an error
+    instead of waiting for it."""
+    if not isinstance(num_processes, int) or num_processes < 1:
+        raise ValueError(f"num_processes must be a positive int, got {num_processes!r}")
+    if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
+        raise ValueError(f"process_id must be in [0, {num_processes}), got {process_id!r}")
+    if not coordinator_address or ":" not in coordinator_address:
+        raise ValueError(f"coordinator_address must be host:port, got {coordinator_address!r}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address, num_processes, process_id, heartbeat_timeout_seconds=heartbeat_timeout_seconds
+    )
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

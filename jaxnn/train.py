@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax.training import train_state
 
@@ -292,7 +293,8 @@ def epoch_batches(
     steps = n // batch_size
     if not 0 <= start <= steps:
         raise ValueError(f"start must be in [0, {steps}], got {start}")
-    perm = jax.random.permutation(jax.random.fold_in(rng, epoch), n)
+    # On the host: the same indices in every process of a multi-process run, usable with its global arrays.
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(rng, epoch), n))
     for i in range(start, steps):
         yield _take(inputs, labels, perm[i * batch_size : (i + 1) * batch_size])
 

@@ -11,6 +11,7 @@ lab fed raw 0-255 pixels to its test).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -117,7 +118,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     if jax.device_count() > 1:  # data parallel over every device: the batch split, everything else replicated
         mesh = parallel.make_mesh()
         parallel.check_divisible(config.batch_size, mesh)
-    with claim(workdir, run_identity(config), config.resume, config.overwrite):
+    # In a multi-process run every process trains; process 0 alone owns the workdir and writes the files (the
+    # checkpoints, which orbax writes from every process, aside).
+    owner = claim(workdir, run_identity(config), config.resume, config.overwrite) if jax.process_index() == 0 else None
+    with owner or contextlib.nullcontext():
         return _train(config, workdir, (train_x, train_y), (test_x, test_y), mesh)
 
 
@@ -132,6 +136,12 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
     decay_steps = config.epochs * steps_per_epoch if config.schedule == "cosine" else None
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
 
+    place = None
+    if mesh is not None:  # before a restore, which then places the checkpoint's arrays as the state's
+        state, train_x, train_y = parallel.replicate((state, train_x, train_y), mesh)
+        place = functools.partial(parallel.shard_batch, mesh=mesh)
+
+    primary = jax.process_index() == 0
     metrics_path = workdir / "metrics.jsonl"
     ckpt = Checkpointer(workdir / "checkpoints", config.keep) if config.checkpoints else None
     first_epoch, start, previous = 0, 0, None
@@ -145,12 +155,9 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
             log.info("resumed from step %d (epoch %d, batch %d)", step, first_epoch + 1, start)
     # Keep the lines of the epochs the checkpoint covers; an epoch logged after it will run again.
     records = [r for r in report.read_metrics(metrics_path) if r["epoch"] <= first_epoch] if config.resume else []
-    report.write_metrics(metrics_path, records)
+    if primary:
+        report.write_metrics(metrics_path, records)
 
-    place = None
-    if mesh is not None:
-        state, train_x, train_y = parallel.replicate((state, train_x, train_y), mesh)
-        place = functools.partial(parallel.shard_batch, mesh=mesh)
 
     # The one place where jaxnn's CPU compiler options are chosen for this lab.
     options = runtime.compiler_options() if config.cpu_compiler_options else None
@@ -159,9 +166,11 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
 
     def after_step(s, so_far):
         if int(s.step) % config.checkpoint_every == 0 and int(s.step) % steps_per_epoch:
-            ckpt.save(s, {"epoch_so_far": {k: [float(v) for v in vs] for k, vs in so_far.items()}})
+            so_far = {k: [float(v) for v in vs] for k, vs in so_far.items()}
+            ckpt.save(s, {"epoch_so_far": so_far} if primary else None)
 
-    logger = report.MetricsLogger(metrics_path, Path(config.logdir) if config.logdir else workdir / "tensorboard")
+    logdir = Path(config.logdir) if config.logdir else workdir / "tensorboard"
+    logger = report.MetricsLogger(metrics_path, logdir) if primary else None
     test = None
     for epoch in range(first_epoch, config.epochs):
         first = start if epoch == first_epoch else 0
@@ -192,14 +201,17 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
             m["accuracy"],
             test["accuracy"],
         )
-        logger.write(**record)  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
+        if logger is not None:  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
+            logger.write(**record)
         records.append(record)
         if ckpt is not None:
             ckpt.save(state)
-    logger.close()
     if ckpt is not None:
         ckpt.close()
     final = test if test is not None else train.evaluate(eval_step, state, test_x, test_y)  # the last epoch's
-    params_path = save_params(workdir / "params.npz", state.params)
-    curves = report.plot_metrics(records, workdir / "curves.png", f"{type(model).__name__}, seed {config.seed}")
+    params_path, curves = workdir / "params.npz", None
+    if primary:
+        logger.close()
+        save_params(params_path, state.params)
+        curves = report.plot_metrics(records, workdir / "curves.png", f"{type(model).__name__}, seed {config.seed}")
     return Result(final["accuracy"], final["loss"], records, state, params_path, metrics_path, curves)

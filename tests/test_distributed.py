@@ -1,0 +1,138 @@
+"""A real two-process run on localhost (jax.distributed, one CPU device per process, Gloo collectives): it trains
+like one process over two devices, a killed process stops the other with a clear error instead of a hang, and a
+checkpoint saved by both processes resumes exactly."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from jaxnn.checkpoint import load_params
+
+SCRIPT = str(ROOT / "experiments" / "mnist_cnn.py")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+def _flags(workdir, data_dir, *extra):
+    return ["--data_dir", str(data_dir), "--workdir", str(workdir), "--no_progress", "--batch_size", "100", *extra]
+
+
+def _start_pair(workdir, data_dir, *extra):
+    port = _port()
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                SCRIPT,
+                *_flags(workdir, data_dir, *extra),
+                "--coordinator_address",
+                f"localhost:{port}",
+                "--num_processes",
+                "2",
+                "--process_id",
+                str(i),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for i in range(2)
+    ]
+
+
+def _finish(procs, timeout=300):
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out + err
+    return outs
+
+
+def _assert_params(a, b, exact=True):
+    for x, y in zip(jax.tree.leaves(load_params(a)), jax.tree.leaves(load_params(b)), strict=True):
+        if exact:
+            np.testing.assert_array_equal(x, y)
+        else:
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+
+
+def _wait_for(path, procs, timeout=180):
+    deadline = time.time() + timeout
+    while not path.is_dir():
+        assert all(p.poll() is None for p in procs), "a process ended before it could be killed"
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_two_processes_train_like_one_process_over_two_devices(mnist_data_dir, tmp_path):
+    flags = ["--epochs", "1", "--train_subset", "400", "--seed", "1", "--checkpoint_every", "2"]
+    outs = _finish(_start_pair(tmp_path / "two", mnist_data_dir, *flags))
+    assert all("Accuracy:" in out for out, _ in outs)
+    one = subprocess.run(
+        [sys.executable, SCRIPT, *_flags(tmp_path / "one", mnist_data_dir, *flags)],
+        capture_output=True,
+        text=True,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
+    assert one.returncode == 0, one.stderr
+    _assert_params(tmp_path / "two" / "params.npz", tmp_path / "one" / "params.npz", exact=False)
+    # process 0 wrote the run's files, once
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_killed_process_stops_the_other_with_a_clear_error(mnist_data_dir, tmp_path):
+    procs = _start_pair(tmp_path, mnist_data_dir, "--epochs", "1", "--train_subset", "30000", "--checkpoint_every", "5")
+    _wait_for(tmp_path / "checkpoints" / "5", procs)
+    procs[1].send_signal(signal.SIGKILL)
+    t0 = time.time()
+    out, err = procs[0].communicate(timeout=120)  # not a hang: bounded by the heartbeat timeout (10 s)
+    assert procs[0].returncode != 0 and time.time() - t0 < 60
+    clear = "another process of this run has stopped" in err or "another task died" in err
+    assert clear, err[-2000:]
+    procs[1].wait()
+
+
+def test_a_two_process_checkpoint_resumes_exactly(mnist_data_dir, tmp_path):
+    flags = ["--epochs", "2", "--train_subset", "1000", "--seed", "2", "--checkpoint_every", "3"]
+    _finish(_start_pair(tmp_path / "straight", mnist_data_dir, *flags))
+    procs = _start_pair(tmp_path / "killed", mnist_data_dir, *flags)
+    _wait_for(tmp_path / "killed" / "checkpoints" / "9", procs)
+    time.sleep(0.5)
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    assert not (tmp_path / "killed" / "params.npz").exists()
+    outs = _finish(_start_pair(tmp_path / "killed", mnist_data_dir, *flags, "--resume"))
+    assert all("resumed from step" in out for out, _ in outs)
+    _assert_params(tmp_path / "killed" / "params.npz", tmp_path / "straight" / "params.npz")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num_processes", "2"], "needs --coordinator_address"),
+        (["--num_processes", "2", "--coordinator_address", "localhost:1", "--process_id", "2"], "process_id must be"),
+    ],
+)
+def test_bad_distributed_flags_are_one_line(argv, message, tmp_path):
+    out = subprocess.run([sys.executable, SCRIPT, *argv], capture_output=True, text=True, env=_env())
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
