@@ -31,6 +31,7 @@ from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import VGG, Bottleneck, ResNet
 from jaxnn.models.resnet import LAYOUTS
 from jaxnn.models.vgg import CFGS
+from jaxnn.workdir import claim
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,6 @@ def _augmented_train_step(state, batch, rng, crop_padding, flip, fill):
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train ``config.model`` and evaluate it on the test split after every epoch."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     data, class_names = load_data(config)
     mean, std = augment.channel_stats(data["train"].images)
     train_x = jnp.asarray(augment.normalize(data["train"].images, mean, std))
@@ -166,57 +166,68 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         np.round(std, 4),
     )
 
-    model = config.build_model(len(class_names))
-    init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    shuffle_rng, step_rng = jax.random.split(train_rng)
-    steps_per_epoch = train_x.shape[0] // config.batch_size
-    variables = train.init_variables(model, init_rng, train_x[:1])
-    schedule = train.step_lr(config.learning_rate, config.step_size, steps_per_epoch, config.gamma)
-    tx = train.sgd(schedule, config.momentum, weight_decay=config.weight_decay)
-    state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
+    # The checks have passed: lock the workdir and replace a previous run's files.
+    with claim(workdir, dataclasses.asdict(config), overwrite=True):
+        model = config.build_model(len(class_names))
+        init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+        shuffle_rng, step_rng = jax.random.split(train_rng)
+        steps_per_epoch = train_x.shape[0] // config.batch_size
+        variables = train.init_variables(model, init_rng, train_x[:1])
+        schedule = train.step_lr(config.learning_rate, config.step_size, steps_per_epoch, config.gamma)
+        tx = train.sgd(schedule, config.momentum, weight_decay=config.weight_decay)
+        state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
 
-    options = runtime.compiler_options() if config.cpu_compiler_options else None
-    black = tuple(float(v) for v in -mean / std)  # RandomCrop pads the raw image with 0 before Normalize
-    step_fn = functools.partial(_augmented_train_step, crop_padding=config.crop_padding, flip=config.flip, fill=black)
-    train_step = jax.jit(step_fn, compiler_options=options)
-    eval_step = jax.jit(train.eval_step, compiler_options=options)
+        options = runtime.compiler_options() if config.cpu_compiler_options else None
+        black = tuple(float(v) for v in -mean / std)  # RandomCrop pads the raw image with 0 before Normalize
+        step_fn = functools.partial(
+            _augmented_train_step, crop_padding=config.crop_padding, flip=config.flip, fill=black
+        )
+        train_step = jax.jit(step_fn, compiler_options=options)
+        eval_step = jax.jit(train.eval_step, compiler_options=options)
 
-    metrics_path = workdir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
-    logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
-    logger = report.MetricsLogger(metrics_path, logdir)
-    records, test = [], None
-    for epoch in range(config.epochs):
-        batches = train.epoch_batches(train_x, train_y, config.batch_size, shuffle_rng, epoch)
-        batches = report.progress(batches, steps_per_epoch, f"epoch {epoch + 1}", config.progress)
-        rate = float(schedule(epoch * steps_per_epoch))
-        state, m = train.train_epoch(train_step, state, batches, step_rng)
-        test = train.evaluate(eval_step, state, test_x, test_y, batch_size=500)
-        record = dict(
-            epoch=epoch + 1,
-            learning_rate=rate,
-            train_loss=m["loss"],
-            train_accuracy=m["accuracy"],
-            test_loss=test["loss"],
-            test_accuracy=test["accuracy"],
+        metrics_path = workdir / "metrics.jsonl"
+        logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
+        logger = report.MetricsLogger(metrics_path, logdir)
+        records, test = [], None
+        for epoch in range(config.epochs):
+            batches = train.epoch_batches(train_x, train_y, config.batch_size, shuffle_rng, epoch)
+            batches = report.progress(batches, steps_per_epoch, f"epoch {epoch + 1}", config.progress)
+            rate = float(schedule(epoch * steps_per_epoch))
+            state, m = train.train_epoch(train_step, state, batches, step_rng)
+            test = train.evaluate(eval_step, state, test_x, test_y, batch_size=500)
+            record = dict(
+                epoch=epoch + 1,
+                learning_rate=rate,
+                train_loss=m["loss"],
+                train_accuracy=m["accuracy"],
+                test_loss=test["loss"],
+                test_accuracy=test["accuracy"],
+            )
+            log.info(
+                "[Epoch: %3d] lr %.5g  loss %.4f  train acc %.4f  test acc %.4f",
+                epoch + 1,
+                rate,
+                m["loss"],
+                m["accuracy"],
+                test["accuracy"],
+            )
+            logger.write(**record)
+            records.append(record)
+        logger.close()
+        params_path = save_params(
+            workdir / "params.npz", {"params": state.params, "batch_stats": state.batch_stats or {}}
         )
-        log.info(
-            "[Epoch: %3d] lr %.5g  loss %.4f  train acc %.4f  test acc %.4f",
-            epoch + 1,
-            rate,
-            m["loss"],
-            m["accuracy"],
-            test["accuracy"],
+        title = f"{type(model).__name__} on {config.dataset}, seed {config.seed}"
+        curves = report.plot_metrics(records, workdir / "curves.png", title)
+        shown = 16
+        predictions = np.asarray(jnp.argmax(jax.jit(train.predict)(state, test_x[:shown]), -1))
+        samples = report.plot_predictions(
+            data["test"].images[:shown],
+            data["test"].labels[:shown],
+            predictions,
+            workdir / "predictions.png",
+            class_names,
         )
-        logger.write(**record)
-        records.append(record)
-    logger.close()
-    params_path = save_params(workdir / "params.npz", {"params": state.params, "batch_stats": state.batch_stats or {}})
-    title = f"{type(model).__name__} on {config.dataset}, seed {config.seed}"
-    curves = report.plot_metrics(records, workdir / "curves.png", title)
-    shown = 16
-    predictions = np.asarray(jnp.argmax(jax.jit(train.predict)(state, test_x[:shown]), -1))
-    samples = report.plot_predictions(
-        data["test"].images[:shown], data["test"].labels[:shown], predictions, workdir / "predictions.png", class_names
-    )
-    return Result(test["accuracy"], test["loss"], records, state, params_path, metrics_path, logdir, curves, samples)
+        return Result(
+            test["accuracy"], test["loss"], records, state, params_path, metrics_path, logdir, curves, samples
+        )

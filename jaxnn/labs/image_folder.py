@@ -27,6 +27,7 @@ from jaxnn.data.image_folder import ImageFolder, write_mnist_folder
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import FolderCNN
 from jaxnn.models.cnn import FOLDER_SHAPE
+from jaxnn.workdir import claim
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ def default_folders(config: Config, workdir: Path) -> tuple[Path, Path]:
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train FolderCNN on the image folder, save and re-load it, evaluate it on the test folder."""
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     if config.root is None:
         root, test_root = default_folders(config, workdir)
     else:
@@ -96,35 +96,38 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         raise ValueError(f"test folder classes {test.classes} differ from the training folder's {folder.classes}")
     log.info("%s: %d images of classes %s", root, len(folder), folder.classes)
 
-    model = FolderCNN(num_classes=len(folder.classes))
-    init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
-    params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
-    state = train.create_train_state(model, params, train.adam(config.learning_rate))
-    train_step = jax.jit(train.train_step)
-    eval_step = jax.jit(train.eval_step)
-    test_x, test_y = test.arrays() if test is not None else (None, None)
+    # The checks have passed: lock the workdir and replace a previous run's files.
+    with claim(workdir, dataclasses.asdict(config), overwrite=True):
+        model = FolderCNN(num_classes=len(folder.classes))
+        init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
+        params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
+        state = train.create_train_state(model, params, train.adam(config.learning_rate))
+        train_step = jax.jit(train.train_step)
+        eval_step = jax.jit(train.eval_step)
+        test_x, test_y = test.arrays() if test is not None else (None, None)
 
-    metrics_path = workdir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
-    logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
-    logger = report.MetricsLogger(metrics_path, logdir)
-    records = []
-    for epoch in range(config.epochs):
-        batches = folder.batches(config.batch_size, config.seed, epoch)
-        state, m = train.train_epoch(train_step, state, batches, step_rng)
-        record = dict(epoch=epoch + 1, train_loss=m["loss"], train_accuracy=m["accuracy"])
-        if test is not None:
-            t = train.evaluate(eval_step, state, test_x, test_y, batch_size=100)
-            record.update(test_loss=t["loss"], test_accuracy=t["accuracy"])
-        log.info("[Epoch:%d] cost = %.6f", epoch + 1, m["loss"])
-        logger.write(**record)
-        records.append(record)
-    logger.close()
+        metrics_path = workdir / "metrics.jsonl"
+        logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
+        logger = report.MetricsLogger(metrics_path, logdir)
+        records = []
+        for epoch in range(config.epochs):
+            batches = folder.batches(config.batch_size, config.seed, epoch)
+            state, m = train.train_epoch(train_step, state, batches, step_rng)
+            record = dict(epoch=epoch + 1, train_loss=m["loss"], train_accuracy=m["accuracy"])
+            if test is not None:
+                t = train.evaluate(eval_step, state, test_x, test_y, batch_size=100)
+                record.update(test_loss=t["loss"], test_accuracy=t["accuracy"])
+            log.info("[Epoch:%d] cost = %.6f", epoch + 1, m["loss"])
+            logger.write(**record)
+            records.append(record)
+        logger.close()
 
-    # The lab saves the state_dict, builds a new net and loads it: the same here, through params.npz.
-    params_path = save_params(workdir / "params.npz", state.params)
-    reloaded = train.create_train_state(model, load_params(params_path), train.adam(config.learning_rate))
-    probe = test_x if test_x is not None else folder.arrays()[0][: config.batch_size]
-    diff = float(np.max(np.abs(np.asarray(train.predict(reloaded, probe)) - np.asarray(train.predict(state, probe)))))
-    accuracy = records[-1].get("test_accuracy")
-    return Result(folder.classes, records, accuracy, diff, state, params_path, metrics_path, logdir)
+        # The lab saves the state_dict, builds a new net and loads it: the same here, through params.npz.
+        params_path = save_params(workdir / "params.npz", state.params)
+        reloaded = train.create_train_state(model, load_params(params_path), train.adam(config.learning_rate))
+        probe = test_x if test_x is not None else folder.arrays()[0][: config.batch_size]
+        diff = float(
+            np.max(np.abs(np.asarray(train.predict(reloaded, probe)) - np.asarray(train.predict(state, probe))))
+        )
+        accuracy = records[-1].get("test_accuracy")
+        return Result(folder.classes, records, accuracy, diff, state, params_path, metrics_path, logdir)

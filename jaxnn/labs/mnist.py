@@ -158,7 +158,6 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
     if primary:
         report.write_metrics(metrics_path, records)
 
-
     # The one place where jaxnn's CPU compiler options are chosen for this lab.
     options = runtime.compiler_options() if config.cpu_compiler_options else None
     train_step = jax.jit(train.train_step, compiler_options=options)
