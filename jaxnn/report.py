@@ -126,12 +126,8 @@ def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:
 def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
     """Loss and accuracy per epoch (``train_*`` and ``test_*`` keys) as a PNG. Returns the path, or None when
     matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     epochs = [r["epoch"] for r in records]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -143,11 +139,7 @@ def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "
         ax.set_ylabel(label)
         ax.legend()
     fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_predictions(
@@ -161,12 +153,8 @@ def plot_predictions(
 ) -> Path | None:
     """A grid of images (``(N, H, W, C)``, any range: each is scaled to [0, 1] for display) titled with their
     predicted and true labels (wrong ones in red) as a PNG. Returns the path, or None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or len(images) == 0 or len(labels) != len(images) or len(predictions) != len(images):
@@ -185,6 +173,22 @@ def plot_predictions(
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
         ax.set_title(f"{names[int(pred)]} ({names[int(label)]})", fontsize=8, color="black" if pred == label else "red")
     fig.suptitle(f"{title}: predicted (true)" if title else "predicted (true)")
+    return _save(plt, fig, path)
+
+
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,12 +211,8 @@ def plot_series(
     series: dict[str, np.ndarray], path: str | Path, title: str = "", xlabel: str = "", ylabel: str = ""
 ) -> Path | None:
     """Curves by name (e.g. true against predicted values) as a PNG. Returns the path, or None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(9, 4))
     for name, values in series.items():
@@ -221,9 +221,4 @@ def plot_series(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
