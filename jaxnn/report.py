@@ -164,7 +164,7 @@ def plot_predictions(
         )
     names = class_names or [str(i) for i in range(int(max(np.max(labels), np.max(predictions))) + 1)]
     rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.1 * rows + 0.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, label, pred in zip(axes.ravel(), images, labels, predictions, strict=False):
