@@ -602,6 +602,9 @@ def max_unpool2d(
     unless ``output_size`` ((H_out, W_out), or a full (N, H_out, W_out, C) shape) says otherwise; like PyTorch it must
     lie within ``stride`` of that default.
 
+    Indices outside ``[0, H_out * W_out)`` are a ValueError when they can be checked (outside ``jit``); under
+    ``jit`` they cannot, and an out-of-range index drops its value (PyTorch raises).
+
     Args:
       x: ``(N, H, W, C)`` or ``(H, W, C)`` pooled values.
       indices: integer array of x's shape.

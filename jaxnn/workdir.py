@@ -31,7 +31,7 @@ from typing import Any
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
-RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "params.npz", "curves.png", RUN_FILE)
+RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "params.npz", "curves.png", "predictions.png", RUN_FILE)
 
 
 def versions() -> dict[str, str]:

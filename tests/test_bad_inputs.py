@@ -170,6 +170,16 @@ CASES = {
     ),
     "pool zero channels": (lambda: ops.max_pool2d(X[..., :0], 2), ValueError, r"non-zero height, width and channels"),
     "avg pool empty image": (lambda: ops.avg_pool2d(X[:, :0], 2), ValueError, r"non-zero height, width and channels"),
+    "charrnn index out of range": (
+        lambda: CharRNN(5, 4).init(jax.random.key(0), np.array([[0, 5, 1]])),
+        ValueError,
+        r"CharRNN: indices must lie in \[0, 5\) \(vocab_size\), found values in \[0, 5\]",
+    ),
+    "charrnn negative index": (
+        lambda: CharRNN(5, 4).init(jax.random.key(0), np.array([[0, -1]])),
+        ValueError,
+        r"found values in \[-1, 0\]",
+    ),
     # RNN params of another configuration: named, never silently ignored
     "rnn params of a deeper rnn": (
         lambda: RNN(4).apply(RNN(4, num_layers=2).init(jax.random.key(0), X[0]), X[0]),

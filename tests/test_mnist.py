@@ -300,6 +300,7 @@ def test_mnist_recipe_trains_evaluates_and_writes_its_files(mnist_data_dir, tmp_
     assert result.test_accuracy > 0.8 and [r["epoch"] for r in result.records] == [1, 2]
     assert result.test_accuracy == result.records[-1]["test_accuracy"]
     assert [r["epoch"] for r in report.read_metrics(result.metrics_path)] == [1, 2]
+    assert result.predictions_path == tmp_path / "a" / "predictions.png" and result.predictions_path.is_file()
     scalars = report.read_scalars(tmp_path / "a" / "tensorboard")  # the same numbers as TensorBoard scalars
     assert [step for step, _ in scalars["test/accuracy"]] == [1, 2]
     assert [v for _, v in scalars["train/loss"]] == pytest.approx([r["train_loss"] for r in result.records])

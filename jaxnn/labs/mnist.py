@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxnn import parallel, report, runtime, train
 from jaxnn.checkpoint import Checkpointer, save_params
@@ -98,6 +99,7 @@ class Result:
     params_path: Path
     metrics_path: Path
     curves_path: Path | None  # None without matplotlib
+    predictions_path: Path | None = None  # the first 16 test images with predicted and true labels (lab 10-3)
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
@@ -162,6 +164,7 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
     options = runtime.compiler_options() if config.cpu_compiler_options else None
     train_step = jax.jit(train.train_step, compiler_options=options)
     eval_step = jax.jit(train.eval_step, compiler_options=options)
+    eval_logits = jax.jit(train.predict, compiler_options=options)
 
     def after_step(s, so_far):
         if int(s.step) % config.checkpoint_every == 0 and int(s.step) % steps_per_epoch:
@@ -208,9 +211,15 @@ def _train(config: Config, workdir: Path, train_data, test_data, mesh) -> Result
     if ckpt is not None:
         ckpt.close()
     final = test if test is not None else train.evaluate(eval_step, state, test_x, test_y)  # the last epoch's
-    params_path, curves = workdir / "params.npz", None
+    shown = test_x[:16]
+    predictions = np.asarray(jnp.argmax(eval_logits(state, shown), -1))  # in every process: a collective on a mesh
+    params_path, curves, samples = workdir / "params.npz", None, None
     if primary:
         logger.close()
         save_params(params_path, state.params)
-        curves = report.plot_metrics(records, workdir / "curves.png", f"{type(model).__name__}, seed {config.seed}")
-    return Result(final["accuracy"], final["loss"], records, state, params_path, metrics_path, curves)
+        title = f"{type(model).__name__}, seed {config.seed}"
+        curves = report.plot_metrics(records, workdir / "curves.png", title)
+        samples = report.plot_predictions(
+            np.asarray(shown), np.asarray(test_y[:16]), predictions, workdir / "predictions.png", title=title
+        )
+    return Result(final["accuracy"], final["loss"], records, state, params_path, metrics_path, curves, samples)

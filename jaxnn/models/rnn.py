@@ -264,8 +264,14 @@ class CharRNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, h0=None, *, deterministic: bool = True, return_state: bool = False):
-        x = jnp.asarray(x)
+        x = jnp.asarray(x) if not isinstance(x, jax.core.Tracer) else x
         if jnp.issubdtype(x.dtype, jnp.integer):
+            # Out-of-range indices would one-hot to zero vectors: refused where they can be seen (outside jit).
+            if not isinstance(x, jax.core.Tracer) and x.size and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
+                raise ValueError(
+                    f"CharRNN: indices must lie in [0, {self.vocab_size}) (vocab_size), found values in "
+                    f"[{int(x.min())}, {int(x.max())}]; under jit they cannot be checked and become zero vectors"
+                )
             x = nn.one_hot(x, self.vocab_size, dtype=jnp.result_type(float))  # float32 unless x64 is on
         elif x.shape[-1] != self.vocab_size:
             raise ValueError(
