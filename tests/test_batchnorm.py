@@ -12,12 +12,12 @@ import numpy as np
 import optax
 import pytest
 import torch
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn import layout, train
 from jaxnn.nn import BatchNorm1d, BatchNorm2d, Conv2d, Linear
+from jaxnn.testing import assert_close
 
 TORCH_BN = {1: torch.nn.BatchNorm1d, 2: torch.nn.BatchNorm2d}
 OURS_BN = {1: BatchNorm1d, 2: BatchNorm2d}

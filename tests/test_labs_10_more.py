@@ -10,7 +10,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from conftest import ROOT, assert_close, load_script
+from conftest import ROOT, load_script
 from test_cifar10_data import write_tiny_archive
 
 from jaxnn import report
@@ -20,6 +20,7 @@ from jaxnn.interop import torch_labs
 from jaxnn.interop.state_dict import from_state_dict, to_state_dict
 from jaxnn.labs import cifar, image_folder
 from jaxnn.models import FolderCNN
+from jaxnn.testing import assert_close
 
 
 def _write(path, pixels, fmt=None):

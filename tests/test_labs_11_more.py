@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.rnn as rnn_utils
-from conftest import assert_close, load_script
+from conftest import load_script
 
 from jaxnn.data.macro import load_macrodata
 from jaxnn.labs import packed, seq2seq, timeseries
+from jaxnn.testing import assert_close
 
 
 def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, no_compilation_cache):

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 import torch
-from conftest import COMPILES, assert_close
+from conftest import COMPILES
 
 from jaxnn import report, runtime, train
 from jaxnn.checkpoint import load_params
@@ -22,6 +22,7 @@ from jaxnn.interop.torch import cnn_params_from_torch, cnn_params_to_torch
 from jaxnn.labs import mnist as mnist_lab
 from jaxnn.layout import nhwc_to_nchw
 from jaxnn.models import DeepCNN, MnistCNN
+from jaxnn.testing import assert_close
 
 
 @pytest.fixture(scope="session")

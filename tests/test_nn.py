@@ -4,10 +4,11 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close, load_script
+from conftest import load_script
 
 from jaxnn import nn as jnn
 from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
+from jaxnn.testing import assert_close
 
 
 def test_conv2d_layer_init_bounds_and_shapes():

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn import ops
 from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
+from jaxnn.testing import assert_close
 
 
 def to_torch(x_nhwc: np.ndarray, requires_grad=True) -> torch.Tensor:

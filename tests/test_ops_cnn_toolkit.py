@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn import layout, nn, ops
+from jaxnn.testing import assert_close
 
 
 def cf(a):

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
 from jaxnn.models import RNN
+from jaxnn.testing import assert_close
 
 TORCH_CELLS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.utils.rnn as rnn_utils
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn.data import sequence
 from jaxnn.models import RNN
 from jaxnn.nn import Embedding, GRUCell, LSTMCell, RNNCell
+from jaxnn.testing import assert_close
 
 
 @st.composite

@@ -7,11 +7,11 @@ import numpy as np
 import optax
 import pytest
 import torch
-from conftest import assert_close
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn import train
+from jaxnn.testing import assert_close
 
 
 @given(

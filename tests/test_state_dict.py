@@ -12,12 +12,12 @@ import numpy as np
 import optax
 import pytest
 import torch
-from conftest import assert_close
 from safetensors.torch import load_file as torch_load_file
 
 from jaxnn import nn as jnn
 from jaxnn import train
 from jaxnn.interop.state_dict import from_state_dict, load_safetensors, save_safetensors, to_state_dict
+from jaxnn.testing import assert_close
 
 FLATTEN = {"fc": (5, 1, 9)}  # PyTorch flattens the (C, L) = (5, 9) sequence channel-first
 

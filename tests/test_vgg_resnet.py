@@ -1,155 +1,190 @@
 """VGG (lab 10-5) and ResNet (lab 10-6) against the labs' PyTorch definitions (jaxnn.interop.torch_labs).
 
-Weights go from the PyTorch model to jaxnn through the state_dict importer, with random BatchNorm weights and
-running statistics so that nothing is trivially 0 or 1. Compared: eval-mode outputs; train-mode outputs, updated
-running statistics and every parameter gradient (float32 PyTorch as reference, its float64 as the exact answer of
-conftest's tolerance model); the initialisation rules; and the errors for bad configurations.
+Every variant (the lab's BasicBlock and Bottleneck, both stems, resnet18/34/50, zero_init_residual, VGG with and
+without BatchNorm and with torchvision's avgpool) is compared by parametrisation, in eval and training mode, through
+jaxnn.testing.compare_with_torch: weights go from the PyTorch model to jaxnn through the state_dict importer, with
+random BatchNorm weights and running statistics so that nothing is trivially 0 or 1. Also: the initialisation
+rules and the errors for bad configurations.
 """
+
+import copy
+import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from conftest import assert_close
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from jaxnn.interop import torch_labs
 from jaxnn.interop.state_dict import from_state_dict, to_state_dict
 from jaxnn.models import VGG, BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from jaxnn.testing import assert_close, compare_with_torch
 
 
-def _randomise_batchnorm(tm, r):
+def _randomise_batchnorm(tm, r, keep_zero=()):
+    """Random BatchNorm weights and statistics, so that nothing is trivially 0 or 1; the weights named in
+    ``keep_zero`` (zero_init_residual's) stay 0."""
     with torch.no_grad():
-        for m in tm.modules():
+        for name, m in tm.named_modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 c = m.num_features
-                m.weight.copy_(torch.tensor(r.uniform(0.5, 1.5, c)))
+                if not name.endswith(keep_zero) or not keep_zero:
+                    m.weight.copy_(torch.tensor(r.uniform(0.5, 1.5, c)))
                 m.bias.copy_(torch.tensor(r.standard_normal(c) * 0.1))
                 m.running_mean.copy_(torch.tensor(r.standard_normal(c) * 0.1))
                 m.running_var.copy_(torch.tensor(r.uniform(0.5, 1.5, c)))
                 m.num_batches_tracked.fill_(3)
 
 
-def _nchw(x):
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+def _variables(model, tm, x, seed, keep_zero=(), flatten_chw=None):
+    _randomise_batchnorm(tm, np.random.default_rng(seed), keep_zero)
+    return from_state_dict(model, tm.state_dict(), x, flatten_chw=flatten_chw)
 
 
-def _relu_margin(tm, x, train):
-    """The smallest |input| of any ReLU in the float64 forward pass. Near 0 a ReLU's gradient jumps, and float32
-    rounding may put an input on either side: such draws say nothing about parity and are skipped."""
-    margin = [np.inf]
-
-    def record(module, inputs):  # relative to the tensor's largest value: float32 errors scale with it
-        v = inputs[0].detach().abs()
-        margin[0] = min(margin[0], (v.min() / v.max()).item())
-
-    tm = tm.double().train(train)
-    hooks = [m.register_forward_pre_hook(record) for m in tm.modules() if isinstance(m, torch.nn.ReLU)]
-    with torch.no_grad():
-        tm(_nchw(x).double())
-    for h in hooks:
-        h.remove()
-    return margin[0]
+def _compare_everything(model, variables, tm, x, train, flatten_chw=None):
+    """float64 on both sides: outputs of every layer, every gradient and the updated buffers, at rtol 1e-5 / atol
+    1e-6 (there a ReLU input near 0 cannot flip sides by rounding); float32: every layer's output and buffer by the
+    tolerance model, with PyTorch's float64 run as the exact answer."""
+    report = compare_with_torch(model, variables, tm, x, train=train, dtype="float64", flatten_chw=flatten_chw)
+    report.check()
+    kinds = {r.kind for r in report.rows}
+    assert {"output", "grad"} <= kinds and ("buffer" in kinds) == (train and "batch_stats" in variables)
+    compare_with_torch(model, variables, tm, x, train=train, grads=False, flatten_chw=flatten_chw, check=True)
+    return report
 
 
-def _torch_run(tm, x, train, dtype):
-    tm = tm.to(dtype).train(train)
-    tm.zero_grad()
-    xt = _nchw(x).to(dtype)
-    out = tm(xt)
-    # a loss with distinct weights per logit, so every gradient is exercised
-    w = torch.arange(1, out.shape[1] + 1, dtype=dtype) / out.shape[1]
-    (out * w).sum().backward()
-    grads = {k: p.grad.detach().numpy().copy() for k, p in tm.named_parameters()}
-    state = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
-    return out.detach().numpy(), grads, state
+# name -> (jaxnn model, the labs' PyTorch model, input size, batch): every block, both stems, torchvision's layouts
+# and zero_init_residual. The ImageNet stem takes 16x16 to 1x1 by layer3; a batch of 8 gives its BatchNorms there
+# 8 values per channel: with 2 the exact gradient through them is 0, with 4 it is small, and rounding noise
+# amplified by 1 / std differs between any two implementations by more than 1e-5 even in float64 (measured).
+RESNETS = {
+    "lab basic": (
+        lambda: ResNet(BasicBlock, (2, 1, 1, 1), num_classes=5),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [2, 1, 1, 1], 5),
+        8,
+        2,
+    ),
+    "lab basic zero_init": (
+        lambda: ResNet("basic", (1, 1, 1, 1), num_classes=5, zero_init_residual=True),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [1, 1, 1, 1], 5, True),
+        8,
+        2,
+    ),
+    "lab bottleneck": (
+        lambda: ResNet(Bottleneck, (1, 2, 1, 1), num_classes=5),
+        lambda: torch_labs.ResNet(torch_labs.Bottleneck, [1, 2, 1, 1], 5),
+        8,
+        2,
+    ),
+    "lab bottleneck zero_init": (
+        lambda: ResNet("bottleneck", (1, 1, 1, 1), num_classes=5, zero_init_residual=True),
+        lambda: torch_labs.ResNet(torch_labs.Bottleneck, [1, 1, 1, 1], 5, True),
+        8,
+        2,
+    ),
+    "resnet18 cifar": (
+        lambda: resnet18(num_classes=10),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [2, 2, 2, 2], 10),
+        8,
+        2,
+    ),
+    "resnet18 imagenet": (
+        lambda: resnet18(num_classes=10, stem="imagenet"),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [2, 2, 2, 2], 10, stem="imagenet"),
+        16,
+        8,
+    ),
+    "resnet34 imagenet": (
+        lambda: resnet34(num_classes=10, stem="imagenet"),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [3, 4, 6, 3], 10, stem="imagenet"),
+        16,
+        8,
+    ),
+    "resnet50 lab (cifar, zero_init)": (
+        lambda: resnet50(num_classes=10, zero_init_residual=True),
+        lambda: torch_labs.ResNet(torch_labs.Bottleneck, [3, 4, 6, 3], 10, True),
+        8,
+        2,
+    ),
+    "resnet50 imagenet": (
+        lambda: resnet50(num_classes=10, stem="imagenet"),
+        lambda: torch_labs.ResNet(torch_labs.Bottleneck, [3, 4, 6, 3], 10, stem="imagenet"),
+        16,
+        8,
+    ),
+}
 
 
-def _check_parity(model, tm_factory, x, flatten_chw=None, seed=0):
-    """``tm_factory()`` builds the PyTorch model (same seed each call): eval and train mode against ``model``."""
-    r = np.random.default_rng(seed)
-    tm = tm_factory()
-    _randomise_batchnorm(tm, r)
-    start = {k: v.clone() for k, v in tm.state_dict().items()}
-    variables = from_state_dict(model, start, x, flatten_chw=flatten_chw)
-    for train in (False, True):
-        tm = tm_factory()
-        tm.load_state_dict(start)
-        assume(_relu_margin(tm, x, train) > 1e-5)
-
-    for train in (False, True):
-        ref = {}
-        for dtype in (torch.float32, torch.float64):
-            tm = tm_factory()
-            tm.load_state_dict(start)
-            ref[dtype] = _torch_run(tm, x, train, dtype)
-        (out32, grads32, state32), (out64, grads64, state64) = ref[torch.float32], ref[torch.float64]
-        n = out32.shape[1]
-        weights = jnp.arange(1, n + 1, dtype=jnp.float32) / n
-
-        def loss(params, batch_stats, train=train, weights=weights):
-            v = {"params": params, "batch_stats": batch_stats}
-            if train:
-                out, updates = model.apply(v, x, deterministic=False, mutable=["batch_stats"])
-            else:
-                out, updates = model.apply(v, x), {"batch_stats": batch_stats}
-            return jnp.sum(out * weights), (out, updates.get("batch_stats", {}))
-
-        grads, (out, stats) = jax.grad(loss, has_aux=True)(variables["params"], variables.get("batch_stats", {}))
-        mode = "train" if train else "eval"
-        assert_close(out, out32, what=f"{mode} logits", exact=out64)
-        ours = to_state_dict(model, {"params": grads}, x, flatten_chw=flatten_chw)
-        assert set(ours) == set(grads32)
-        for key in grads32:
-            assert_close(ours[key], grads32[key], what=f"{mode} grad {key}", exact=grads64[key])
-        ours_stats = to_state_dict(model, {"batch_stats": stats}, x)
-        for key, value in ours_stats.items():
-            if key.endswith("num_batches_tracked"):
-                assert int(value) == int(state32[key]), key
-            else:
-                assert_close(value, state32[key], what=f"{mode} {key}", exact=state64[key])
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("name", list(RESNETS))
+def test_resnet_variant_matches_the_labs_pytorch_resnet(name, train):
+    make_model, make_torch, size, batch = RESNETS[name]
+    seed = zlib.crc32(name.encode())
+    torch.manual_seed(seed)
+    tm, model = make_torch(), make_model()
+    x = np.random.default_rng(seed).standard_normal((batch, size, size, 3)).astype(np.float32)
+    zero = ("bn2", "bn3") if model.zero_init_residual else ()
+    keep = tuple(k for k in zero if (k == "bn2") == (model.block in ("basic", BasicBlock)))
+    variables = _variables(model, tm, x, seed, keep_zero=keep)
+    if keep:  # zero_init_residual: the residual branches' last BatchNorm weights are 0 on both sides
+        sd = tm.state_dict()
+        assert all(not sd[k].any() for k in sd if k.endswith(f"{keep[0]}.weight"))
+    _compare_everything(model, variables, tm, x, train)
 
 
-def _seeded(factory, seed=0):
-    def build():
-        torch.manual_seed(seed)
-        return factory()
+VGGS = {  # name -> (cfg, batch_norm, avgpool, input size)
+    "lab 10-5-2 cfg slice": ([8, "M", 16, 16, "M"], False, None, 8),
+    "lab 10-5-2 cfg slice, BatchNorm": ([8, "M", 16, 16, "M"], True, None, 8),
+    "torchvision avgpool (7, 7)": ([8, "M", 16, "M"], False, (7, 7), 16),
+    "torchvision avgpool (7, 7), BatchNorm": ([8, "M", 16, "M"], True, (7, 7), 16),
+}
 
-    return build
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("name", list(VGGS))
+def test_vgg_variant_matches_the_labs_pytorch_vgg(name, train):
+    cfg, batch_norm, avgpool, size = VGGS[name]
+    seed = zlib.crc32(name.encode())
+    torch.manual_seed(seed)
+    out = avgpool or (size // 4, size // 4)
+    flat = (cfg[-2], *out)
+    tm = torch_labs.VGG(
+        torch_labs.make_layers(cfg, batch_norm, in_channels=2), 4, True, int(np.prod(flat)), 0.0, avgpool
+    )
+    model = VGG(cfg, batch_norm=batch_norm, num_classes=4, dropout=0.0, avgpool=avgpool)
+    x = np.random.default_rng(seed).standard_normal((2, size, size, 2)).astype(np.float32)
+    variables = _variables(model, tm, x, seed, flatten_chw={"classifier/0": flat})
+    _compare_everything(model, variables, tm, x, train, flatten_chw={"classifier/0": flat})
 
 
-@settings(max_examples=5, deadline=None)
-@given(
-    block=st.sampled_from(["basic", "bottleneck"]),
-    layers=st.sampled_from([(1, 1, 1, 1), (2, 1, 1, 1), (1, 2, 1, 2)]),
-    channels=st.sampled_from([1, 3]),
-    size=st.sampled_from([6, 8]),
-    zero_init=st.booleans(),
-    seed=st.integers(0, 2**31 - 1),
-)
-def test_resnet_matches_the_labs_pytorch_resnet(block, layers, channels, size, zero_init, seed):
+# jaxnn's float32 gradients of the lab's ResNet in training mode against PyTorch's, with float64 on both sides as
+# the exact answer: the tolerance model's EXACT_FACTOR comes from such draws (benchmarks/RESULTS.md).
+@pytest.mark.parametrize("block, seed", [("basic", 529), ("bottleneck", 529), ("basic", 3)])
+def test_float32_gradients_of_a_drawn_resnet_are_as_accurate_as_pytorchs(block, seed):
+    """The draw that failed a fresh clone's ``make test`` (seed 529), and two more, with the loss of that test."""
     tblock = {"basic": torch_labs.BasicBlock, "bottleneck": torch_labs.Bottleneck}[block]
-    x = np.random.default_rng(seed).standard_normal((2, size, size, channels)).astype(np.float32)
-    model = ResNet(block, layers, num_classes=5, zero_init_residual=zero_init)
-    factory = _seeded(lambda: torch_labs.ResNet(tblock, list(layers), 5, zero_init, in_channels=channels), seed)
-    _check_parity(model, factory, x, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    model = ResNet(block, (1, 1, 1, 1), num_classes=5)
+    torch.manual_seed(seed)
+    tm = torch_labs.ResNet(tblock, [1, 1, 1, 1], 5, False, in_channels=3)
+    variables = _variables(model, tm, x, seed)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        t = copy.deepcopy(tm).to(dtype).train(True)
+        out = t(torch.from_numpy(np.moveaxis(x, -1, 1).copy()).to(dtype))
+        (out * torch.arange(1, 6, dtype=dtype) / 5).sum().backward()
+        grads[dtype] = {k: p.grad.numpy() for k, p in t.named_parameters()}
 
+    def loss(params, batch_stats):
+        v = {"params": params, "batch_stats": batch_stats}
+        out, _ = model.apply(v, x, deterministic=False, mutable=["batch_stats"])
+        return jnp.sum(out * jnp.arange(1, 6, dtype=jnp.float32) / 5)
 
-@settings(max_examples=4, deadline=None)
-@given(batch_norm=st.booleans(), seed=st.integers(0, 2**31 - 1))
-def test_vgg_matches_the_labs_pytorch_vgg(batch_norm, seed):
-    cfg = [8, "M", 16, 16, "M"]
-    x = np.random.default_rng(seed).standard_normal((2, 8, 8, 2)).astype(np.float32)
-    model = VGG(cfg, batch_norm=batch_norm, num_classes=4, dropout=0.0)
-
-    def factory():
-        return torch_labs.VGG(
-            torch_labs.make_layers(cfg, batch_norm, in_channels=2), 4, True, flat_features=16 * 2 * 2, dropout=0.0
-        )
-
-    _check_parity(model, _seeded(factory, seed), x, flatten_chw={"classifier/0": (16, 2, 2)}, seed=seed)
+    ours = to_state_dict(model, {"params": jax.jit(jax.grad(loss))(variables["params"], variables["batch_stats"])}, x)
+    for key, value in grads[torch.float32].items():
+        exact = grads[torch.float64][key]
+        assert_close(ours[key], value, exact=exact, what=f"grad {key}")
 
 
 def test_vgg_state_dict_keys_are_the_labs():

@@ -119,10 +119,14 @@ def make_layers(cfg, batch_norm=False, in_channels=3):
 class VGG(torch.nn.Module):
     """Lab 10-5-2's VGG for 32x32 inputs (``features`` from :func:`make_layers`); ``dropout`` as torchvision's."""
 
-    def __init__(self, features, num_classes=1000, init_weights=True, flat_features=512 * 4 * 4, dropout=0.5):
+    def __init__(
+        self, features, num_classes=1000, init_weights=True, flat_features=512 * 4 * 4, dropout=0.5, avgpool=None
+    ):
         super().__init__()
         nn = torch.nn
         self.features = features
+        # lab 10-5-1 (torchvision's VGG): AdaptiveAvgPool2d((7, 7)) before the classifier
+        self.avgpool = nn.AdaptiveAvgPool2d(avgpool) if avgpool is not None else nn.Identity()
         self.classifier = nn.Sequential(
             nn.Linear(flat_features, 4096),
             nn.ReLU(True),
@@ -146,7 +150,7 @@ class VGG(torch.nn.Module):
                     nn.init.constant_(m.bias, 0)
 
     def forward(self, x):
-        x = self.features(x)
+        x = self.avgpool(self.features(x))
         x = x.view(x.size(0), -1)
         return self.classifier(x)
 
@@ -209,21 +213,31 @@ class Bottleneck(torch.nn.Module):
 
 
 class ResNet(torch.nn.Module):
-    """Lab 10-6-2's CIFAR ResNet (3x3 stem of 16 channels, no max pool; ``in_channels`` added: 1 for MNIST)."""
+    """Lab 10-6-2's CIFAR ResNet (3x3 stem of 16 channels, no max pool; ``in_channels`` added: 1 for MNIST).
 
-    def __init__(self, block, layers, num_classes=1000, zero_init_residual=False, in_channels=3):
+    ``stem='imagenet'`` (added) is lab 10-6-1's, torchvision's ``resnet.ResNet``: a 7x7 stride-2 convolution to 64
+    channels, a 3x3 stride-2 max pool, and stages of 64, 128, 256 and 512 planes with strides 1, 2, 2, 2.
+    """
+
+    def __init__(self, block, layers, num_classes=1000, zero_init_residual=False, in_channels=3, stem="cifar"):
         super().__init__()
         nn = torch.nn
-        self.inplanes = 16
-        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        imagenet = stem == "imagenet"
+        self.inplanes = 64 if imagenet else 16
+        if imagenet:
+            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._make_layer(block, 16, layers[0], stride=1)
-        self.layer2 = self._make_layer(block, 32, layers[1], stride=1)
-        self.layer3 = self._make_layer(block, 64, layers[2], stride=2)
-        self.layer4 = self._make_layer(block, 128, layers[3], stride=2)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1) if imagenet else nn.Identity()
+        planes, strides = ((64, 128, 256, 512), (1, 2, 2, 2)) if imagenet else ((16, 32, 64, 128), (1, 1, 2, 2))
+        self.layer1 = self._make_layer(block, planes[0], layers[0], stride=strides[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=strides[1])
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=strides[2])
+        self.layer4 = self._make_layer(block, planes[3], layers[3], stride=strides[3])
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(128 * block.expansion, num_classes)
+        self.fc = nn.Linear(planes[3] * block.expansion, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -251,7 +265,7 @@ class ResNet(torch.nn.Module):
         return torch.nn.Sequential(*layers)
 
     def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x)
         return self.fc(x.view(x.size(0), -1))

@@ -1,0 +1,452 @@
+"""``compare_with_torch``: run a jaxnn model and its PyTorch original on the same weights and inputs, and report
+the worst error of every layer's output, every parameter's gradient, every buffer and the loss over a few steps.
+
+The PyTorch module gets the jaxnn variables through :func:`jaxnn.interop.state_dict.to_state_dict` (so any model
+that state_dict interop maps can be compared), layer outputs come from PyTorch forward hooks and Flax's captured
+intermediates, matched by name (``layer1/0/conv1`` is ``layer1.0.conv1``), and every comparison goes through
+:func:`jaxnn.testing.assert_close`'s tolerance model: in float32 the float64 PyTorch run is the exact reference; in
+float64 (``dtype='float64'``, x64 enabled for this call only) the bound is plain rtol/atol, which is where a
+ReLU's kink cannot flip a gradient by rounding.
+
+Example::
+
+    report = compare_with_torch(resnet18(num_classes=10), variables, torch_resnet, images, train=True)
+    print(report)            # one row per layer output, gradient and buffer, in PyTorch's order
+    report.check()           # AssertionError naming the first layer that diverges
+
+Imports torch when called.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import traverse_util
+
+from jaxnn.interop.state_dict import _Names, module_types, to_state_dict
+from jaxnn.testing.tolerance import ATOL, EXACT_FACTOR, RTOL, as_numpy, assert_close, worst_error
+
+_CHANNELS_LAST_1D = ("Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d")
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One comparison: ``kind`` is ``'output'``, ``'grad'``, ``'buffer'``, ``'loss'`` or ``'param'``; ``name`` the
+    PyTorch module name or state_dict key; ``worst`` the largest absolute error against PyTorch's value;
+    ``accuracy`` (with a float64 reference) jaxnn's worst error against the exact answer over PyTorch's own: 1 is as
+    accurate as PyTorch, 2 twice as far off."""
+
+    kind: str
+    name: str
+    shape: tuple[int, ...]
+    worst: float
+    ok: bool
+    detail: str = ""
+    accuracy: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """Every comparison of one :func:`compare_with_torch` call, in PyTorch's order (outputs in the order the
+    layers ran, then gradients and buffers in state_dict order, then the optimizer steps)."""
+
+    rows: tuple[Row, ...]
+    mode: str
+    dtype: str
+    unmatched: tuple[str, ...] = ()  # PyTorch modules with an output but no jaxnn counterpart (a shared ReLU...)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    @property
+    def first_divergence(self) -> Row | None:
+        """The first row that fails: with outputs first, the earliest layer whose output differs."""
+        return next((r for r in self.rows if not r.ok), None)
+
+    def check(self) -> Report:
+        """Raise ``AssertionError`` naming the first diverging layer, gradient or buffer; return self otherwise."""
+        row = self.first_divergence
+        if row is not None:
+            failed = sum(not r.ok for r in self.rows)
+            raise AssertionError(
+                f"{self.mode} ({self.dtype}): first divergence at {row.kind} {row.name} "
+                f"({failed} of {len(self.rows)} comparisons fail): {row.detail}"
+            )
+        return self
+
+    def __str__(self) -> str:
+        width = max([len(r.name) for r in self.rows] + [4])
+        lines = [
+            f"compare_with_torch: {self.mode}, {self.dtype}, {sum(r.ok for r in self.rows)} of {len(self.rows)} agree",
+            f"{'kind':<7} {'name':<{width}} {'shape':<18} {'worst error':>11} {'vs torch':>8}  ok",
+        ]
+        for r in self.rows:
+            shape = "x".join(map(str, r.shape)) or "()"
+            accuracy = "" if r.accuracy is None else f"{r.accuracy:.2f}x"
+            lines.append(
+                f"{r.kind:<7} {r.name:<{width}} {shape:<18} {r.worst:>11.3g} {accuracy:>8}  {'yes' if r.ok else 'NO'}"
+            )
+        return "\n".join(lines)
+
+
+def _judge(kind, name, actual, expected, exact, tolerance) -> Row:
+    a, e = as_numpy(actual), as_numpy(expected)
+    accuracy = None
+    if exact is not None:
+        ours, theirs = worst_error(a, exact), worst_error(e, exact)
+        accuracy = ours / theirs if theirs else (1.0 if ours == 0 else float("inf"))
+    try:
+        assert_close(a, e, exact=exact, what=f"{kind} {name}", **tolerance)
+    except AssertionError as err:
+        return Row(kind, name, tuple(e.shape), worst_error(a, e), False, str(err), accuracy)
+    return Row(kind, name, tuple(e.shape), worst_error(a, e), True, "", accuracy)
+
+
+def _to_torch_layout(value, kind: str | None):
+    """A jaxnn activation in PyTorch's layout: NHWC -> NCHW, and (N, L, C) -> (N, C, L) for the 1-D layers."""
+    value = np.asarray(value)
+    if value.ndim == 4 or (value.ndim == 3 and kind in _CHANNELS_LAST_1D):
+        return np.moveaxis(value, -1, 1)
+    return value
+
+
+def _row_major(torch, value, float_dtype):
+    """A tensor with PyTorch's default strides. (N, 1, H, W) from NHWC by moveaxis would otherwise keep strides that
+    PyTorch reads as channels-last, and then the labs' ``.view()`` of a convolution's output fails."""
+    value = np.asarray(value)
+    tensor = torch.from_numpy(value.ravel().copy()).reshape(value.shape)
+    return tensor.to(float_dtype) if np.issubdtype(value.dtype, np.floating) else tensor
+
+
+def _accepts(model: nn.Module, name: str) -> bool:
+    return name in inspect.signature(type(model).__call__).parameters
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(
+        lambda v: jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else v, tree
+    )
+
+
+class _Recorder:
+    """PyTorch forward hooks: each named module's outputs (cloned, since in-place ReLUs overwrite them), in order."""
+
+    def __init__(self, module):
+        self.outputs: dict[str, list] = {}
+        self.order: list[str] = []
+        self.handles = [m.register_forward_hook(self._hook(name)) for name, m in module.named_modules() if name]
+
+    def _hook(self, name):
+        def hook(module, inputs, output):
+            if name not in self.outputs:
+                self.order.append(name)
+            self.outputs.setdefault(name, []).append(_detach(output))
+
+        return hook
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _detach(output):
+    if isinstance(output, (tuple, list)):
+        return tuple(_detach(o) for o in output)
+    return output.detach().clone().cpu().numpy() if hasattr(output, "detach") else output
+
+
+def _torch_run(tm, torch_inputs, train, loss_of, steps, lr, momentum):
+    """Outputs per module, final output, parameter gradients, state after the forward, and ``steps`` SGD losses and
+    parameters, all as NumPy."""
+    import torch
+
+    tm.train(train)
+    recorder = _Recorder(tm)
+    tm.zero_grad()
+    out = tm(*torch_inputs)
+    recorder.remove()
+    loss = loss_of(out)
+    loss.backward()
+    grads = {k: p.grad.detach().numpy().copy() for k, p in tm.named_parameters() if p.grad is not None}
+    state = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
+    result = {"outputs": recorder.outputs, "order": recorder.order, "out": _detach(out), "grads": grads, "state": state}
+    if steps:
+        opt = torch.optim.SGD(tm.parameters(), lr=lr, momentum=momentum)
+        losses = []
+        for _ in range(steps):
+            opt.zero_grad()
+            step_loss = loss_of(tm(*torch_inputs))
+            step_loss.backward()
+            opt.step()
+            losses.append(step_loss.item())
+        result["losses"] = np.array(losses)
+        result["after"] = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
+    return result
+
+
+def compare_with_torch(
+    model: nn.Module,
+    variables: Mapping,
+    torch_module,
+    *inputs,
+    train: bool = False,
+    grads: bool = True,
+    steps: int = 0,
+    labels=None,
+    torch_inputs: Sequence | None = None,
+    dtype: str = "float32",
+    exact: bool = True,
+    rename: Mapping[str, str] | None = None,
+    flatten_chw: Mapping[str, tuple[int, int, int]] | None = None,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    exact_factor: float = EXACT_FACTOR,
+    check: bool = False,
+    apply_kwargs: Mapping | None = None,
+) -> Report:
+    """Compare ``model`` with ``variables`` against ``torch_module`` on ``inputs``, layer by layer.
+
+    Args:
+      model, variables: the jaxnn model and its ``{'params': ..., 'batch_stats': ...}``; they are copied into a
+        copy of ``torch_module`` (the original is not touched) through ``to_state_dict(rename=, flatten_chw=)``.
+      torch_module: the PyTorch original (``torch.nn.Module``).
+      inputs: jaxnn's inputs (NHWC images...). PyTorch gets each 4-D one as NCHW unless ``torch_inputs`` is given.
+      train: training mode on both sides (``deterministic=False`` and BatchNorm's batch statistics; dropout must be
+        off, its masks differ); the updated running statistics are compared too.
+      grads: compare every parameter's gradient of the loss (by state_dict key).
+      steps: after that, ``steps`` SGD steps (``lr``, ``momentum``; ``jaxnn.train.sgd`` against
+        ``torch.optim.SGD``) on both sides; each step's loss and the final parameters are compared.
+      labels: integer class labels for a mean cross-entropy loss; without them the loss is
+        ``sum(output * w)`` with distinct weights ``w`` per output element, so that every gradient is exercised.
+      dtype: ``'float32'`` or ``'float64'`` (both sides; x64 is enabled for this call only).
+      exact: in float32, run a float64 copy of PyTorch as the exact reference of the tolerance model.
+      rtol, atol, exact_factor: the tolerance model's bounds (:func:`jaxnn.testing.assert_close`).
+      check: raise ``AssertionError`` naming the first diverging layer (``report.check()``).
+      apply_kwargs: extra keyword arguments of ``model.apply``.
+
+    Returns:
+      A :class:`Report`; ``print(report)`` shows the table.
+    """
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"compare_with_torch: dtype must be 'float32' or 'float64', got {dtype!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"compare_with_torch: steps must be an int >= 0, got {steps!r}")
+    if steps and not grads:
+        raise ValueError("compare_with_torch: steps need grads=True")
+    with jax.enable_x64(dtype == "float64"):
+        return _compare(
+            model,
+            variables,
+            torch_module,
+            inputs,
+            train,
+            grads,
+            steps,
+            labels,
+            torch_inputs,
+            dtype,
+            exact,
+            rename,
+            flatten_chw,
+            lr,
+            momentum,
+            dict(rtol=rtol, atol=atol, exact_factor=exact_factor),
+            check,
+            apply_kwargs,
+        )
+
+
+def _compare(
+    model,
+    variables,
+    torch_module,
+    inputs,
+    train,
+    grads,
+    steps,
+    labels,
+    torch_inputs,
+    dtype,
+    exact,
+    rename,
+    flatten_chw,
+    lr,
+    momentum,
+    tolerance,
+    check,
+    apply_kwargs,
+) -> Report:
+    import torch
+
+    from jaxnn import train as training
+
+    jdtype = jnp.float64 if dtype == "float64" else jnp.float32
+    tdtype = torch.float64 if dtype == "float64" else torch.float32
+    inputs = tuple(_cast(jnp.asarray(x), jdtype) for x in inputs)
+    variables = _cast({k: v for k, v in variables.items() if k in ("params", "batch_stats")}, jdtype)
+    sample = inputs
+    state_dict = to_state_dict(model, variables, *sample, rename=rename, flatten_chw=flatten_chw)
+    if torch_inputs is None:
+        torch_inputs = [np.moveaxis(np.asarray(x), -1, 1) if x.ndim == 4 else np.asarray(x) for x in inputs]
+    kw = dict(apply_kwargs or {})
+    if _accepts(model, "deterministic"):
+        kw["deterministic"] = not train
+    has_stats = "batch_stats" in variables
+    labels_np = None if labels is None else np.asarray(labels)
+
+    def torch_side(float_dtype):
+        tm = copy.deepcopy(torch_module).to(float_dtype)
+        missing, unexpected = tm.load_state_dict(
+            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}, strict=False
+        )
+        if missing or unexpected:
+            raise ValueError(
+                f"compare_with_torch: the jaxnn variables do not fit the PyTorch module: missing {list(missing)}, "
+                f"unexpected {list(unexpected)} (pass rename= or flatten_chw=)"
+            )
+        tin = [_row_major(torch, t, float_dtype) for t in torch_inputs]
+
+        def loss_of(out):
+            out = out[0] if isinstance(out, tuple) else out
+            if labels_np is not None:
+                return torch.nn.functional.cross_entropy(out, torch.as_tensor(labels_np).long())
+            w = (torch.arange(out.numel(), dtype=float_dtype) + 1) / out.numel()
+            return (out.reshape(-1) * w).sum()
+
+        return _torch_run(tm, tin, train, loss_of, steps, lr, momentum)
+
+    ref = torch_side(tdtype)
+    ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
+    types = module_types(model, *sample, **kw)
+    names = _Names(types, rename, flatten_chw)
+
+    def loss_fn(params, batch_stats):
+        v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
+        mutable = ["batch_stats"] if train and has_stats else False
+        result = model.apply(v, *inputs, mutable=mutable, **kw)
+        out, updates = result if mutable else (result, {})
+        first = out[0] if isinstance(out, tuple) else out
+        if labels_np is not None:
+            loss = training.cross_entropy_loss(first, jnp.asarray(labels_np))
+        else:
+            flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
+            loss = jnp.sum(flat * (jnp.arange(flat.size, dtype=flat.dtype) + 1) / flat.size)
+        return loss, updates.get("batch_stats", batch_stats)
+
+    # Layer outputs: Flax's intermediates against the hooks' records.
+    mutable = ["intermediates"] + (["batch_stats"] if train and has_stats else [])
+    forward = jax.jit(lambda v: model.apply(v, *inputs, capture_intermediates=True, mutable=mutable, **kw))
+    out, captured = forward(variables)
+    ours = {}
+    for path, value in traverse_util.flatten_dict(dict(captured["intermediates"])).items():
+        if path[-1] == "__call__" and path[:-1]:
+            ours[names.key((*path[:-1], "_"))[:-2]] = (value, types.get(path[:-1]))
+    rows = []
+    unmatched = []
+    for name in ref["order"]:
+        theirs = ref["outputs"][name]
+        if name not in ours:
+            unmatched.append(name)
+            continue
+        values, kind = ours[name]
+        if len(values) != len(theirs):
+            rows.append(
+                Row("output", name, (), float("inf"), False, f"called {len(values)} times, PyTorch's {len(theirs)}")
+            )
+            continue
+        for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
+            label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
+            exact_t = None if ref64 is None else ref64["outputs"][name][i]
+            for j, vj, tj, xj in _pairs(v, t, exact_t):
+                sub = label if j is None else f"{label}[{j}]"
+                rows.append(_judge("output", sub, _to_torch_layout(vj, kind), tj, xj, tolerance))
+    for j, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
+        rows.append(
+            _judge("output", "(model)" if j is None else f"(model)[{j}]", _to_torch_layout(vj, None), tj, xj, tolerance)
+        )
+
+    stats = variables.get("batch_stats", {})
+    if grads:
+        (loss, new_stats), g = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"], stats)
+        g_sd = to_state_dict(model, {"params": g}, *sample, rename=rename, flatten_chw=flatten_chw)
+        for key, value in ref["grads"].items():
+            if key not in g_sd:
+                rows.append(Row("grad", key, value.shape, float("inf"), False, "no jaxnn gradient of this key"))
+                continue
+            rows.append(
+                _judge("grad", key, g_sd[key], value, None if ref64 is None else ref64["grads"][key], tolerance)
+            )
+    else:
+        _, new_stats = jax.jit(loss_fn)(variables["params"], stats)
+    if train and has_stats:
+        s_sd = to_state_dict(model, {"batch_stats": new_stats}, *sample, rename=rename, flatten_chw=flatten_chw)
+        for key, value in s_sd.items():
+            exact_v = None if ref64 is None else ref64["state"][key]
+            rows.append(_judge("buffer", key, value, ref["state"][key], exact_v, tolerance))
+
+    if steps:
+        tx = training.sgd(lr, momentum=momentum)
+        # PyTorch's steps start from the buffers its compared forward pass updated
+        params, stats, losses = variables["params"], new_stats, []
+        opt_state = tx.init(params)
+        step_fn = jax.jit(lambda p, s, o: _sgd_step(loss_fn, tx, p, s, o))
+        for _ in range(steps):
+            params, stats, opt_state, loss = step_fn(params, stats, opt_state)
+            losses.append(loss)
+        rows.append(
+            _judge(
+                "loss",
+                f"{steps} SGD steps",
+                np.array(losses),
+                ref["losses"],
+                None if ref64 is None else ref64["losses"],
+                tolerance,
+            )
+        )
+        after = to_state_dict(
+            model,
+            {"params": params, **({"batch_stats": stats} if has_stats else {})},
+            *sample,
+            rename=rename,
+            flatten_chw=flatten_chw,
+        )
+        for key, value in after.items():
+            rows.append(
+                _judge(
+                    "param", key, value, ref["after"][key], None if ref64 is None else ref64["after"][key], tolerance
+                )
+            )
+    report = Report(tuple(rows), "train" if train else "eval", dtype, tuple(unmatched))
+    return report.check() if check else report
+
+
+def _pairs(ours, theirs, exact):
+    """``(index, ours, theirs, exact)`` for each leaf of an output that may be a tuple (an RNN's ``(out, h_n)``);
+    the index is None for a single array."""
+    if not isinstance(theirs, tuple):
+        return [(None, ours, theirs, exact)]
+    ours = ours if isinstance(ours, tuple) else (ours,)
+    if len(ours) != len(theirs):
+        raise ValueError(f"compare_with_torch: an output of {len(ours)} arrays against PyTorch's {len(theirs)}")
+    exact = exact if exact is not None else (None,) * len(theirs)
+    return [(i, o, t, x) for i, (o, t, x) in enumerate(zip(ours, theirs, exact, strict=True))]
+
+
+def _sgd_step(loss_fn, tx, params, stats, opt_state):
+    (loss, new_stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
+    updates, opt_state = tx.update(g, opt_state, params)
+    return optax.apply_updates(params, updates), new_stats, opt_state, loss
+
+
+__all__ = ["Report", "Row", "compare_with_torch"]

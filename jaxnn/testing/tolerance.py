@@ -1,0 +1,143 @@
+"""The tolerance model every parity claim of jaxnn rests on: :func:`assert_close`.
+
+An element passes when ``|actual - expected| <= atol + rtol * max(|expected|, scale)``, with two refinements for
+results that float32 cannot pin down elementwise:
+
+- ``scale``: the same computation on absolute values (``sum |a_i * b_i|`` for ``sum a_i * b_i``). Two float32
+  implementations that add in different orders differ by about ``eps * sum |terms|``, which can exceed
+  ``rtol * |result|`` where the terms cancel; measured against the terms, the rtol holds and a wrong term still
+  fails by orders of magnitude.
+- ``exact``: the float64 result of the same computation, where no such scale exists (a recurrent network, a deep
+  net's gradients). An element outside the tolerance of the float32 reference still passes if its own error against
+  ``exact`` is within ``EXACT_FACTOR`` (4) times the reference's worst float32 error on that tensor: it is as
+  accurate as the reference, up to the spread of rounding between two summation orders.
+
+Non-finite values are never "close": a NaN must stand exactly where ``expected`` has one, and an infinity where
+``expected`` has the same infinity; anything else fails, on every path. Integer and boolean results must be equal.
+
+Example::
+
+    from jaxnn.testing import assert_close
+    assert_close(ops.conv2d(x, w), torch_out_nhwc, what="conv2d")          # rtol 1e-5, atol 1e-6
+    assert_close(grad32, torch_grad32, exact=torch_grad64, what="grad w")   # as accurate as PyTorch's float32
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+RTOL = 1e-5
+ATOL = 1e-6
+# An element that misses the rtol/atol bound still passes where its error against the float64 answer is at most
+# this many times the reference's own worst float32 error on the tensor. Measured on the ResNet/VGG variants against
+# float64 on both sides (benchmarks/RESULTS.md): jaxnn's worst error per tensor is a median 1.1x PyTorch float32's
+# for layer outputs and 2.0x for gradients, at most 3.7x; a wrong result is off by orders of magnitude more.
+EXACT_FACTOR = 4.0
+
+
+def as_numpy(value) -> np.ndarray:
+    """A NumPy view of an array, a jax.Array, a torch.Tensor (detached, on the CPU) or a Python scalar."""
+    if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _where(mask: np.ndarray) -> list[int]:
+    return np.argwhere(mask)[0].tolist() if mask.ndim else []
+
+
+def _fail(what: str, message: str):
+    raise AssertionError(f"{what}: {message}" if what else message)
+
+
+def assert_close(
+    actual,
+    expected,
+    *,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    scale=None,
+    exact=None,
+    exact_factor: float = EXACT_FACTOR,
+    what: str = "",
+) -> None:
+    """Assert that ``actual`` matches the reference ``expected`` by the tolerance model above.
+
+    Args:
+      actual: the result under test (any array-like, including ``jax.Array`` and ``torch.Tensor``).
+      expected: the reference of the same shape (PyTorch's float32 answer, say).
+      rtol, atol: the elementwise bound ``atol + rtol * max(|expected|, scale)``.
+      scale: magnitudes of the terms that were summed (broadcastable to ``expected``), for cancelling sums.
+      exact: the float64 answer (same shape), to accept elements as accurate as ``expected`` itself.
+      exact_factor: how much farther from ``exact`` than the reference's worst element an element may be.
+      what: a name for the message ("grad layer1.0.conv1.weight").
+
+    Raises:
+      AssertionError: naming ``what``, how many elements differ, the worst error and the first bad element.
+      ValueError: where ``scale`` or ``exact`` are unusable (non-finite where the reference is finite, wrong shape).
+    """
+    a, e = as_numpy(actual), as_numpy(expected)
+    if a.shape != e.shape:
+        _fail(what, f"shape {a.shape} != {e.shape}")
+    if a.dtype.kind in "biu" or e.dtype.kind in "biu":  # counters, indices, labels: equal, not close
+        if a.dtype.kind == "c" or e.dtype.kind == "c" or not np.array_equal(a, e):
+            bad = a != e
+            _fail(
+                what,
+                f"{int(bad.sum())} of {bad.size} integer elements differ, first at {_where(bad)}: "
+                f"{a[bad].ravel()[0] if bad.any() else a} vs {e[bad].ravel()[0] if bad.any() else e}",
+            )
+        return
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    for name, mask_a, mask_e in (
+        ("NaN", np.isnan(a64), np.isnan(e64)),
+        ("+inf", np.isposinf(a64), np.isposinf(e64)),
+        ("-inf", np.isneginf(a64), np.isneginf(e64)),
+    ):
+        if (mask_a != mask_e).any():
+            at = _where(mask_a != mask_e)
+            where = (
+                f"{name} where the reference has a number"
+                if mask_a[tuple(at)]
+                else f"no {name} where the reference has one"
+            )
+            _fail(
+                what,
+                f"{where}: {int((mask_a != mask_e).sum())} of {a.size} elements, first at {at}: "
+                f"{a64[tuple(at)]} vs {e64[tuple(at)]}",
+            )
+    finite = np.isfinite(e64)
+    magnitude = np.abs(e64)
+    if scale is not None:
+        s = np.broadcast_to(np.abs(as_numpy(scale).astype(np.float64)), e.shape)
+        if not np.isfinite(s[finite]).all():
+            raise ValueError(f"{what}: scale is not finite where the reference is")
+        magnitude = np.maximum(magnitude, s)
+    with np.errstate(invalid="ignore"):  # inf - inf where both have the same infinity, checked above
+        err = np.abs(a64 - e64)
+    bad = finite & ~(err <= atol + rtol * magnitude)  # written so that a NaN error is bad
+    if exact is not None and bad.any():
+        x = as_numpy(exact).astype(np.float64)
+        if x.shape != e.shape:
+            raise ValueError(f"{what}: exact has shape {x.shape}, the reference {e.shape}")
+        if not np.isfinite(x[finite]).all():
+            raise ValueError(f"{what}: exact is not finite where the reference is")
+        reference_worst = np.abs(e64 - x)[finite].max(initial=0.0)
+        bad &= ~(np.abs(a64 - x) <= exact_factor * reference_worst)
+    if bad.any():
+        at = _where(bad)
+        _fail(
+            what,
+            f"{int(bad.sum())} of {bad.size} elements differ; worst error {err[finite].max():.3g}, "
+            f"first at {at}: {a64[tuple(at)]!r} vs {e64[tuple(at)]!r}",
+        )
+
+
+def worst_error(actual, expected) -> float:
+    """The largest ``|actual - expected|`` over the elements (``inf`` where their non-finite values disagree)."""
+    a, e = as_numpy(actual).astype(np.float64), as_numpy(expected).astype(np.float64)
+    if a.shape != e.shape:
+        return float("inf")
+    same = (a == e) | (np.isnan(a) & np.isnan(e))
+    err = np.where(same, 0.0, np.abs(a - e))
+    return float(np.nan_to_num(err, nan=np.inf).max(initial=0.0))

@@ -1,0 +1,221 @@
+"""jaxnn.testing: the tolerance model must fail every mutant (NaN, inf, a flipped sign, a shifted window, a scale
+error) on every path (plain, ``scale=``, ``exact=``) and pass errors of one float32 rounding; compare_with_torch must
+find a mutated layer and name it."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from jaxnn import ops
+from jaxnn.interop import torch_labs
+from jaxnn.interop.state_dict import from_state_dict
+from jaxnn.models import MnistCNN
+from jaxnn.nn import BatchNorm2d, Conv2d, Linear
+from jaxnn.testing import assert_close, compare_with_torch
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def _reference(seed=0, shape=(4, 6, 6, 3)):
+    """A float32 'PyTorch' answer, its float64 exact value and the sum of |terms| of a cancelling sum."""
+    r = np.random.default_rng(seed)
+    terms = r.standard_normal((*shape, 16))
+    exact = terms.sum(-1)
+    expected = terms.astype(np.float32).sum(-1, dtype=np.float32)
+    return expected, exact, np.abs(terms).sum(-1)
+
+
+PATHS = {
+    "plain": {},
+    "scale": {"scale": "scale"},
+    "exact": {"exact": "exact"},
+    "scale and exact": {"scale": "scale", "exact": "exact"},
+}
+
+
+def _kwargs(path, exact, scale):
+    return {k: {"scale": scale, "exact": exact}[v] for k, v in PATHS[path].items()}
+
+
+def _mutants(expected):
+    shifted = np.roll(expected, 1, axis=2)  # a pooling window off by one
+    nan, inf, ninf = expected.copy(), expected.copy(), expected.copy()
+    nan[1, 2, 3, 0], inf[0, 0, 0, 1], ninf[3, 5, 5, 2] = np.nan, np.inf, -np.inf
+    flipped = expected.copy()
+    flipped[2, 1, 1, 1] *= -1
+    return {
+        "all NaN": np.full_like(expected, np.nan),
+        "one NaN": nan,
+        "one inf": inf,
+        "one -inf": ninf,
+        "a flipped sign": flipped,
+        "a shifted window": shifted,
+        "2x scale": 2 * expected,
+        "zeros": np.zeros_like(expected),
+    }
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("mutant", list(_mutants(_reference()[0])))
+def test_every_mutant_fails_on_every_path(path, mutant):
+    expected, exact, scale = _reference()
+    with pytest.raises(AssertionError, match="what I named"):
+        assert_close(_mutants(expected)[mutant], expected, what="what I named", **_kwargs(path, exact, scale))
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_an_error_of_one_float32_rounding_passes(path):
+    expected, exact, scale = _reference()
+    # one rounding of the largest term-sum an element is made of: what any other order of the sum may give
+    near = expected.astype(np.float64) + EPS32 * np.maximum(np.abs(expected), 1.0) * np.sign(expected)
+    kwargs = _kwargs(path, exact, scale)
+    assert_close(near.astype(np.float32), expected, **kwargs)
+    assert_close(expected, expected, **kwargs)
+
+
+def test_scale_accepts_what_cancellation_explains_and_nothing_more():
+    expected, exact, scale = _reference()
+    # the float64 answer differs from the float32 one by a few roundings of sum |terms|: fine with the scale
+    assert_close(exact, expected, scale=scale)
+    # ... but an error of 1e-3 of the terms' magnitude is not
+    with pytest.raises(AssertionError):
+        assert_close(expected + 1e-3 * scale, expected, scale=scale)
+
+
+def test_exact_accepts_only_what_is_as_accurate_as_the_reference():
+    expected, exact, _ = _reference()
+    worst = np.abs(expected - exact).max()
+    assert worst > 0
+    far = exact.copy()
+    far[0, 0, 0, 0] += 5 * worst
+    strict = {"rtol": 0.0, "atol": 0.0}  # every element outside rtol/atol: the exact path alone decides
+    assert_close(exact, expected, exact=exact, **strict)
+    assert_close(exact + 3.9 * worst, expected, exact=exact, **strict)
+    with pytest.raises(AssertionError):
+        assert_close(far, expected, exact=exact, **strict)
+    assert_close(far, expected, exact=exact, exact_factor=6, **strict)  # the factor is the model's one knob
+
+
+def test_nan_and_inf_where_the_reference_has_them_pass_and_nowhere_else():
+    expected = np.array([1.0, np.nan, np.inf, -np.inf], np.float32)
+    assert_close(expected.copy(), expected)
+    assert_close(expected.copy(), expected, scale=np.ones(4), exact=expected.astype(np.float64))
+    for wrong in ([1.0, 0.0, np.inf, -np.inf], [1.0, np.nan, -np.inf, -np.inf], [1.0, np.nan, np.inf, 5.0]):
+        with pytest.raises(AssertionError):
+            assert_close(np.array(wrong, np.float32), expected)
+        with pytest.raises(AssertionError):
+            assert_close(np.array(wrong, np.float32), expected, scale=np.ones(4))
+
+
+def test_integers_must_be_equal_and_shapes_the_same():
+    assert_close(np.array([3, 4]), np.array([3, 4]))
+    with pytest.raises(AssertionError, match="integer"):
+        assert_close(np.array([3, 5]), np.array([3, 4]), rtol=1.0)
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(np.zeros(3), np.zeros((3, 1)))
+    assert_close(torch.tensor([1.0, 2.0]), jnp.array([1.0, 2.0]))  # tensors and jax arrays alike
+
+
+def test_unusable_references_are_errors_not_passes():
+    with pytest.raises(ValueError, match="scale"):
+        assert_close(np.ones(2) * 2, np.ones(2), scale=np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match="exact"):
+        assert_close(np.ones(2) * 2, np.ones(2), exact=np.array([np.nan, 1.0]))
+
+
+# compare_with_torch
+
+
+# jaxnn's MnistCNN names its blocks' layers; the lab's Sequentials number them
+NAMES = {
+    "rename": {f"layer{i}/{ours}": f"layer{i}.{n}" for i in (1, 2) for ours, n in (("conv", 0), ("MaxPool2d_0", 2))},
+    "flatten_chw": {"fc": (64, 7, 7)},
+}
+
+
+def _lab_cnn():
+    torch.manual_seed(0)
+    tm = torch_labs.CNN()
+    x = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
+    return MnistCNN(), from_state_dict(MnistCNN(), tm.state_dict(), x, **NAMES), tm, x
+
+
+def test_compare_with_torch_reports_every_layer_gradient_and_step():
+    model, variables, tm, x = _lab_cnn()
+    report = compare_with_torch(model, variables, tm, x, steps=2, labels=np.array([3, 7]), check=True, **NAMES)
+    names = [(r.kind, r.name) for r in report.rows]
+    assert names[:4] == [("output", "layer1.0"), ("output", "layer1.2"), ("output", "layer1"), ("output", "layer2.0")]
+    assert ("grad", "fc.weight") in names and ("loss", "2 SGD steps") in names and ("param", "fc.bias") in names
+    text = str(report)
+    assert "layer2.0" in text and "fc.weight" in text and f"{len(report.rows)} of {len(report.rows)} agree" in text
+    assert report.ok and report.first_divergence is None
+    assert "layer1.1" in report.unmatched  # PyTorch's ReLU module; jaxnn calls a function
+
+
+def test_compare_with_torch_names_the_first_layer_that_diverges(monkeypatch):
+    model, variables, tm, x = _lab_cnn()
+    real = ops.max_pool2d
+
+    def shifted(x, *args, **kwargs):  # a pooling window off by one pixel
+        return real(jnp.roll(x, 1, axis=2), *args, **kwargs)
+
+    monkeypatch.setattr("jaxnn.nn.layers.ops.max_pool2d", shifted)
+    report = compare_with_torch(model, variables, tm, x, **NAMES)
+    assert not report.ok and report.first_divergence.name == "layer1.2"
+    with pytest.raises(AssertionError, match="first divergence at output layer1.2"):
+        report.check()
+
+
+def test_compare_with_torch_catches_a_nan_conv(monkeypatch):
+    model, variables, tm, x = _lab_cnn()
+    real = ops.conv2d
+    monkeypatch.setattr("jaxnn.nn.layers.ops.conv2d", lambda *a, **k: real(*a, **k) * jnp.nan)
+    with pytest.raises(
+        AssertionError, match="first divergence at output layer1.0 .*NaN where the reference has a number"
+    ):
+        compare_with_torch(model, variables, tm, x, check=True, **NAMES)
+
+
+class _BNNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 3, 3)
+        self.bn = torch.nn.BatchNorm2d(3)
+        self.fc = torch.nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def _bn_pair():
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, *, deterministic=True):
+            x = BatchNorm2d(3, name="bn")(Conv2d(3, 3, name="conv")(x), deterministic=deterministic)
+            return Linear(4, name="fc")(jnp.mean(nn.relu(x), axis=(1, 2)))
+
+    torch.manual_seed(1)
+    tm = _BNNet()
+    x = np.random.default_rng(1).standard_normal((4, 6, 6, 2)).astype(np.float32)
+    return Net(), from_state_dict(Net(), tm.state_dict(), x), tm, x
+
+
+def test_compare_with_torch_catches_a_biased_running_variance(monkeypatch):
+    model, variables, tm, x = _bn_pair()
+    compare_with_torch(model, variables, tm, x, train=True, check=True)
+    compare_with_torch(model, variables, tm, x, train=True, dtype="float64", check=True)
+    from jaxnn.nn import normalization
+
+    real = normalization._running_statistics
+
+    def biased(x, axes):  # the running variance updated with the biased batch variance
+        mean, _ = real(x, axes)
+        return mean, jnp.var(x, axis=axes)
+
+    monkeypatch.setattr(normalization, "_running_statistics", biased)
+    report = compare_with_torch(model, variables, tm, x, train=True)
+    assert report.first_divergence.name == "bn.running_var"
+    assert [r.name for r in report.rows if not r.ok] == ["bn.running_var"]  # outputs and gradients still agree
