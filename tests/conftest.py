@@ -25,7 +25,6 @@ settings.register_profile("explore", max_examples=200, deadline=None, derandomiz
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -15,7 +15,6 @@ Parameters ``weight`` (ones) and ``bias`` (zeros, unless ``bias=False``) when ``
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import flax.linen as nn
@@ -57,80 +56,42 @@ class _BatchNorm(nn.Module):
             var_var = self.variable("batch_stats", "running_var", jnp.ones, (c,), stats_dtype)
             count = self.variable("batch_stats", "num_batches_tracked", lambda: jnp.zeros((), jnp.int32))
         use_batch = not deterministic or not self.track_running_stats
-        weight = bias = None
+        if use_batch:
+            n = x.size // c
+            if not deterministic and n <= 1:
+                raise ValueError(
+                    f"{name}: expected more than 1 value per channel when training, got input shape "
+                    f"{tuple(x.shape)} (PyTorch refuses it too)"
+                )
+            mean = jnp.mean(x, axis=axes)
+            var = jnp.mean(jnp.square(x - mean), axis=axes)  # biased, to normalise
+            if not deterministic and self.track_running_stats and not self.is_initializing():
+                factor = 1.0 / (count.value + 1) if self.momentum is None else self.momentum
+                unbiased = _unbiased(var, n)
+                mean_var.value = (1 - factor) * mean_var.value + factor * mean.astype(stats_dtype)
+                var_var.value = (1 - factor) * var_var.value + factor * unbiased.astype(stats_dtype)
+                count.value = count.value + 1
+        else:
+            mean, var = mean_var.value.astype(x.dtype), var_var.value.astype(x.dtype)
+        # One multiply-add per element, as PyTorch's CPU kernel computes it: y = x * alpha + beta with
+        # alpha = weight / sqrt(var + eps) and beta = bias - mean * alpha.
+        alpha = jax.lax.rsqrt(var + self.eps)
+        beta = None
         if self.affine:
-            weight = self.param("weight", self.weight_init or nn.initializers.ones, (c,)).astype(x.dtype)
+            alpha = alpha * self.param("weight", self.weight_init or nn.initializers.ones, (c,)).astype(x.dtype)
             if self.bias:
-                bias = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
-        if not use_batch:
-            return _normalize(x, mean_var.value.astype(x.dtype), var_var.value.astype(x.dtype), weight, bias, self.eps)
-        n = x.size // c
-        if not deterministic and n <= 1:
-            raise ValueError(
-                f"{name}: expected more than 1 value per channel when training, got input shape "
-                f"{tuple(x.shape)} (PyTorch refuses it too)"
-            )
-        if not deterministic and self.track_running_stats and not self.is_initializing():
-            mean, unbiased = _running_statistics(jax.lax.stop_gradient(x), axes)
-            factor = 1.0 / (count.value + 1) if self.momentum is None else self.momentum
-            mean_var.value = (1 - factor) * mean_var.value + factor * mean.astype(stats_dtype)
-            var_var.value = (1 - factor) * var_var.value + factor * unbiased.astype(stats_dtype)
-            count.value = count.value + 1
-        ones = jnp.ones((c,), x.dtype)
-        return _batch_normalize(
-            x, ones if weight is None else weight, jnp.zeros((c,), x.dtype) if bias is None else bias, self.eps, axes
-        )
+                beta = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
+        shift = -mean * alpha if beta is None else beta - mean * alpha
+        return x * alpha + shift
 
     def _shapes(self) -> str:
         return " or ".join({2: "(N, C)", 3: "(N, L, C)", 4: "(N, H, W, C)"}[r] for r in self.ranks)
 
 
-def _batch_moments(x, axes):
-    mean = jnp.mean(x, axis=axes)
-    return mean, jnp.mean(jnp.square(x - mean), axis=axes)  # biased, to normalise
-
-
-def _running_statistics(x, axes):
-    """The batch mean and the *unbiased* batch variance, which the running statistics average (PyTorch's rule)."""
-    mean, var = _batch_moments(x, axes)
-    n = x.size // x.shape[-1]
-    return mean, var * (n / (n - 1))
-
-
-def _normalize(x, mean, var, weight, bias, eps):
-    """One multiply-add per element, as PyTorch's CPU kernel computes it: ``y = x * alpha + beta`` with
-    ``alpha = weight / sqrt(var + eps)`` and ``beta = bias - mean * alpha``."""
-    alpha = jax.lax.rsqrt(var + eps)
-    if weight is not None:
-        alpha = alpha * weight
-    shift = -mean * alpha if bias is None else bias - mean * alpha
-    return x * alpha + shift
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _batch_normalize(x, weight, bias, eps, axes):
-    """Training-mode BatchNorm: ``x`` normalised by its own statistics over ``axes``.
-
-    Its derivative is written out, ``w * invstd * (dx - mean(dx) - xhat * mean(xhat * dx)) + dw * xhat + db``, so
-    that the gradient JAX derives by transposing it is PyTorch's closed form ``(dy - mean(dy) - xhat * mean(xhat *
-    dy)) * invstd * w``: autodiff through the mean and variance adds three large terms that cancel, and measured
-    against float64 its float32 gradients were about twice as far off as PyTorch's. Higher orders still work (it is
-    a JVP rule, not a VJP).
-    """
-    mean, var = _batch_moments(x, axes)
-    return _normalize(x, mean, var, weight, bias, eps)
-
-
-@_batch_normalize.defjvp
-def _batch_normalize_jvp(eps, axes, primals, tangents):
-    x, weight, bias = primals
-    dx, dweight, dbias = tangents
-    mean, var = _batch_moments(x, axes)
-    invstd = jax.lax.rsqrt(var + eps)
-    xhat = (x - mean) * invstd
-    dx = dx - jnp.mean(dx, axis=axes)
-    dy = (dx - xhat * jnp.mean(xhat * dx, axis=axes)) * (invstd * weight) + xhat * dweight + dbias
-    return _normalize(x, mean, var, weight, bias, eps), dy
+def _unbiased(var, n):
+    """The running variance averages the *unbiased* batch variance (PyTorch's rule); the batch is normalised with
+    the biased one."""
+    return var * (n / (n - 1))
 
 
 class BatchNorm1d(_BatchNorm):
