@@ -3,6 +3,7 @@ like one process over two devices, a killed process stops the other with a clear
 checkpoint saved by both processes resumes exactly."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -86,7 +87,8 @@ def _wait_for(path, procs, timeout=180):
 def test_two_processes_train_like_one_process_over_two_devices(mnist_data_dir, tmp_path):
     flags = ["--epochs", "1", "--train_subset", "400", "--seed", "1", "--checkpoint_every", "2"]
     outs = _finish(_start_pair(tmp_path / "two", mnist_data_dir, *flags))
-    assert all("Accuracy:" in out for out, _ in outs)
+    accuracies = [re.search(r"Accuracy: (\S+)", out) for out, _ in outs]
+    assert all(accuracies), outs
     one = subprocess.run(
         [sys.executable, SCRIPT, *_flags(tmp_path / "one", mnist_data_dir, *flags)],
         capture_output=True,
@@ -95,6 +97,9 @@ def test_two_processes_train_like_one_process_over_two_devices(mnist_data_dir, t
     )
     assert one.returncode == 0, one.stderr
     _assert_params(tmp_path / "two" / "params.npz", tmp_path / "one" / "params.npz", exact=False)
+    # both processes report the test accuracy of the one-process run
+    expected = re.search(r"Accuracy: (\S+)", one.stdout)[1]
+    assert [m[1] for m in accuracies] == [expected, expected]
     # process 0 wrote the run's files, once
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
 

@@ -7,6 +7,7 @@ import torch.nn.utils.rnn as rnn_utils
 from conftest import load_script
 
 from jaxnn.data.macro import load_macrodata
+from jaxnn.interop.torch import rnn_params_to_torch
 from jaxnn.labs import packed, seq2seq, timeseries
 from jaxnn.testing import assert_close
 
@@ -16,7 +17,11 @@ def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, n
     assert result.exact == [True, True, True, True], result.translations
     assert result.losses[-100:].mean() < 0.05 < result.losses[:100].mean()
     out = capsys.readouterr().out
-    assert "< 파이토치는 딥러닝을 위한 프레임워크이다. <EOS>" in out and "4 of 4 translations exact" in out
+    pairs = seq2seq.prepare()[0]
+    assert len(pairs) == 4
+    for source, target in pairs:  # each source, its target and the translation, as the lab prints them
+        assert f"> {source}\n= {target}\n< {target} <EOS>\n" in out, (source, target)
+    assert out.rstrip().endswith("4 of 4 translations exact")
 
 
 def test_seq2seq_vocabularies_are_the_labs():
@@ -38,6 +43,20 @@ def test_packed_lab_matches_torch_utilities_and_packed_rnn():
     t_packed = rnn_utils.pack_padded_sequence(t_padded, torch.tensor(lab.lengths), True, enforce_sorted=False)
     np.testing.assert_array_equal(lab.packed.data, t_packed.data.numpy())
     np.testing.assert_array_equal(lab.packed.sorted_indices, t_packed.sorted_indices.numpy())
+    # PyTorch's RNN(19, 30) with the lab's weights, on the packed batch and on the padded one
+    trnn = torch.nn.RNN(len(lab.chars), 30, batch_first=True)
+    trnn.load_state_dict(rnn_params_to_torch(lab.params))
+    onehot = torch.nn.functional.one_hot(t_padded, len(lab.chars)).float()
+    with torch.no_grad():
+        packed_in = rnn_utils.pack_padded_sequence(onehot, torch.tensor(lab.lengths), True, enforce_sorted=False)
+        t_out, t_h = trnn(packed_in)
+        t_out, t_lengths = rnn_utils.pad_packed_sequence(t_out, batch_first=True, total_length=onehot.shape[1])
+        t_out_padded, t_h_padded = trnn(onehot)
+    np.testing.assert_array_equal(t_lengths.numpy(), lab.lengths)
+    assert_close(lab.output_packed, t_out, what="output with lengths (PyTorch: packed)")
+    assert_close(lab.h_packed, t_h, what="h_n with lengths (PyTorch: packed)")
+    assert_close(lab.output_padded, t_out_padded, what="output without lengths")
+    assert_close(lab.h_padded, t_h_padded, what="h_n without lengths")
     # Outputs past each length are zero with lengths, and not without; inside each word they agree.
     for b, n in enumerate(lab.lengths):
         assert not lab.output_packed[b, n:].any()
@@ -65,7 +84,8 @@ def test_timeseries_scales_with_the_training_split_only_and_learns(tmp_path):
 @pytest.mark.parametrize(
     "script, expect",
     [
-        ("timeseries", "train RMSE:"),
+        # the README's numbers, to the 0.1 printed
+        ("timeseries", "\ntrain RMSE: 62.2, test RMSE: 391.5 (billions of chained 2005 dollars"),
         (
             "packed_sequence",
             "pad_packed_sequence(packed, batch_first=True) gives back the padded batch and lengths: True",

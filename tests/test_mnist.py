@@ -203,24 +203,45 @@ def _assert_trees_close(ours, expected, **kw):
         )
 
 
+def _torch_adam_steps(tm, batches, dtype):
+    """The lab's PyTorch loop over ``batches`` in ``dtype``: each step's loss, and the state_dict after the last."""
+    tm = copy.deepcopy(tm).to(dtype).train()
+    opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+    losses = []
+    for x, y in batches:
+        opt.zero_grad()
+        logits = tm(torch.tensor(nhwc_to_nchw(x).copy(), dtype=dtype))
+        loss = torch.nn.CrossEntropyLoss()(logits, torch.tensor(y, dtype=torch.long))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses), tm.state_dict()
+
+
 @pytest.mark.parametrize("model_cls", [MnistCNN, DeepCNN])
-def test_one_train_step_equals_one_pytorch_adam_step(model_cls, mnist_slice):
+def test_five_train_steps_equal_pytorch_adam_steps(model_cls, mnist_slice):
     # In float64 on both sides. In float32, Adam's first step lr * g / (|g| + eps) turns a 1e-10 difference in a
     # gradient near zero (there are many: background pixels) into a 1e-5 difference in the parameter, so two
     # float32 implementations that round differently cannot agree parameter by parameter after one step; their
-    # gradients agree (next test), and in float64 the whole step must.
-    x, y = mnist_slice[0][:100], mnist_slice[1][:100]
+    # gradients agree (next test), and in float64 the whole run must. Five steps: after the first, Adam's moments
+    # weigh the gradients' sizes, so a scaled or stale gradient shows (the first step is about lr * sign(g)).
+    batches = [(mnist_slice[0][i : i + 20], mnist_slice[1][i : i + 20]) for i in range(0, 100, 20)]
     tm = _torch_model(model_cls)
     model = _jax_model(model_cls)
     with jax.enable_x64(True):
         params = jax.tree_util.tree_map(
             lambda a: np.asarray(a, np.float64), cnn_params_from_torch(tm.state_dict(), model)
         )
-        batch = {"inputs": jnp.asarray(x, jnp.float64), "labels": jnp.asarray(y)}
-        state, metrics = FAST_JIT(train.train_step)(_state(model, params), batch, jax.random.key(0))
-        assert metrics["loss"].dtype == jnp.float64
-    loss, _, after = _torch_step(tm, x, y, torch.float64)
-    assert_close(metrics["loss"], loss, what="loss")
+        state, losses = _state(model, params), []
+        step = FAST_JIT(train.train_step)
+        for x, y in batches:
+            batch = {"inputs": jnp.asarray(x, jnp.float64), "labels": jnp.asarray(y)}
+            state, metrics = step(state, batch, jax.random.key(0))
+            losses.append(metrics["loss"])
+        assert losses[0].dtype == jnp.float64
+    t_losses, after = _torch_adam_steps(tm, batches, torch.float64)
+    assert_close(np.array(losses), t_losses, what="losses")
+    assert not np.allclose(t_losses[0], t_losses[-1])  # the steps moved the model
     _assert_trees_close(state.params, [cnn_params_from_torch(after, model)])
 
 

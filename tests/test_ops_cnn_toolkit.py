@@ -127,29 +127,66 @@ def test_pad_matches_torch_values_and_gradients(mode, spatial, seed):
     assert_close(grads[0], cl(t_grads[0]), what="grad x")
 
 
+def _torch_conv_module_fn(conv, pad, mode, padding, **kw):
+    """What torch.nn.Conv1d/Conv2d(padding_mode=mode) computes, as a function of (x, weight, bias): F.pad with the
+    mode, then the convolution without padding (zeros: the convolution's own padding)."""
+
+    def fn(t, tw, tb):
+        if mode == "zeros":
+            return conv(t, tw, tb, padding=padding, **kw)
+        return conv(F.pad(t, pad, mode=mode), tw, tb, padding=0, **kw)
+
+    return fn
+
+
+def _check_conv_module(jax_fn, torch_fn, module, x, w, b, seed, to_torch_weight):
+    """``jax_fn`` against ``torch_fn`` (values and every gradient, by the sum-of-|terms| tolerance model), and
+    ``torch_fn`` bit-equal to the PyTorch module it stands for."""
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor(to_torch_weight(w)))
+        module.bias.copy_(torch.tensor(b))
+        np.testing.assert_array_equal(
+            module(torch.tensor(cf(x))).numpy(),
+            torch_fn(torch.tensor(cf(x)), module.weight, module.bias).numpy(),
+        )
+    inputs, t_inputs = [x, w, b], [cf(x), to_torch_weight(w), b]
+    grads, t_grads, scales = check_against_torch(
+        jax_fn, torch_fn, inputs, t_inputs, seed, abs_inputs=[np.abs(a) for a in t_inputs], what="conv"
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="grad x", scale=cl(scales[0]))
+    back = {4: layout.oihw_to_hwio, 3: layout.oik_to_kio}[w.ndim]
+    assert_close(grads[1], back(t_grads[1]), what="grad weight", scale=back(scales[1]))
+    assert_close(grads[2], t_grads[2], what="grad bias", scale=scales[2])
+
+
 @given(
     st.sampled_from(["reflect", "replicate", "circular", "zeros"]),
-    st.integers(0, 2),
-    st.integers(0, 2),
+    st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
     st.integers(1, 2),
+    st.sampled_from([1, 2]),
     st.integers(0, 2**31 - 1),
 )
-def test_conv2d_padding_modes_match_torch_conv2d_module(mode, ph, pw, stride, seed):
+def test_conv2d_padding_modes_match_torch_conv2d_module(mode, kernel, dilation, padding, stride, groups, seed):
     r = np.random.default_rng(seed)
-    x = r.standard_normal((2, 5, 6, 3)).astype(np.float32)
-    w = r.standard_normal((3, 3, 3, 4)).astype(np.float32)
-    m = torch.nn.Conv2d(3, 4, 3, stride=stride, padding=(ph, pw), padding_mode=mode, bias=False)
-    with torch.no_grad():
-        m.weight.copy_(torch.tensor(layout.hwio_to_oihw(w).copy()))
-    out, vjp = jax.vjp(lambda a, k: ops.conv2d(a, k, None, stride, (ph, pw), padding_mode=mode), x, w)
-    g = r.standard_normal(out.shape).astype(np.float32)
-    gx, gw = vjp(jnp.asarray(g))
-    xt = torch.tensor(cf(x), requires_grad=True)
-    y = m(xt)
-    y.backward(torch.tensor(cf(g)))
-    assert_close(out, cl(y.detach().numpy()), what="forward", atol=1e-5)
-    assert_close(gx, cl(xt.grad.numpy()), what="grad x", atol=1e-5)
-    assert_close(gw, layout.oihw_to_hwio(m.weight.grad.numpy()), what="grad weight", atol=1e-5)
+    cin, cout = 2 * groups, 3 * groups
+    x = r.standard_normal((2, 7, 8, cin)).astype(np.float32)
+    w = r.standard_normal((*kernel, cin // groups, cout)).astype(np.float32)
+    b = r.standard_normal(cout).astype(np.float32)
+    kw = dict(stride=stride, dilation=dilation, groups=groups)
+    (ph, pw) = padding
+    module = torch.nn.Conv2d(cin, cout, kernel, padding=padding, padding_mode=mode, **kw)
+    _check_conv_module(
+        lambda a, k, bb: ops.conv2d(a, k, bb, padding=padding, padding_mode=mode, **kw),
+        _torch_conv_module_fn(F.conv2d, (pw, pw, ph, ph), mode, padding, **kw),
+        module,
+        x,
+        w,
+        b,
+        seed,
+        lambda k: np.ascontiguousarray(layout.hwio_to_oihw(k)),
+    )
 
 
 output_sizes = st.one_of(
@@ -201,25 +238,22 @@ def test_adaptive_pooling_matches_torch(output_size, h, w, seed):
 )
 def test_conv1d_matches_torch(k, stride, padding, dilation, groups, mode, seed):
     r = np.random.default_rng(seed)
-    x = r.standard_normal((2, 9, 2 * groups)).astype(np.float32)
-    w = r.standard_normal((k, 2, 2 * groups)).astype(np.float32)
-    b = r.standard_normal(2 * groups).astype(np.float32)
-    m = torch.nn.Conv1d(2 * groups, 2 * groups, k, stride, padding, dilation, groups, padding_mode=mode)
-    with torch.no_grad():
-        m.weight.copy_(torch.tensor(layout.kio_to_oik(w).copy()))
-        m.bias.copy_(torch.tensor(b))
-    out, vjp = jax.vjp(
-        lambda a, kk, bb: ops.conv1d(a, kk, bb, stride, padding, dilation, groups, padding_mode=mode), x, w, b
+    cin, cout = 2 * groups, 3 * groups
+    x = r.standard_normal((2, 9, cin)).astype(np.float32)
+    w = r.standard_normal((k, cin // groups, cout)).astype(np.float32)
+    b = r.standard_normal(cout).astype(np.float32)
+    kw = dict(stride=stride, dilation=dilation, groups=groups)
+    module = torch.nn.Conv1d(cin, cout, k, padding=padding, padding_mode=mode, **kw)
+    _check_conv_module(
+        lambda a, kk, bb: ops.conv1d(a, kk, bb, padding=padding, padding_mode=mode, **kw),
+        _torch_conv_module_fn(F.conv1d, (padding, padding), mode, padding, **kw),
+        module,
+        x,
+        w,
+        b,
+        seed,
+        lambda kk: np.ascontiguousarray(layout.kio_to_oik(kk)),
     )
-    g = r.standard_normal(out.shape).astype(np.float32)
-    gx, gw, gb = vjp(jnp.asarray(g))
-    xt = torch.tensor(cf(x), requires_grad=True)
-    y = m(xt)
-    y.backward(torch.tensor(cf(g)))
-    assert_close(out, cl(y.detach().numpy()), what="forward", atol=1e-5)
-    assert_close(gx, cl(xt.grad.numpy()), what="grad x", atol=1e-5)
-    assert_close(gw, layout.oik_to_kio(m.weight.grad.numpy()), what="grad weight", atol=1e-5)
-    assert_close(gb, m.bias.grad.numpy(), what="grad bias", atol=1e-5)
 
 
 @given(
@@ -241,6 +275,15 @@ def test_pool1d_family_matches_torch(k, stride, padding, dilation, ceil_mode, co
     t_values, t_idx = F.max_pool1d(torch.tensor(cf(x)), k, dilation=dilation, return_indices=True, **kw)
     np.testing.assert_array_equal(values, cl(t_values.numpy()))
     np.testing.assert_array_equal(idx, cl(t_idx.numpy()))
+    grads, t_grads, _ = check_against_torch(
+        lambda a: ops.max_pool1d(a, k, dilation=dilation, **kw),
+        lambda t: F.max_pool1d(t, k, dilation=dilation, **kw),
+        [x],
+        [cf(x)],
+        seed,
+        what="max_pool1d",
+    )
+    assert_close(grads[0], cl(t_grads[0]), what="max grad x")
     grads, t_grads, _ = check_against_torch(
         lambda a: ops.avg_pool1d(a, k, count_include_pad=count_include_pad, **kw),
         lambda t: F.avg_pool1d(t, k, count_include_pad=count_include_pad, **kw),

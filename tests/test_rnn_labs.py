@@ -187,7 +187,11 @@ def test_char_rnn_rejects_bad_input():
         ("rnn_basics", "output (3, 5, 2)"),
         ("hihello", "reached the target 'ihello'"),
         ("charseq", "reached the target 'if you want you'"),
-        ("longseq", "greedy:"),
+        (
+            "longseq",
+            "\ngreedy:             if you want| to build a ship, don't drum up people together to collect wood and "
+            "don't assign\n",
+        ),
     ],
 )
 def test_rnn_experiment_scripts(script, expect, capsys, no_compilation_cache):

@@ -34,6 +34,7 @@ class PackedLab:
     h_padded: np.ndarray  # (1, 5, 30)
     output_packed: np.ndarray  # the same RNN with seq_lengths: PyTorch's packed result
     h_packed: np.ndarray
+    params: dict  # the RNN's parameters, with torch.nn.RNN's names
 
 
 def run(seed: int = 0, hidden_size: int = 30) -> PackedLab:
@@ -62,4 +63,5 @@ def run(seed: int = 0, hidden_size: int = 30) -> PackedLab:
         unpacked,
         unpacked_lengths,
         *map(np.asarray, (output_padded, h_padded, output_packed, h_packed)),
+        jax.tree.map(np.asarray, params["params"]),
     )
