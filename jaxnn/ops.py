@@ -108,16 +108,25 @@ def _taps(xp, kernel, stride, dilation, out_hw) -> list[jax.Array]:
     ]
 
 
-def _as_nhwc(x, name: str = "x") -> tuple[jax.Array, bool]:
-    """Returns ``(x4, batched)``: ``x`` as a float (N, H, W, C) array and whether it came batched."""
+def _as_nhwc(x, name: str = "x", no_channels: bool = False) -> tuple[jax.Array, bool]:
+    """Returns ``(x4, batched)``: ``x`` as a float (N, H, W, C) array and whether it came batched. An empty batch
+    is fine, as in PyTorch; empty images are not, and no channels only where ``no_channels`` (convolutions)."""
     x = jnp.asarray(x)
     if x.ndim not in (3, 4):
         raise ValueError(f"{name} must be (N, H, W, C) or (H, W, C), got shape {tuple(x.shape)}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{name} must have a floating dtype, got {x.dtype} (shape {tuple(x.shape)})")
-    if 0 in x.shape[-3:]:  # an empty batch is fine, as in PyTorch; empty images or no channels are not
-        raise ValueError(f"{name} must have non-zero height, width and channels, got shape {tuple(x.shape)}")
+    if 0 in x.shape[-3:-1] or (x.shape[-1] == 0 and not no_channels):
+        what = "height and width" if no_channels else "height, width and channels"
+        raise ValueError(f"{name} must have non-zero {what}, got shape {tuple(x.shape)}")
     return (x if x.ndim == 4 else x[None]), x.ndim == 4
+
+
+def compute_dtype(x: jax.Array, *params: jax.Array | None) -> jnp.dtype:
+    """The dtype a layer computes in: the input's and its parameters' promoted (float16 input and float32 weights:
+    float32), as Flax's layers and ``jnp`` do. PyTorch refuses such a mixed call; casting the weights down instead
+    would silently compute in low precision."""
+    return jnp.result_type(x.dtype, *(p.dtype for p in params if p is not None))
 
 
 def check_real(op: str, **arrays) -> None:
@@ -272,7 +281,7 @@ def conv2d(
 
       y = conv2d(jnp.ones((8, 28, 28, 1)), jnp.ones((3, 3, 1, 32)), padding=1)  # (8, 28, 28, 32)
     """
-    x4, batched = _as_nhwc(x)
+    x4, batched = _as_nhwc(x, no_channels=True)
     weight = jnp.asarray(weight)
     bias = None if bias is None else jnp.asarray(bias)
     stride, pads, dilation = _check_conv_args(x4, weight, bias, stride, padding, dilation, groups, "conv2d")
@@ -280,13 +289,17 @@ def conv2d(
         raise ValueError(
             f"conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got {padding_mode!r}"
         )
-    if padding_mode != "zeros":  # pad first, as nn.Conv2d does, then convolve without padding
+    dtype = compute_dtype(x4, weight, bias)
+    x4, weight = x4.astype(dtype), weight.astype(dtype)
+    # With no input channels the sums are empty: the output is the bias (zeros without), and any padding mode pads
+    # nothing but the extent.
+    if padding_mode != "zeros" and x4.shape[-1]:  # pad first, as nn.Conv2d does, then convolve without padding
         (top, bottom), (left, right) = pads
         x4 = pad(x4, (left, right, top, bottom), mode=padding_mode)
         pads = ((0, 0), (0, 0))
     y = lax.conv_general_dilated(
         x4,
-        weight.astype(x4.dtype),
+        weight,
         window_strides=stride,
         padding=pads,
         rhs_dilation=dilation,
@@ -721,8 +734,12 @@ def pad(x: jax.Array, pad: Sequence[int], mode: str = "constant", value: float |
 
 
 def _adaptive_size(output_size, hw, op) -> tuple[int, int]:
-    """(oh, ow) from an int, a pair, or a pair with None (keep that input size)."""
-    if _is_int(output_size) or output_size is None:
+    """(oh, ow) from an int, a pair, or a pair with None (keep that input size); a bare None is PyTorch's TypeError."""
+    if output_size is None:
+        raise TypeError(
+            f"{op}: output_size must be an int or a pair (None only for one dimension, as in PyTorch), got None"
+        )
+    if _is_int(output_size):
         sizes = (output_size, output_size)
     elif isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         sizes = tuple(output_size)
@@ -903,9 +920,10 @@ def conv_transpose2d(
         (dilation[i] * (kernel[i] - 1) - padding[i], dilation[i] * (kernel[i] - 1) - padding[i] + out_pad[i])
         for i in range(2)
     ]
+    dtype = compute_dtype(x4, w, None if bias is None else jnp.asarray(bias))
     y = lax.conv_general_dilated(
-        x4,
-        w.astype(x4.dtype),
+        x4.astype(dtype),
+        w.astype(dtype),
         window_strides=(1, 1),
         padding=pads,
         lhs_dilation=stride,

@@ -207,9 +207,19 @@ def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(jnp.argmax(logits, -1) == labels)
 
 
+def out_of_range(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """How many labels lie outside ``[0, C)`` for ``C = logits.shape[-1]``: the loss would quietly be NaN (too
+    large) or another class's (negative indices wrap), so the loops check it and raise."""
+    return jnp.sum((labels < 0) | (labels >= logits.shape[-1]))
+
+
 def compute_metrics(logits: jax.Array, labels: jax.Array) -> Metrics:
-    """Mean loss and accuracy of a batch."""
-    return {"loss": cross_entropy_loss(logits, labels), "accuracy": accuracy(logits, labels)}
+    """Mean loss and accuracy of a batch, and ``'labels_out_of_range'`` (:func:`out_of_range`)."""
+    return {
+        "loss": cross_entropy_loss(logits, labels),
+        "accuracy": accuracy(logits, labels),
+        "labels_out_of_range": out_of_range(logits, labels),
+    }
 
 
 def _train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array):
@@ -227,7 +237,8 @@ def _train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array):
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-    return state, {"loss": loss, "accuracy": accuracy(logits, batch["labels"])}, logits
+    metrics = {"loss": loss, "accuracy": accuracy(logits, batch["labels"])}
+    return state, {**metrics, "labels_out_of_range": out_of_range(logits, batch["labels"])}, logits
 
 
 def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
@@ -310,8 +321,15 @@ class NonFiniteLossError(FloatingPointError):
         self.step, self.loss = step, loss
 
 
-def _check_finite(step: int, loss: jax.Array) -> None:
-    value = float(loss)
+def _check_step(step: int, metrics: Metrics) -> None:
+    """Raise for a step whose labels were out of range (a ValueError, the data's fault) or whose loss is NaN or
+    infinite (:class:`NonFiniteLossError`)."""
+    bad = int(metrics.get("labels_out_of_range", 0))
+    if bad:
+        raise ValueError(
+            f"{bad} labels of the batch at step {step} lie outside [0, number of classes): check the labels"
+        )
+    value = float(metrics["loss"])
     if not math.isfinite(value):
         raise NonFiniteLossError(step, value)
 
@@ -332,27 +350,28 @@ def train_epoch(
     finite loss; ``so_far`` holds the epoch's per-step ``'loss'`` and ``'accuracy'`` values up to that step. A run
     resumed in the middle of an epoch passes the values of the steps before as ``previous`` (what ``so_far`` held
     at the checkpoint), and the epoch's means are then those of the uninterrupted run, bit for bit. Raises
-    :class:`NonFiniteLossError` naming the step when a loss is NaN or infinite.
+    :class:`NonFiniteLossError` naming the step when a loss is NaN or infinite, and ValueError naming the step when
+    a batch's labels lie outside the model's classes.
     """
     previous = previous or {"loss": [], "accuracy": []}
     losses = [jnp.float32(v) for v in previous["loss"]]
     accs = [jnp.float32(v) for v in previous["accuracy"]]
     step = int(state.step)  # read once: reading state.step after every step would wait for each step to finish
-    pending = None  # (step, loss) of the previous step, checked one step behind to keep the device busy
+    pending = None  # (step, metrics) of the previous step, checked one step behind to keep the device busy
     for batch in batches:
         state, metrics = step_fn(state, batch, rng)
         if pending is not None:
-            _check_finite(*pending)
-        pending = (step, metrics["loss"])
+            _check_step(*pending)
+        pending = (step, metrics)
         step += 1
         losses.append(metrics["loss"])
         accs.append(metrics["accuracy"])
         if after_step is not None:  # the state handed on must come from a finite step
-            _check_finite(*pending)
+            _check_step(*pending)
             pending = None
             after_step(state, {"loss": losses, "accuracy": accs})
     if pending is not None:
-        _check_finite(*pending)
+        _check_step(*pending)
     if not losses:
         return state, {"loss": float("nan"), "accuracy": float("nan")}
     return state, {"loss": float(jnp.mean(jnp.stack(losses))), "accuracy": float(jnp.mean(jnp.stack(accs)))}
@@ -368,10 +387,17 @@ def evaluate(
     """Mean loss and accuracy over a whole split with ``eval_fn`` (a jitted :func:`eval_step`), in batches of
     ``batch_size`` (the last one may be smaller)."""
     n = inputs.shape[0]
+    if n == 0:
+        raise ValueError(f"evaluate: the split is empty (inputs shape {tuple(inputs.shape)}): no loss or accuracy")
     total_loss, total_correct = 0.0, 0.0
     for start in range(0, n, batch_size):
         x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
         m = eval_fn(state, {"inputs": x, "labels": y})
+        if int(m.get("labels_out_of_range", 0)):
+            raise ValueError(
+                f"evaluate: {int(m['labels_out_of_range'])} labels of examples {start}-{start + x.shape[0] - 1} "
+                f"lie outside [0, number of classes): check the labels"
+            )
         total_loss += float(m["loss"]) * x.shape[0]
         total_correct += float(m["accuracy"]) * x.shape[0]
     return {"loss": total_loss / n, "accuracy": total_correct / n}

@@ -43,8 +43,10 @@ class Vocab:
         return np.fromiter((index[c] for c in text), np.int32, len(text))
 
     def decode(self, indices) -> str:
-        """Indices (any int array, flattened) -> string; an index out of range is a ValueError."""
+        """Indices (any int array, flattened) -> string; an index out of range is a ValueError, a float a TypeError."""
         flat = np.asarray(indices).reshape(-1)
+        if flat.size and flat.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got dtype {flat.dtype}")
         if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
             raise ValueError(f"indices must lie in [0, {len(self.chars)}), got values in [{flat.min()}, {flat.max()}]")
         return "".join(self.chars[int(i)] for i in flat)

@@ -55,22 +55,65 @@ def _numpy(value) -> np.ndarray:
 
 def module_types(model: nn.Module, *sample_args, **sample_kwargs) -> dict[tuple[str, ...], str]:
     """The class name of every submodule of ``model`` by its path, traced (not run) on the sample inputs."""
+    return _trace(model, *sample_args, **sample_kwargs)[0]
+
+
+def _trace(model: nn.Module, *sample_args, **sample_kwargs):
+    """``module_types``, and for each Linear the shape of its input and of the last 4-D output of a module that
+    finished before it was called (the feature map it may read flattened)."""
     types: dict[tuple[str, ...], str] = {}
+    linear_inputs: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
+    last_map: list[tuple[int, ...] | None] = [None]
 
     def interceptor(next_fun, args, kwargs, context):
-        types.setdefault(tuple(context.module.path), type(context.module).__name__)
-        return next_fun(*args, **kwargs)
+        path = tuple(context.module.path)
+        types.setdefault(path, type(context.module).__name__)
+        if types[path] == "Linear" and args and hasattr(args[0], "shape"):
+            linear_inputs.setdefault(path, (tuple(args[0].shape), last_map[0]))
+        out = next_fun(*args, **kwargs)
+        if getattr(out, "ndim", 0) == 4:
+            last_map[0] = tuple(out.shape)
+        return out
 
     with nn.intercept_methods(interceptor):
         jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
-    return types
+    return types, linear_inputs
+
+
+def _check_names(types, linear_inputs, rename, flatten_chw) -> None:
+    """Every ``rename`` key names a module of the model, every ``flatten_chw`` key a Linear whose input has
+    ``C * H * W`` features, and a ``(C, H, W)`` that contradicts the traced (H, W, C) map before it is refused."""
+    paths = {"/".join(p) for p in types if p}
+    unknown = sorted(k for k in rename if k not in paths)
+    if unknown:
+        raise ValueError(f"rename: {unknown} name no module of the model; its modules are {sorted(paths)}")
+    for module, chw in flatten_chw.items():
+        path = tuple(module.split("/"))
+        if types.get(path) != "Linear":
+            what = f"a {types[path]}" if path in types else "no module"
+            raise ValueError(f"flatten_chw: {module!r} names {what}; it must name a Linear that reads a flattened map")
+        if len(chw) != 3 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in chw):
+            raise ValueError(f"flatten_chw[{module!r}] must be (C, H, W) positive ints, got {chw!r}")
+        (*_, features), before = linear_inputs.get(path, ((0,), None))
+        if int(np.prod(chw)) != features:
+            raise ValueError(
+                f"flatten_chw[{module!r}] = {tuple(chw)} has {int(np.prod(chw))} features, but {module} takes "
+                f"{features}"
+            )
+        if before is not None and int(np.prod(before[1:])) == features and tuple(chw) != (before[3], *before[1:3]):
+            raise ValueError(
+                f"flatten_chw[{module!r}] = {tuple(chw)} contradicts the model: {module} reads an (H, W, C) = "
+                f"{before[1:]} map, which is (C, H, W) = {(before[3], *before[1:3])} in PyTorch's order"
+            )
 
 
 class _Names:
     """The PyTorch key of every jaxnn variable, and how its array changes on the way."""
 
-    def __init__(self, types, rename, flatten_chw):
+    def __init__(self, types, linear_inputs=None, rename=None, flatten_chw=None):
         self.types, self.rename, self.flatten_chw = types, dict(rename or {}), dict(flatten_chw or {})
+        if linear_inputs is not None:
+            _check_names(types, linear_inputs, self.rename, self.flatten_chw)
 
     def key(self, path: tuple[str, ...]) -> str:
         *modules, leaf = path
@@ -144,7 +187,7 @@ def to_state_dict(
 ) -> dict[str, np.ndarray]:
     """``variables`` (``params`` and ``batch_stats``) of ``model`` as a PyTorch state_dict of NumPy arrays, in the
     model's order (``torch.from_numpy`` each to load it). ``sample_args`` are inputs of the model's shape."""
-    names = _Names(module_types(model, *sample_args, **sample_kwargs), rename, flatten_chw)
+    names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
     out = {}
     order = {path: i for i, path in enumerate(names.types)}  # the modules in the order the model calls them
     flat = _flat_variables(variables)
@@ -173,7 +216,7 @@ def from_state_dict(
     otherwise a ValueError names every missing, unexpected and mis-shaped key.
     """
     template = jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
-    names = _Names(module_types(model, *sample_args, **sample_kwargs), rename, flatten_chw)
+    names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
     arrays = {k: _numpy(v) for k, v in state_dict.items()}
     out: dict[tuple[str, ...], np.ndarray] = {}
     missing, misshaped, used = [], [], set()

@@ -58,9 +58,15 @@ class WordVocab:
         return [index[w] for w in sentence.split(" ")] + [EOS]
 
     def decode(self, indices) -> list[str]:
-        """Words up to and including the first ``<EOS>``."""
+        """Words up to and including the first ``<EOS>``; a float is a TypeError, an index out of range a
+        ValueError."""
+        flat = np.asarray(indices).reshape(-1)
+        if flat.size and flat.dtype.kind not in "iu":
+            raise TypeError(f"indices must be integers, got dtype {flat.dtype}")
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self.words)):
+            raise ValueError(f"indices must lie in [0, {len(self.words)}), got values in [{flat.min()}, {flat.max()}]")
         words = []
-        for i in np.asarray(indices).tolist():
+        for i in flat.tolist():
             words.append(self.words[i])
             if i == EOS:
                 break

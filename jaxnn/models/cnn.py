@@ -30,6 +30,8 @@ def check_images(x, shape=MNIST_SHAPE, name: str = "images") -> None:
             f"{name} must be floating point (normalised pixels), got {jnp.result_type(x)}; "
             f"convert uint8 images with jaxnn.data.mnist.normalize"
         )
+    if jnp.shape(x)[0] == 0:  # PyTorch's lab models refuse it too (out.view(0, -1))
+        raise ValueError(f"{name} is an empty batch, shape {tuple(jnp.shape(x))}: there is nothing to classify")
 
 
 class ConvBlock(nn.Module):

@@ -100,6 +100,8 @@ class VGG(nn.Module):
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         if jnp.ndim(x) != 4:
             raise ValueError(f"VGG: x must be (N, H, W, C) images, got shape {tuple(jnp.shape(x))}")
+        if jnp.shape(x)[0] == 0:  # PyTorch's lab model refuses it too (x.view(0, -1))
+            raise ValueError(f"VGG: x is an empty batch, shape {tuple(jnp.shape(x))}: there is nothing to classify")
         if not 0.0 <= self.dropout <= 1.0:
             raise ValueError(f"VGG: dropout must be in [0, 1], got {self.dropout!r}")
         x = Features(self.cfg, self.batch_norm, self.init_weights, self.precision, name="features")(

@@ -117,13 +117,15 @@ class Linear(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: (..., in) float -> (..., out_features)."""
-        if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        x = jnp.asarray(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"Linear: x must be floating, got {jnp.result_type(x)} (shape {tuple(jnp.shape(x))})")
         fan_in = jnp.shape(x)[-1]
         kernel = self.param("kernel", self.kernel_init or torch_uniform(fan_in), (fan_in, self.out_features))
         bias = self.param("bias", self.bias_init or torch_uniform(fan_in), (self.out_features,)) if self.bias else None
         ops.check_real("Linear", kernel=kernel, bias=bias)
-        y = jnp.dot(x, kernel.astype(x.dtype), precision=self.precision)
+        dtype = ops.compute_dtype(x, kernel)
+        y = jnp.dot(x.astype(dtype), kernel.astype(dtype), precision=self.precision)
         if bias is not None:
             y = y + bias.astype(y.dtype)
         return y
@@ -266,9 +268,11 @@ class AdaptiveMaxPool2d(nn.Module):
 
 
 class Dropout2d(nn.Module):
-    """``torch.nn.Dropout2d``: zeroes whole channels of an ``(N, H, W, C)`` (or unbatched ``(H, W, C)``) input with
-    probability ``p`` when ``deterministic`` is False (rng ``'dropout'``), scaling the rest by ``1 / (1 - p)``.
-    The masks come from JAX's generator, so they are not PyTorch's."""
+    """``torch.nn.Dropout2d``: zeroes whole channels with probability ``p`` when ``deterministic`` is False (rng
+    ``'dropout'``), scaling the rest by ``1 / (1 - p)``; one draw per (sample, channel) of an ``(N, H, W, C)``
+    input. A 3-D input is ``(N, L, C)``, dropped per (sample, channel): PyTorch 2.13 reads its 3-D input as
+    ``(N, C, L)`` the same way (and warns that a later version may read it as an unbatched image); jaxnn follows
+    2.13, channels last. The masks come from JAX's generator, so they are not PyTorch's."""
 
     p: float = 0.5
     inplace: bool = False
@@ -279,12 +283,12 @@ class Dropout2d(nn.Module):
             raise ValueError(f"Dropout2d: p must be in [0, 1], got {self.p!r}")
         x = jnp.asarray(x)
         if x.ndim not in (3, 4):
-            raise ValueError(f"Dropout2d: x must be (N, H, W, C) or (H, W, C), got shape {tuple(x.shape)}")
+            raise ValueError(f"Dropout2d: x must be (N, H, W, C) or (N, L, C), got shape {tuple(x.shape)}")
         if deterministic or self.p == 0.0:
             return x
         if self.p == 1.0:
             return jnp.zeros_like(x)
-        shape = (x.shape[0], 1, 1, x.shape[3]) if x.ndim == 4 else (1, 1, x.shape[2])
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
         keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.p, shape)
         return jnp.where(keep, x / (1.0 - self.p), jnp.zeros_like(x))
 

@@ -15,11 +15,14 @@ Parameters ``weight`` (ones) and ``bias`` (zeros, unless ``bias=False``) when ``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from jaxnn import ops
 
 
 class _BatchNorm(nn.Module):
@@ -55,14 +58,24 @@ class _BatchNorm(nn.Module):
             mean_var = self.variable("batch_stats", "running_mean", jnp.zeros, (c,), stats_dtype)
             var_var = self.variable("batch_stats", "running_var", jnp.ones, (c,), stats_dtype)
             count = self.variable("batch_stats", "num_batches_tracked", lambda: jnp.zeros((), jnp.int32))
+        weight = bias = None
+        if self.affine:
+            weight = self.param("weight", self.weight_init or nn.initializers.ones, (c,))
+            if self.bias:
+                bias = self.param("bias", nn.initializers.zeros, (c,))
+        x = x.astype(ops.compute_dtype(x, weight, bias))
         use_batch = not deterministic or not self.track_running_stats
         if use_batch:
-            n = x.size // c
-            if not deterministic and n <= 1:
+            n = math.prod(x.shape[:-1])
+            if n == 1:  # batch statistics of one value: PyTorch's rule, also in eval without running statistics
                 raise ValueError(
-                    f"{name}: expected more than 1 value per channel when training, got input shape "
-                    f"{tuple(x.shape)} (PyTorch refuses it too)"
+                    f"{name}: expected more than 1 value per channel when using batch statistics (training, or "
+                    f"track_running_stats=False), got input shape {tuple(x.shape)} (PyTorch refuses it too)"
                 )
+            if n == 0:  # an empty batch, as PyTorch takes it: nothing to normalise, the statistics stay, one more batch
+                if not deterministic and self.track_running_stats and not self.is_initializing():
+                    count.value = count.value + 1
+                return x
             mean = jnp.mean(x, axis=axes)
             var = jnp.mean(jnp.square(x - mean), axis=axes)  # biased, to normalise
             if not deterministic and self.track_running_stats and not self.is_initializing():
@@ -77,10 +90,10 @@ class _BatchNorm(nn.Module):
         # alpha = weight / sqrt(var + eps) and beta = bias - mean * alpha.
         alpha = jax.lax.rsqrt(var + self.eps)
         beta = None
-        if self.affine:
-            alpha = alpha * self.param("weight", self.weight_init or nn.initializers.ones, (c,)).astype(x.dtype)
-            if self.bias:
-                beta = self.param("bias", nn.initializers.zeros, (c,)).astype(x.dtype)
+        if weight is not None:
+            alpha = alpha * weight.astype(x.dtype)
+        if bias is not None:
+            beta = bias.astype(x.dtype)
         shift = -mean * alpha if beta is None else beta - mean * alpha
         return x * alpha + shift
 

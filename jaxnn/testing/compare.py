@@ -329,7 +329,7 @@ def _compare(
     ref = torch_side(tdtype)
     ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
     types = module_types(model, *sample, **kw)
-    names = _Names(types, rename, flatten_chw)
+    names = _Names(types, rename=rename, flatten_chw=flatten_chw)
 
     def loss_fn(params, batch_stats):
         v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
