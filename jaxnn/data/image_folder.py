@@ -1,7 +1,8 @@
 """``torchvision.datasets.ImageFolder`` for ``root/<class>/<image>`` folders, batched and shuffled by grain.
 
 :class:`ImageFolder` is a random-access source (``len``, ``[i]``): classes are the sub-folders in sorted order,
-labels their index in that order, and images within a class are sorted by path, as torchvision orders them. Each
+labels their index in that order, and images within a class (nested folders too) come in torchvision's order:
+``sorted(os.walk(class_folder))``, then each folder's file names sorted. Each
 image is decoded with PIL, converted to RGB (or ``mode``), resized with PIL's bilinear filter when ``size`` is given
 (``transforms.Resize((h, w))``) and returned as float32 ``(H, W, C)`` in [0, 1] (``transforms.ToTensor()``, but
 channels last). :meth:`ImageFolder.batches` hands the source to ``grain.MapDataset`` for the shuffle (a new order
@@ -16,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,15 @@ import numpy as np
 
 # torchvision's IMG_EXTENSIONS
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """torchvision's ``make_dataset`` order: the folders of ``sorted(os.walk(folder, followlinks=True))`` (by path
+    string), each folder's image files by sorted name."""
+    for root, _, names in sorted(os.walk(folder, followlinks=True)):
+        for name in sorted(names):
+            if name.lower().endswith(EXTENSIONS):
+                yield Path(root) / name
 
 
 class ImageFolder:
@@ -47,7 +58,7 @@ class ImageFolder:
         self.samples: list[tuple[Path, int]] = []
         empty = []
         for name in self.classes:
-            files = sorted(p for p in (self.root / name).rglob("*") if p.is_file() and p.suffix.lower() in EXTENSIONS)
+            files = list(_walk(self.root / name))
             if not files:
                 empty.append(name)
             self.samples += [(p, self.class_to_idx[name]) for p in files]
