@@ -38,6 +38,9 @@ def parse_args(argv=None) -> tuple[cifar.Config, Path]:
         action="store_true",
         help="ResNet: last BatchNorm of each block starts at 1, not 0 (the lab's 0 learns slowly at first)",
     )
+    p.add_argument("--stem", choices=["cifar", "imagenet"], default="cifar", help="ResNet stem (cifar: the lab's)")
+    p.add_argument("--init_from", default=None, help="ResNet: fine-tune a ported state_dict (.safetensors or .pth)")
+    p.add_argument("--rgb", action="store_true", help="repeat grey images to 3 channels (for RGB ported weights)")
     p.add_argument("--dataset", choices=cifar.DATASETS, default="mnist", help="cifar10 or the shipped mnist")
     p.add_argument("--epochs", type=int, default=1, help="training epochs (1; the labs run 50 and 150)")
     p.add_argument("--batch_size", type=int, default=None, help="batch size (the lab's: vgg 512, resnet 256)")
@@ -66,6 +69,9 @@ def parse_args(argv=None) -> tuple[cifar.Config, Path]:
         cfg=args.cfg,
         batch_norm=not args.no_batch_norm,
         zero_init_residual=not args.no_zero_init_residual,
+        stem=args.stem,
+        init_from=args.init_from,
+        rgb=args.rgb,
         dataset=args.dataset,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -21,7 +21,7 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 # The default profile is derandomized on every machine, so `make test` gives the same answer everywhere; the
 # explore profile (HYPOTHESIS_PROFILE=explore) draws anew on every run, many more examples, to hunt for failures.
 settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True)
-settings.register_profile("explore", max_examples=200, deadline=None, derandomize=False, print_blob=True)
+settings.register_profile("explore", max_examples=100, deadline=None, derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

@@ -261,3 +261,19 @@ def load_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     return load_file(str(path))
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, np.ndarray]:
+    """A state_dict file as NumPy arrays: ``.safetensors`` (no torch needed), or ``.pth``/``.pt`` written by
+    ``torch.save(model.state_dict(), path)`` (read by :func:`jaxnn.interop.torch.load_pth`, which imports torch and
+    loads tensors only, never pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"state_dict file {path} does not exist")
+    if path.suffix == ".safetensors":
+        return load_safetensors(path)
+    if path.suffix in (".pth", ".pt"):
+        from jaxnn.interop.torch import load_pth
+
+        return load_pth(path)
+    raise ValueError(f"state_dict file {path}: expected a .safetensors, .pth or .pt file")

@@ -155,3 +155,12 @@ def char_rnn_params_to_torch(
         fc_sd = state_dict_io.to_state_dict(model, {"params": params["fc"]}, np.zeros((1, kernel.shape[0]), np.float32))
         sd.update((f"{fc}.{k}", _tensor(v)) for k, v in fc_sd.items())
     return sd
+
+
+def load_pth(path) -> dict[str, np.ndarray]:
+    """A ``torch.save(model.state_dict(), path)`` file as NumPy arrays, read with ``weights_only=True`` (tensors and
+    containers only: a file that holds pickled code is refused by torch)."""
+    state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state_dict, Mapping) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ValueError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
+    return {k: v.detach().numpy().copy() for k, v in state_dict.items()}

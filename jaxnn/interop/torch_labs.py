@@ -7,6 +7,7 @@ Lab 10-1 ``CNN``, lab 10-2 ``DeepCNN``, lab 10-4's ``FolderCNN``, lab 10-5's ``V
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -269,3 +270,16 @@ class ResNet(torch.nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x)
         return self.fc(x.view(x.size(0), -1))
+
+
+def resnet18(num_classes: int = 1000, seed: int | None = None) -> ResNet:
+    """torchvision's ``resnet18`` layout and names (lab 10-6-1's model), initialised from ``seed`` if given."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, stem="imagenet")
+
+
+def load_arrays(module: torch.nn.Module, state_dict) -> torch.nn.Module:
+    """Load a state_dict of NumPy arrays (or tensors) into ``module`` (strict), and return it."""
+    module.load_state_dict({k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in state_dict.items()})
+    return module

@@ -27,9 +27,10 @@ import numpy as np
 from jaxnn import report, runtime, train
 from jaxnn.checkpoint import save_params
 from jaxnn.data import augment, cifar10, mnist
+from jaxnn.interop.state_dict import from_state_dict, load_state_dict_file, to_state_dict
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import VGG, Bottleneck, ResNet
-from jaxnn.models.resnet import LAYOUTS
+from jaxnn.models.resnet import LAYOUTS, STEMS
 from jaxnn.models.vgg import CFGS
 from jaxnn.workdir import claim
 
@@ -54,6 +55,9 @@ class Config:
     cfg: str = "cifar"  # vgg: a key of jaxnn.models.vgg.CFGS ('cifar' is lab 10-5-2's)
     batch_norm: bool = True  # vgg: BatchNorm after each convolution (VGG-BN)
     zero_init_residual: bool = True  # resnet: as the lab builds it
+    stem: str = "cifar"  # resnet: 'cifar' (the lab's 3x3 stem) or 'imagenet' (torchvision's 7x7 stem and max pool)
+    init_from: str | None = None  # resnet: a ported state_dict (.safetensors/.pth, PyTorch's names) to fine-tune
+    rgb: bool = False  # repeat grey images to 3 channels (for weights ported from an RGB model)
     dataset: str = "mnist"  # 'cifar10' (needs the archive) or 'mnist' (shipped)
     epochs: int = 1
     batch_size: int | None = None
@@ -80,6 +84,10 @@ class Config:
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
         if self.cfg not in CFGS:
             raise ValueError(f"cfg must be one of {sorted(CFGS)}, got {self.cfg!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"stem must be one of {sorted(STEMS)}, got {self.stem!r}")
+        if self.init_from is not None and self.model != "resnet":
+            raise ValueError(f"init_from is for model 'resnet' (a ported ResNet state_dict), got model {self.model!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {list(DATASETS)}, got {self.dataset!r}")
         for name, value in LAB[self.model].items():  # the lab's value for every field left None
@@ -99,7 +107,7 @@ class Config:
         if self.model == "vgg":
             return VGG(tuple(CFGS[self.cfg]), batch_norm=self.batch_norm, num_classes=num_classes)
         block, layers = ARCHS[self.arch]
-        return ResNet(block, layers, num_classes, self.zero_init_residual)
+        return ResNet(block, layers, num_classes, self.zero_init_residual, self.stem)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +132,28 @@ def load_data(config: Config) -> tuple[dict[str, mnist.Split], list[str]]:
         data = {s: mnist.Split(np.pad(v.images, ((0, 0), (2, 2), (2, 2), (0, 0))), v.labels) for s, v in data.items()}
     subsets = {"train": config.train_subset, "test": config.test_subset}
     data = {s: mnist.Split(v.images[: subsets[s]], v.labels[: subsets[s]]) for s, v in data.items()}
+    if config.rgb and next(iter(data.values())).images.shape[-1] == 1:  # torchvision's Grayscale(3)
+        data = {s: mnist.Split(np.repeat(v.images, 3, axis=-1), v.labels) for s, v in data.items()}
     return data, CLASSES[config.dataset]
+
+
+def ported_variables(model: ResNet, variables: dict, path: str | Path, sample: jax.Array) -> dict:
+    """``model``'s variables from the state_dict file at ``path`` (PyTorch's names: a torchvision ResNet's load as
+    they are). A classifier ``fc`` of another class count keeps its fresh initialisation from ``variables``:
+    fine-tuning on a new task starts from the ported features and a new head."""
+    state_dict = load_state_dict_file(path)
+    fresh = to_state_dict(model, variables, sample)
+    head = [k for k in ("fc.weight", "fc.bias") if k in state_dict and state_dict[k].shape != fresh[k].shape]
+    if head:
+        log.info(
+            "%s: a new head (%s of shape %s, the file's %s)",
+            path,
+            "fc",
+            fresh["fc.weight"].shape,
+            state_dict["fc.weight"].shape,
+        )
+        state_dict = {**state_dict, **{k: fresh[k] for k in head}}
+    return from_state_dict(model, state_dict, sample)
 
 
 def augment_batch(
@@ -166,13 +195,16 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         np.round(std, 4),
     )
 
+    model = config.build_model(len(class_names))
+    init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+    shuffle_rng, step_rng = jax.random.split(train_rng)
+    steps_per_epoch = train_x.shape[0] // config.batch_size
+    variables = train.init_variables(model, init_rng, train_x[:1])
+    if config.init_from is not None:  # a missing or mismatched file fails here, before the workdir is touched
+        variables = ported_variables(model, variables, config.init_from, train_x[:1])
+
     # The checks have passed: lock the workdir and replace a previous run's files.
     with claim(workdir, dataclasses.asdict(config), overwrite=True):
-        model = config.build_model(len(class_names))
-        init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-        shuffle_rng, step_rng = jax.random.split(train_rng)
-        steps_per_epoch = train_x.shape[0] // config.batch_size
-        variables = train.init_variables(model, init_rng, train_x[:1])
         schedule = train.step_lr(config.learning_rate, config.step_size, steps_per_epoch, config.gamma)
         tx = train.sgd(schedule, config.momentum, weight_decay=config.weight_decay)
         state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
