@@ -39,6 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--train_subset", type=int, default=2048, help="fine-tune on the first N MNIST images (2048)")
     p.add_argument("--test_subset", type=int, default=1000, help="test on the first N MNIST test images (1000)")
     p.add_argument("--workdir", default="runs/port_resnet", help="where the weights and results go")
+    p.add_argument("--data_dir", default=None, help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     args = p.parse_args(argv)
     if args.weights is not None and not Path(args.weights).is_file():
         p.error(f"--weights: {args.weights} does not exist")
@@ -63,6 +64,7 @@ def parse_args(argv=None):
         test_subset=args.test_subset,
         weight_decay=0.0,
         crop_padding=0,
+        data_dir=args.data_dir,
     )
     return args, config
 

@@ -1,0 +1,33 @@
+"""The port guide's script (experiments/port_resnet.py): a .pth state_dict with torchvision's ResNet-18 names into
+jaxnn, every layer compared with PyTorch, then fine-tuned with the VGG/ResNet recipe."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import load_script
+
+from jaxnn.interop import torch_labs
+from jaxnn.interop.state_dict import load_state_dict_file
+
+
+def test_port_guide_runs_on_a_pth_file(tmp_path, mnist_data_dir, capsys, no_compilation_cache):
+    tm = torch_labs.resnet18(10, seed=1)
+    torch.save(tm.state_dict(), tmp_path / "resnet18.pth")
+    loaded = load_state_dict_file(tmp_path / "resnet18.pth")
+    assert list(loaded) == list(tm.state_dict())  # torchvision's names, in its order
+    argv = ["--weights", str(tmp_path / "resnet18.pth"), "--num_classes", "10", "--workdir", str(tmp_path / "run")]
+    small = ["--train_subset", "128", "--test_subset", "64", "--batch_size", "64", "--data_dir", str(mnist_data_dir)]
+    report, result = load_script("port_resnet").main(argv + small)
+    out = capsys.readouterr().out
+    assert report.ok and f"compare_with_torch: eval, float32, {len(report.rows)} of {len(report.rows)} agree" in out
+    assert "output  layer4.1.bn2" in out and "grad    fc.weight" in out
+    assert "training mode: " in out and np.isfinite(result.test_accuracy)
+
+
+def test_a_pth_that_is_not_a_state_dict_is_refused(tmp_path):
+    torch.save([torch.ones(2)], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="does not hold a state_dict"):
+        load_state_dict_file(tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="expected a .safetensors, .pth or .pt file"):
+        (tmp_path / "w.bin").write_bytes(b"")
+        load_state_dict_file(tmp_path / "w.bin")
