@@ -244,191 +244,157 @@ def compare_with_torch(
         raise ValueError(f"compare_with_torch: steps must be an int >= 0, got {steps!r}")
     if steps and not grads:
         raise ValueError("compare_with_torch: steps need grads=True")
-    with jax.enable_x64(dtype == "float64"):
-        return _compare(
-            model,
-            variables,
-            torch_module,
-            inputs,
-            train,
-            grads,
-            steps,
-            labels,
-            torch_inputs,
-            dtype,
-            exact,
-            rename,
-            flatten_chw,
-            lr,
-            momentum,
-            dict(rtol=rtol, atol=atol, exact_factor=exact_factor),
-            check,
-            apply_kwargs,
-        )
-
-
-def _compare(
-    model,
-    variables,
-    torch_module,
-    inputs,
-    train,
-    grads,
-    steps,
-    labels,
-    torch_inputs,
-    dtype,
-    exact,
-    rename,
-    flatten_chw,
-    lr,
-    momentum,
-    tolerance,
-    check,
-    apply_kwargs,
-) -> Report:
     import torch
 
     from jaxnn import train as training
 
-    jdtype = jnp.float64 if dtype == "float64" else jnp.float32
-    tdtype = torch.float64 if dtype == "float64" else torch.float32
-    inputs = tuple(_cast(jnp.asarray(x), jdtype) for x in inputs)
-    variables = _cast({k: v for k, v in variables.items() if k in ("params", "batch_stats")}, jdtype)
-    sample = inputs
-    state_dict = to_state_dict(model, variables, *sample, rename=rename, flatten_chw=flatten_chw)
-    if torch_inputs is None:
-        torch_inputs = [np.moveaxis(np.asarray(x), -1, 1) if x.ndim == 4 else np.asarray(x) for x in inputs]
-    kw = dict(apply_kwargs or {})
-    if _accepts(model, "deterministic"):
-        kw["deterministic"] = not train
-    has_stats = "batch_stats" in variables
-    labels_np = None if labels is None else np.asarray(labels)
+    tolerance = dict(rtol=rtol, atol=atol, exact_factor=exact_factor)
+    with jax.enable_x64(dtype == "float64"):
+        jdtype = jnp.float64 if dtype == "float64" else jnp.float32
+        tdtype = torch.float64 if dtype == "float64" else torch.float32
+        inputs = tuple(_cast(jnp.asarray(x), jdtype) for x in inputs)
+        variables = _cast({k: v for k, v in variables.items() if k in ("params", "batch_stats")}, jdtype)
+        sample = inputs
+        state_dict = to_state_dict(model, variables, *sample, rename=rename, flatten_chw=flatten_chw)
+        if torch_inputs is None:
+            torch_inputs = [np.moveaxis(np.asarray(x), -1, 1) if x.ndim == 4 else np.asarray(x) for x in inputs]
+        kw = dict(apply_kwargs or {})
+        if _accepts(model, "deterministic"):
+            kw["deterministic"] = not train
+        has_stats = "batch_stats" in variables
+        labels_np = None if labels is None else np.asarray(labels)
 
-    def torch_side(float_dtype):
-        tm = copy.deepcopy(torch_module).to(float_dtype)
-        missing, unexpected = tm.load_state_dict(
-            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}, strict=False
-        )
-        if missing or unexpected:
-            raise ValueError(
-                f"compare_with_torch: the jaxnn variables do not fit the PyTorch module: missing {list(missing)}, "
-                f"unexpected {list(unexpected)} (pass rename= or flatten_chw=)"
+        def torch_side(float_dtype):
+            tm = copy.deepcopy(torch_module).to(float_dtype)
+            missing, unexpected = tm.load_state_dict(
+                {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}, strict=False
             )
-        tin = [_row_major(torch, t, float_dtype) for t in torch_inputs]
+            if missing or unexpected:
+                raise ValueError(
+                    f"compare_with_torch: the jaxnn variables do not fit the PyTorch module: missing {list(missing)}, "
+                    f"unexpected {list(unexpected)} (pass rename= or flatten_chw=)"
+                )
+            tin = [_row_major(torch, t, float_dtype) for t in torch_inputs]
 
-        def loss_of(out):
-            out = out[0] if isinstance(out, tuple) else out
+            def loss_of(out):
+                out = out[0] if isinstance(out, tuple) else out
+                if labels_np is not None:
+                    return torch.nn.functional.cross_entropy(out, torch.as_tensor(labels_np).long())
+                w = (torch.arange(out.numel(), dtype=float_dtype) + 1) / out.numel()
+                return (out.reshape(-1) * w).sum()
+
+            return _torch_run(tm, tin, train, loss_of, steps, lr, momentum)
+
+        ref = torch_side(tdtype)
+        ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
+        types = module_types(model, *sample, **kw)
+        names = _Names(types, rename=rename, flatten_chw=flatten_chw)
+
+        def loss_fn(params, batch_stats):
+            v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
+            mutable = ["batch_stats"] if train and has_stats else False
+            result = model.apply(v, *inputs, mutable=mutable, **kw)
+            out, updates = result if mutable else (result, {})
+            first = out[0] if isinstance(out, tuple) else out
             if labels_np is not None:
-                return torch.nn.functional.cross_entropy(out, torch.as_tensor(labels_np).long())
-            w = (torch.arange(out.numel(), dtype=float_dtype) + 1) / out.numel()
-            return (out.reshape(-1) * w).sum()
+                loss = training.cross_entropy_loss(first, jnp.asarray(labels_np))
+            else:
+                flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
+                loss = jnp.sum(flat * (jnp.arange(flat.size, dtype=flat.dtype) + 1) / flat.size)
+            return loss, updates.get("batch_stats", batch_stats)
 
-        return _torch_run(tm, tin, train, loss_of, steps, lr, momentum)
-
-    ref = torch_side(tdtype)
-    ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
-    types = module_types(model, *sample, **kw)
-    names = _Names(types, rename=rename, flatten_chw=flatten_chw)
-
-    def loss_fn(params, batch_stats):
-        v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
-        mutable = ["batch_stats"] if train and has_stats else False
-        result = model.apply(v, *inputs, mutable=mutable, **kw)
-        out, updates = result if mutable else (result, {})
-        first = out[0] if isinstance(out, tuple) else out
-        if labels_np is not None:
-            loss = training.cross_entropy_loss(first, jnp.asarray(labels_np))
-        else:
-            flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
-            loss = jnp.sum(flat * (jnp.arange(flat.size, dtype=flat.dtype) + 1) / flat.size)
-        return loss, updates.get("batch_stats", batch_stats)
-
-    # Layer outputs: Flax's intermediates against the hooks' records.
-    mutable = ["intermediates"] + (["batch_stats"] if train and has_stats else [])
-    forward = jax.jit(lambda v: model.apply(v, *inputs, capture_intermediates=True, mutable=mutable, **kw))
-    out, captured = forward(variables)
-    ours = {}
-    for path, value in traverse_util.flatten_dict(dict(captured["intermediates"])).items():
-        if path[-1] == "__call__" and path[:-1]:
-            ours[names.key((*path[:-1], "_"))[:-2]] = (value, types.get(path[:-1]))
-    rows = []
-    unmatched = []
-    for name in ref["order"]:
-        theirs = ref["outputs"][name]
-        if name not in ours:
-            unmatched.append(name)
-            continue
-        values, kind = ours[name]
-        if len(values) != len(theirs):
-            rows.append(
-                Row("output", name, (), float("inf"), False, f"called {len(values)} times, PyTorch's {len(theirs)}")
-            )
-            continue
-        for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
-            label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
-            exact_t = None if ref64 is None else ref64["outputs"][name][i]
-            for j, vj, tj, xj in _pairs(v, t, exact_t):
-                sub = label if j is None else f"{label}[{j}]"
-                rows.append(_judge("output", sub, _to_torch_layout(vj, kind), tj, xj, tolerance))
-    for j, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
-        rows.append(
-            _judge("output", "(model)" if j is None else f"(model)[{j}]", _to_torch_layout(vj, None), tj, xj, tolerance)
-        )
-
-    stats = variables.get("batch_stats", {})
-    if grads:
-        (loss, new_stats), g = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"], stats)
-        g_sd = to_state_dict(model, {"params": g}, *sample, rename=rename, flatten_chw=flatten_chw)
-        for key, value in ref["grads"].items():
-            if key not in g_sd:
-                rows.append(Row("grad", key, value.shape, float("inf"), False, "no jaxnn gradient of this key"))
+        # Layer outputs: Flax's intermediates against the hooks' records.
+        mutable = ["intermediates"] + (["batch_stats"] if train and has_stats else [])
+        forward = jax.jit(lambda v: model.apply(v, *inputs, capture_intermediates=True, mutable=mutable, **kw))
+        out, captured = forward(variables)
+        ours = {}
+        for path, value in traverse_util.flatten_dict(dict(captured["intermediates"])).items():
+            if path[-1] == "__call__" and path[:-1]:
+                ours[names.key((*path[:-1], "_"))[:-2]] = (value, types.get(path[:-1]))
+        rows = []
+        unmatched = []
+        for name in ref["order"]:
+            theirs = ref["outputs"][name]
+            if name not in ours:
+                unmatched.append(name)
                 continue
-            rows.append(
-                _judge("grad", key, g_sd[key], value, None if ref64 is None else ref64["grads"][key], tolerance)
-            )
-    else:
-        _, new_stats = jax.jit(loss_fn)(variables["params"], stats)
-    if train and has_stats:
-        s_sd = to_state_dict(model, {"batch_stats": new_stats}, *sample, rename=rename, flatten_chw=flatten_chw)
-        for key, value in s_sd.items():
-            exact_v = None if ref64 is None else ref64["state"][key]
-            rows.append(_judge("buffer", key, value, ref["state"][key], exact_v, tolerance))
-
-    if steps:
-        tx = training.sgd(lr, momentum=momentum)
-        # PyTorch's steps start from the buffers its compared forward pass updated
-        params, stats, losses = variables["params"], new_stats, []
-        opt_state = tx.init(params)
-        step_fn = jax.jit(lambda p, s, o: _sgd_step(loss_fn, tx, p, s, o))
-        for _ in range(steps):
-            params, stats, opt_state, loss = step_fn(params, stats, opt_state)
-            losses.append(loss)
-        rows.append(
-            _judge(
-                "loss",
-                f"{steps} SGD steps",
-                np.array(losses),
-                ref["losses"],
-                None if ref64 is None else ref64["losses"],
-                tolerance,
-            )
-        )
-        after = to_state_dict(
-            model,
-            {"params": params, **({"batch_stats": stats} if has_stats else {})},
-            *sample,
-            rename=rename,
-            flatten_chw=flatten_chw,
-        )
-        for key, value in after.items():
+            values, kind = ours[name]
+            if len(values) != len(theirs):
+                rows.append(
+                    Row("output", name, (), float("inf"), False, f"called {len(values)} times, PyTorch's {len(theirs)}")
+                )
+                continue
+            for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
+                label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
+                exact_t = None if ref64 is None else ref64["outputs"][name][i]
+                for j, vj, tj, xj in _pairs(v, t, exact_t):
+                    sub = label if j is None else f"{label}[{j}]"
+                    rows.append(_judge("output", sub, _to_torch_layout(vj, kind), tj, xj, tolerance))
+        for j, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
             rows.append(
                 _judge(
-                    "param", key, value, ref["after"][key], None if ref64 is None else ref64["after"][key], tolerance
+                    "output", "(model)" if j is None else f"(model)[{j}]", _to_torch_layout(vj, None), tj, xj, tolerance
                 )
             )
-    report = Report(tuple(rows), "train" if train else "eval", dtype, tuple(unmatched))
-    return report.check() if check else report
+
+        stats = variables.get("batch_stats", {})
+        if grads:
+            (loss, new_stats), g = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"], stats)
+            g_sd = to_state_dict(model, {"params": g}, *sample, rename=rename, flatten_chw=flatten_chw)
+            for key, value in ref["grads"].items():
+                if key not in g_sd:
+                    rows.append(Row("grad", key, value.shape, float("inf"), False, "no jaxnn gradient of this key"))
+                    continue
+                rows.append(
+                    _judge("grad", key, g_sd[key], value, None if ref64 is None else ref64["grads"][key], tolerance)
+                )
+        else:
+            _, new_stats = jax.jit(loss_fn)(variables["params"], stats)
+        if train and has_stats:
+            s_sd = to_state_dict(model, {"batch_stats": new_stats}, *sample, rename=rename, flatten_chw=flatten_chw)
+            for key, value in s_sd.items():
+                exact_v = None if ref64 is None else ref64["state"][key]
+                rows.append(_judge("buffer", key, value, ref["state"][key], exact_v, tolerance))
+
+        if steps:
+            tx = training.sgd(lr, momentum=momentum)
+            # PyTorch's steps start from the buffers its compared forward pass updated
+            params, stats, losses = variables["params"], new_stats, []
+            opt_state = tx.init(params)
+            step_fn = jax.jit(lambda p, s, o: _sgd_step(loss_fn, tx, p, s, o))
+            for _ in range(steps):
+                params, stats, opt_state, loss = step_fn(params, stats, opt_state)
+                losses.append(loss)
+            rows.append(
+                _judge(
+                    "loss",
+                    f"{steps} SGD steps",
+                    np.array(losses),
+                    ref["losses"],
+                    None if ref64 is None else ref64["losses"],
+                    tolerance,
+                )
+            )
+            after = to_state_dict(
+                model,
+                {"params": params, **({"batch_stats": stats} if has_stats else {})},
+                *sample,
+                rename=rename,
+                flatten_chw=flatten_chw,
+            )
+            for key, value in after.items():
+                rows.append(
+                    _judge(
+                        "param",
+                        key,
+                        value,
+                        ref["after"][key],
+                        None if ref64 is None else ref64["after"][key],
+                        tolerance,
+                    )
+                )
+        report = Report(tuple(rows), "train" if train else "eval", dtype, tuple(unmatched))
+        return report.check() if check else report
 
 
 def _pairs(ours, theirs, exact):
