@@ -115,6 +115,10 @@ class _Names:
         if linear_inputs is not None:
             _check_names(types, linear_inputs, self.rename, self.flatten_chw)
 
+    def state_dict(self, variables: Mapping) -> dict[str, np.ndarray]:
+        """:func:`to_state_dict` with this model's names (traced once)."""
+        return _state_dict(self, variables)
+
     def key(self, path: tuple[str, ...]) -> str:
         *modules, leaf = path
         prefix = "/".join(modules)
@@ -188,6 +192,10 @@ def to_state_dict(
     """``variables`` (``params`` and ``batch_stats``) of ``model`` as a PyTorch state_dict of NumPy arrays, in the
     model's order (``torch.from_numpy`` each to load it). ``sample_args`` are inputs of the model's shape."""
     names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
+    return names.state_dict(variables)
+
+
+def _state_dict(names: _Names, variables: Mapping) -> dict[str, np.ndarray]:
     out = {}
     order = {path: i for i, path in enumerate(names.types)}  # the modules in the order the model calls them
     flat = _flat_variables(variables)

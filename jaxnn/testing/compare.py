@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from jaxnn.interop.state_dict import _Names, module_types, to_state_dict
+from jaxnn.interop.state_dict import _Names, _trace
 from jaxnn.testing.tolerance import ATOL, EXACT_FACTOR, RTOL, as_numpy, assert_close, worst_error
 
 _CHANNELS_LAST_1D = ("Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d")
@@ -132,9 +132,8 @@ def _accepts(model: nn.Module, name: str) -> bool:
 
 
 def _cast(tree, dtype):
-    return jax.tree.map(
-        lambda v: jnp.asarray(v, dtype) if jnp.issubdtype(jnp.asarray(v).dtype, jnp.floating) else v, tree
-    )
+    """Float leaves as NumPy arrays of ``dtype`` (cast on the host: no small XLA program per shape)."""
+    return jax.tree.map(lambda v: np.asarray(v, dtype) if np.issubdtype(np.asarray(v).dtype, np.floating) else v, tree)
 
 
 class _Recorder:
@@ -252,15 +251,16 @@ def compare_with_torch(
     with jax.enable_x64(dtype == "float64"):
         jdtype = jnp.float64 if dtype == "float64" else jnp.float32
         tdtype = torch.float64 if dtype == "float64" else torch.float32
-        inputs = tuple(_cast(jnp.asarray(x), jdtype) for x in inputs)
+        inputs = tuple(_cast(np.asarray(x), jdtype) for x in inputs)
         variables = _cast({k: v for k, v in variables.items() if k in ("params", "batch_stats")}, jdtype)
-        sample = inputs
-        state_dict = to_state_dict(model, variables, *sample, rename=rename, flatten_chw=flatten_chw)
         if torch_inputs is None:
             torch_inputs = [np.moveaxis(np.asarray(x), -1, 1) if x.ndim == 4 else np.asarray(x) for x in inputs]
         kw = dict(apply_kwargs or {})
         if _accepts(model, "deterministic"):
             kw["deterministic"] = not train
+        types, linear_inputs = _trace(model, *inputs, **kw)  # traced once: the names of every comparison
+        names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
+        state_dict = names.state_dict(variables)
         has_stats = "batch_stats" in variables
         labels_np = None if labels is None else np.asarray(labels)
 
@@ -287,28 +287,35 @@ def compare_with_torch(
 
         ref = torch_side(tdtype)
         ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
-        types = module_types(model, *sample, **kw)
-        names = _Names(types, rename=rename, flatten_chw=flatten_chw)
 
-        def loss_fn(params, batch_stats):
-            v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
-            mutable = ["batch_stats"] if train and has_stats else False
-            result = model.apply(v, *inputs, mutable=mutable, **kw)
-            out, updates = result if mutable else (result, {})
+        def loss_of(out):
             first = out[0] if isinstance(out, tuple) else out
             if labels_np is not None:
-                loss = training.cross_entropy_loss(first, jnp.asarray(labels_np))
-            else:
-                flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
-                loss = jnp.sum(flat * (jnp.arange(flat.size, dtype=flat.dtype) + 1) / flat.size)
-            return loss, updates.get("batch_stats", batch_stats)
+                return training.cross_entropy_loss(first, jnp.asarray(labels_np))
+            flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
+            return jnp.sum(flat * (jnp.arange(flat.size, dtype=flat.dtype) + 1) / flat.size)
 
-        # Layer outputs: Flax's intermediates against the hooks' records.
-        mutable = ["intermediates"] + (["batch_stats"] if train and has_stats else [])
-        forward = jax.jit(lambda v: model.apply(v, *inputs, capture_intermediates=True, mutable=mutable, **kw))
-        out, captured = forward(variables)
+        def run(params, batch_stats, capture=True):
+            """The loss, and the output, updated statistics and (``capture``) every layer's output."""
+            v = {"params": params, **({"batch_stats": batch_stats} if has_stats else {})}
+            mutable = (["intermediates"] if capture else []) + (["batch_stats"] if train and has_stats else [])
+            out, updates = model.apply(v, *inputs, capture_intermediates=capture, mutable=mutable, **kw)
+            return loss_of(out), (out, updates.get("batch_stats", batch_stats), updates.get("intermediates", {}))
+
+        def loss_fn(params, batch_stats):
+            loss, (_, new_stats, _) = run(params, batch_stats, capture=False)
+            return loss, new_stats
+
+        # One compiled program gives the layer outputs (Flax's intermediates), the statistics and the gradients.
+        stats = variables.get("batch_stats", {})
+        if grads:
+            (_, (out, new_stats, captured)), g = jax.jit(jax.value_and_grad(run, has_aux=True))(
+                variables["params"], stats
+            )
+        else:
+            _, (out, new_stats, captured) = jax.jit(run)(variables["params"], stats)
         ours = {}
-        for path, value in traverse_util.flatten_dict(dict(captured["intermediates"])).items():
+        for path, value in traverse_util.flatten_dict(dict(captured)).items():
             if path[-1] == "__call__" and path[:-1]:
                 ours[names.key((*path[:-1], "_"))[:-2]] = (value, types.get(path[:-1]))
         rows = []
@@ -337,10 +344,8 @@ def compare_with_torch(
                 )
             )
 
-        stats = variables.get("batch_stats", {})
         if grads:
-            (loss, new_stats), g = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"], stats)
-            g_sd = to_state_dict(model, {"params": g}, *sample, rename=rename, flatten_chw=flatten_chw)
+            g_sd = names.state_dict({"params": g})
             for key, value in ref["grads"].items():
                 if key not in g_sd:
                     rows.append(Row("grad", key, value.shape, float("inf"), False, "no jaxnn gradient of this key"))
@@ -348,10 +353,8 @@ def compare_with_torch(
                 rows.append(
                     _judge("grad", key, g_sd[key], value, None if ref64 is None else ref64["grads"][key], tolerance)
                 )
-        else:
-            _, new_stats = jax.jit(loss_fn)(variables["params"], stats)
         if train and has_stats:
-            s_sd = to_state_dict(model, {"batch_stats": new_stats}, *sample, rename=rename, flatten_chw=flatten_chw)
+            s_sd = names.state_dict({"batch_stats": new_stats})
             for key, value in s_sd.items():
                 exact_v = None if ref64 is None else ref64["state"][key]
                 rows.append(_judge("buffer", key, value, ref["state"][key], exact_v, tolerance))
@@ -375,13 +378,7 @@ def compare_with_torch(
                     tolerance,
                 )
             )
-            after = to_state_dict(
-                model,
-                {"params": params, **({"batch_stats": stats} if has_stats else {})},
-                *sample,
-                rename=rename,
-                flatten_chw=flatten_chw,
-            )
+            after = names.state_dict({"params": params, **({"batch_stats": stats} if has_stats else {})})
             for key, value in after.items():
                 rows.append(
                     _judge(
