@@ -921,12 +921,17 @@ def conv_transpose2d(
         for i in range(2)
     ]
     dtype = compute_dtype(x4, w, None if bias is None else jnp.asarray(bias))
+    # The stride dilates the input with zeros, written out (lax.pad's interior padding) rather than as lhs_dilation:
+    # XLA's CPU compiler (jaxlib 0.10.2) aborts the process on the weight gradient of some such convolutions
+    # (algebraic_simplifier: "Window dimensions do not match RHS shape"; found by the explore profile).
+    x4 = lax.pad(
+        x4.astype(dtype), jnp.zeros((), dtype), [(0, 0, 0), (0, 0, stride[0] - 1), (0, 0, stride[1] - 1), (0, 0, 0)]
+    )
     y = lax.conv_general_dilated(
-        x4.astype(dtype),
+        x4,
         w.astype(dtype),
         window_strides=(1, 1),
         padding=pads,
-        lhs_dilation=stride,
         rhs_dilation=dilation,
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=groups,
