@@ -12,6 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def check_indices(indices, size: int) -> np.ndarray:
+    """``indices`` flattened, after checking they are integers (a TypeError) in ``[0, size)`` (a ValueError)."""
+    flat = np.asarray(indices).reshape(-1)
+    if flat.size and flat.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, got dtype {flat.dtype}")
+    if flat.size and (flat.min() < 0 or flat.max() >= size):
+        raise ValueError(f"indices must lie in [0, {size}), got values in [{flat.min()}, {flat.max()}]")
+    return flat
+
+
 @dataclass(frozen=True)
 class Vocab:
     """Characters in sorted order; ``index[c]`` is the position of ``c``."""
@@ -44,11 +54,7 @@ class Vocab:
 
     def decode(self, indices) -> str:
         """Indices (any int array, flattened) -> string; an index out of range is a ValueError, a float a TypeError."""
-        flat = np.asarray(indices).reshape(-1)
-        if flat.size and flat.dtype.kind not in "iu":
-            raise TypeError(f"indices must be integers, got dtype {flat.dtype}")
-        if flat.size and (flat.min() < 0 or flat.max() >= len(self.chars)):
-            raise ValueError(f"indices must lie in [0, {len(self.chars)}), got values in [{flat.min()}, {flat.max()}]")
+        flat = check_indices(indices, len(self.chars))
         return "".join(self.chars[int(i)] for i in flat)
 
 

@@ -117,7 +117,16 @@ class _Names:
 
     def state_dict(self, variables: Mapping) -> dict[str, np.ndarray]:
         """:func:`to_state_dict` with this model's names (traced once)."""
-        return _state_dict(self, variables)
+        out = {}
+        order = {path: i for i, path in enumerate(self.types)}  # the modules in the order the model calls them
+        flat = _flat_variables(variables)
+        for path in sorted(flat, key=lambda p: (order.get(tuple(p[1:-1]), len(order)), _leaf_rank(p[-1]))):
+            value = flat[path]
+            value = np.array(self.to_torch(path[1:], np.asarray(value)), order="C")
+            if path[-1] == "num_batches_tracked":
+                value = value.astype(np.int64)  # PyTorch's dtype for the counter
+            out[self.key(path[1:])] = value
+        return out
 
     def key(self, path: tuple[str, ...]) -> str:
         *modules, leaf = path
@@ -193,19 +202,6 @@ def to_state_dict(
     model's order (``torch.from_numpy`` each to load it). ``sample_args`` are inputs of the model's shape."""
     names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
     return names.state_dict(variables)
-
-
-def _state_dict(names: _Names, variables: Mapping) -> dict[str, np.ndarray]:
-    out = {}
-    order = {path: i for i, path in enumerate(names.types)}  # the modules in the order the model calls them
-    flat = _flat_variables(variables)
-    for path in sorted(flat, key=lambda p: (order.get(tuple(p[1:-1]), len(order)), _leaf_rank(p[-1]))):
-        value = flat[path]
-        value = np.array(names.to_torch(path[1:], np.asarray(value)), order="C")
-        if path[-1] == "num_batches_tracked":
-            value = value.astype(np.int64)  # PyTorch's dtype for the counter
-        out[names.key(path[1:])] = value
-    return out
 
 
 def from_state_dict(

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from jaxnn import train
+from jaxnn.data.text import check_indices
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models.seq2seq import Seq2Seq
 
@@ -60,13 +61,8 @@ class WordVocab:
     def decode(self, indices) -> list[str]:
         """Words up to and including the first ``<EOS>``; a float is a TypeError, an index out of range a
         ValueError."""
-        flat = np.asarray(indices).reshape(-1)
-        if flat.size and flat.dtype.kind not in "iu":
-            raise TypeError(f"indices must be integers, got dtype {flat.dtype}")
-        if flat.size and (flat.min() < 0 or flat.max() >= len(self.words)):
-            raise ValueError(f"indices must lie in [0, {len(self.words)}), got values in [{flat.min()}, {flat.max()}]")
         words = []
-        for i in flat.tolist():
+        for i in check_indices(indices, len(self.words)).tolist():
             words.append(self.words[i])
             if i == EOS:
                 break

@@ -107,8 +107,10 @@ def _judge(kind, name, actual, expected, exact, tolerance) -> Row:
     try:
         assert_close(a, e, exact=exact, what=f"{kind} {name}", **tolerance)
     except AssertionError as err:
-        return Row(kind, name, tuple(e.shape), worst_error(a, e), False, str(err), accuracy)
-    return Row(kind, name, tuple(e.shape), worst_error(a, e), True, "", accuracy)
+        ok, detail = False, str(err)
+    else:
+        ok, detail = True, ""
+    return Row(kind, name, tuple(e.shape), worst_error(a, e), ok, detail, accuracy)
 
 
 def _to_torch_layout(value, kind: str | None):
@@ -288,6 +290,10 @@ def compare_with_torch(
         ref = torch_side(tdtype)
         ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
 
+        def exact_of(part, key):
+            """The float64 PyTorch run's value, the tolerance model's exact answer (None without one)."""
+            return None if ref64 is None else ref64[part][key]
+
         def loss_of(out):
             first = out[0] if isinstance(out, tuple) else out
             if labels_np is not None:
@@ -333,7 +339,7 @@ def compare_with_torch(
                 continue
             for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
                 label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
-                exact_t = None if ref64 is None else ref64["outputs"][name][i]
+                exact_t = None if ref64 is None else exact_of("outputs", name)[i]
                 for j, vj, tj, xj in _pairs(v, t, exact_t):
                     sub = label if j is None else f"{label}[{j}]"
                     rows.append(_judge("output", sub, _to_torch_layout(vj, kind), tj, xj, tolerance))
@@ -350,14 +356,11 @@ def compare_with_torch(
                 if key not in g_sd:
                     rows.append(Row("grad", key, value.shape, float("inf"), False, "no jaxnn gradient of this key"))
                     continue
-                rows.append(
-                    _judge("grad", key, g_sd[key], value, None if ref64 is None else ref64["grads"][key], tolerance)
-                )
+                rows.append(_judge("grad", key, g_sd[key], value, exact_of("grads", key), tolerance))
         if train and has_stats:
             s_sd = names.state_dict({"batch_stats": new_stats})
             for key, value in s_sd.items():
-                exact_v = None if ref64 is None else ref64["state"][key]
-                rows.append(_judge("buffer", key, value, ref["state"][key], exact_v, tolerance))
+                rows.append(_judge("buffer", key, value, ref["state"][key], exact_of("state", key), tolerance))
 
         if steps:
             tx = training.sgd(lr, momentum=momentum)
@@ -368,28 +371,11 @@ def compare_with_torch(
             for _ in range(steps):
                 params, stats, opt_state, loss = step_fn(params, stats, opt_state)
                 losses.append(loss)
-            rows.append(
-                _judge(
-                    "loss",
-                    f"{steps} SGD steps",
-                    np.array(losses),
-                    ref["losses"],
-                    None if ref64 is None else ref64["losses"],
-                    tolerance,
-                )
-            )
+            exact_losses = None if ref64 is None else ref64["losses"]
+            rows.append(_judge("loss", f"{steps} SGD steps", np.array(losses), ref["losses"], exact_losses, tolerance))
             after = names.state_dict({"params": params, **({"batch_stats": stats} if has_stats else {})})
             for key, value in after.items():
-                rows.append(
-                    _judge(
-                        "param",
-                        key,
-                        value,
-                        ref["after"][key],
-                        None if ref64 is None else ref64["after"][key],
-                        tolerance,
-                    )
-                )
+                rows.append(_judge("param", key, value, ref["after"][key], exact_of("after", key), tolerance))
         report = Report(tuple(rows), "train" if train else "eval", dtype, tuple(unmatched))
         return report.check() if check else report
 
