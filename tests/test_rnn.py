@@ -207,10 +207,10 @@ def test_rnn_input_size_mismatch_names_the_parameter():
 
 
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_compile_time_does_not_grow_with_sequence_length(with_lengths):
-    import time
-
-    def compile_seconds(T):
+def test_compiled_program_does_not_grow_with_sequence_length(with_lengths):
+    # The time loop must stay a loop: the optimised program for T=1000 has as many instructions as for T=10.
+    # (Compile time itself is measured in benchmarks/, not in a timed test.)
+    def instructions(T):
         m = RNN(16, 2, batch_first=True, bidirectional=with_lengths)
         x = jnp.ones((4, T, 8))
         lengths = jnp.array([T, 1, T // 2, 3]) if with_lengths else None
@@ -220,14 +220,10 @@ def test_compile_time_does_not_grow_with_sequence_length(with_lengths):
             out, _ = m.apply({"params": params}, x_, seq_lengths=n)
             return out.sum()
 
-        t = time.perf_counter()
-        jax.jit(jax.grad(loss)).lower(p["params"], x, lengths).compile()
-        return time.perf_counter() - t
+        text = jax.jit(jax.grad(loss)).lower(p["params"], x, lengths).compile().as_text()
+        return sum(" = " in line for line in text.splitlines())
 
-    compile_seconds(10)  # warm up tracing caches
-    short = min(compile_seconds(10) for _ in range(3))
-    long = min(compile_seconds(1000) for _ in range(3))
-    assert abs(long - short) / short < 0.30, (short, long)
+    assert instructions(1000) == instructions(10)
 
 
 def test_rnn_state_dict_with_a_wrong_shape_or_key_is_named():
