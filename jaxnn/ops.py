@@ -297,6 +297,14 @@ def conv2d(
         (top, bottom), (left, right) = pads
         x4 = pad(x4, (left, right, top, bottom), mode=padding_mode)
         pads = ((0, 0), (0, 0))
+    elif groups == 1 and any(
+        (k, s, d, lo) == (2, 2, 1, 1) for k, s, d, (lo, _) in zip(weight.shape[:2], stride, dilation, pads, strict=True)
+    ):
+        # Kernel 2, stride 2, padding 1: the input gradient autodiff builds for this window makes XLA's CPU compiler
+        # (jaxlib 0.10.2) abort when it swaps the convolution's operands (a small input beside it). With the padding
+        # written out that gradient has other padding, and compiles. Only here: the written-out pad costs time.
+        x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
+        pads = ((0, 0), (0, 0))
     y = lax.conv_general_dilated(
         x4,
         weight,

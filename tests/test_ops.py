@@ -111,6 +111,22 @@ def test_conv2d_matches_torch_forward_and_gradients(case):
         )
 
 
+@pytest.mark.parametrize(
+    "x_shape, k, kwargs",
+    [
+        # The explore profile's draw: XLA's CPU compiler (jaxlib 0.10.2) aborted compiling its input gradient.
+        ((12, 8, 2), (2, 5), dict(stride=(2, 3), padding=(1, 2), dilation=(1, 2))),
+        ((1, 4, 2, 3), (2, 3), dict(stride=2, padding=1)),
+        ((2, 6, 1, 1), (2, 1), dict(stride=(2, 1), padding=(1, 0))),
+    ],
+)
+def test_conv2d_kernel_2_stride_2_padding_1_gradients_compile_and_match_torch(x_shape, k, kwargs):
+    r = np.random.default_rng(7)
+    x = r.standard_normal(x_shape).astype(np.float32)
+    w = r.standard_normal(k + (x_shape[-1], 2)).astype(np.float32)
+    check_conv_against_torch(x, w, r.standard_normal(2).astype(np.float32), 7, **kwargs)
+
+
 @given(
     kh=st.integers(1, 5),
     kw=st.integers(1, 5),
