@@ -4,10 +4,15 @@ flags and printout of the lab 11 character tasks. Only the scripts import this; 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import logging
 import math
 import os
+import re
 import sys
+import types
+import typing
 from pathlib import Path
 
 from jaxnn.labs.char import CharLab, LabRun
@@ -33,6 +38,73 @@ def make_config(parser: argparse.ArgumentParser, config_cls, flags: dict[str, st
         field, _, rest = str(e).partition(" ")
         flag = (flags or {}).get(field, f"--{field}") if field in values else field
         parser.error(f"{flag} {rest}")
+
+
+def field_help(config_cls) -> dict[str, str]:
+    """Each field's help: the comment on its line in the config's source (``name: type = default  # help``), the
+    one place it is written."""
+    helps = {}
+    for cls in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        for line in inspect.getsource(cls).splitlines():
+            m = re.match(r"\s+(\w+): [^#]*?#\s*(.*)$", line)
+            if m:
+                helps[m.group(1)] = m.group(2)
+    return helps
+
+
+def _flag_type(annotation):
+    """(type, nargs) of a field's flag: int, float or str, a pair of ints, each possibly ``| None``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is tuple:
+        return typing.get_args(annotation)[0], len(typing.get_args(annotation))
+    return annotation, None
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls, flags: dict[str, str] | None = None, skip=()):
+    """A flag for every field of the recipe's config dataclass, its default and help taken from the field: ``--f``
+    for a field ``f`` (``flags`` renames: ``{'learning_rate': 'lr'}``); a bool field that is on by default gets the
+    switch that turns it off, ``--no_f`` (or its name in ``flags``). Returns the field -> flag mapping."""
+    flags = dict(flags or {})
+    helps = field_help(config_cls)
+    hints = typing.get_type_hints(config_cls)
+    names = {}
+    for field in dataclasses.fields(config_cls):
+        if field.name in skip:
+            continue
+        help_text, default = helps.get(field.name, ""), field.default
+        kind, nargs = _flag_type(hints[field.name])
+        if kind is bool:
+            name = flags.get(field.name, f"no_{field.name}" if default else field.name)
+            action = "store_false" if default else "store_true"
+            shown = f"turn off: {help_text}" if default else help_text
+            parser.add_argument(f"--{name}", dest=field.name, action=action, help=shown)
+        else:
+            name = flags.get(field.name, field.name)
+            shown = f" (default: {default})" if default is not None else ""
+            parser.add_argument(
+                f"--{name}", dest=field.name, type=kind, nargs=nargs, default=default, help=help_text + shown
+            )
+        names[field.name] = f"--{name}"
+    return names
+
+
+# The flags every epoch recipe shares, under the names the scripts have always had.
+RUN_FLAGS = {"learning_rate": "lr", "cpu_compiler_options": "xla_defaults"}
+
+
+def config_from_flags(parser, config_cls, args: argparse.Namespace, names: dict[str, str], **values):
+    """The config of the parsed flags (``values`` override them), or exit naming the flag (:func:`make_config`)."""
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    given = {k: v for k, v in vars(args).items() if k in fields and k in names}
+    for k, v in given.items():
+        if isinstance(v, list):
+            given[k] = tuple(v)
+    given.update(values)
+    return make_config(parser, config_cls, names, **given)
 
 
 def char_lab_arguments(description: str, argv=None, add_more=None):

@@ -11,9 +11,10 @@ jaxnn.labs.image_folder.train_and_evaluate.
 
 import argparse
 import os
+import sys
 
 import cli
-from cli import make_config, show_progress
+from cli import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
 
 from jaxnn import runtime
 from jaxnn.labs import image_folder
@@ -21,31 +22,10 @@ from jaxnn.labs import image_folder
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--root", default=None, help="training image folder (default: MNIST digits 0 and 1 as PNGs)")
-    p.add_argument("--test_root", default=None, help="test image folder (default: MNIST test digits with no --root)")
-    p.add_argument("--digits", type=int, nargs=2, default=[0, 1], help="the two MNIST digits of the default folders")
-    p.add_argument("--per_class", type=int, default=200, help="MNIST images per digit in the default training folder")
-    p.add_argument("--epochs", type=int, default=7, help="training epochs (7, as the lab)")
-    p.add_argument("--batch_size", type=int, default=8, help="batch size (8)")
-    p.add_argument("--lr", type=float, default=5e-5, help="Adam learning rate (5e-5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling")
+    names = add_config_flags(p, image_folder.Config, RUN_FLAGS)
     p.add_argument("--workdir", default="runs/image_folder", help="where results go (runs/image_folder)")
-    p.add_argument("--logdir", default=None, help="TensorBoard event files (default: <workdir>/tensorboard)")
     args = p.parse_args(argv)
-    config = make_config(
-        p,
-        image_folder.Config,
-        {"learning_rate": "--lr"},
-        root=args.root,
-        test_root=args.test_root,
-        digits=tuple(args.digits),
-        per_class=args.per_class,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-        logdir=args.logdir,
-    )
+    config = config_from_flags(p, image_folder.Config, args, names, progress=args.progress and sys.stderr.isatty())
     return config, args.workdir
 
 

@@ -1,5 +1,5 @@
-"""Run experiments/mnist_cnn.py, killing the process with SIGKILL right after the checkpoint of step N has been
-handed to orbax (its asynchronous write under way): ``python kill_at_save.py N <mnist_cnn.py flags>``."""
+"""Run a lab script, killing the process with SIGKILL right after the checkpoint of step N has been handed to
+orbax (its asynchronous write under way): ``python kill_at_save.py N <script.py> <its flags>``."""
 
 import os
 import runpy
@@ -10,6 +10,7 @@ from pathlib import Path
 from jaxnn.checkpoint import Checkpointer
 
 KILL_AT = int(sys.argv.pop(1))
+SCRIPT = Path(sys.argv.pop(1)).resolve()
 _save = Checkpointer.save
 
 
@@ -21,7 +22,6 @@ def save_then_die(self, state, extra=None):
 
 
 Checkpointer.save = save_then_die
-script = Path(__file__).resolve().parents[1] / "experiments" / "mnist_cnn.py"
-sys.argv[0] = str(script)
-sys.path.insert(0, str(script.parent))
-runpy.run_path(str(script), run_name="__main__")
+sys.argv[0] = str(SCRIPT)
+sys.path.insert(0, str(SCRIPT.parent))
+runpy.run_path(str(SCRIPT), run_name="__main__")

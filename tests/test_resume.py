@@ -97,7 +97,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_dat
 def _killed_at_save(step, workdir, data_dir, *extra):
     """The run killed with SIGKILL just after it handed the checkpoint of ``step`` to orbax."""
     command = _script(workdir, data_dir, *extra)
-    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), str(step)]
+    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), str(step), command[1]]
     killed = subprocess.run(command, capture_output=True, text=True, env=_env())
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     return killed

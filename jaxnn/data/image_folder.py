@@ -88,10 +88,17 @@ class ImageFolder:
         return pixels, np.int32(label)
 
     def batches(
-        self, batch_size: int, seed: int = 0, epoch: int = 0, shuffle: bool = True, drop_last: bool = False
+        self,
+        batch_size: int,
+        seed: int = 0,
+        epoch: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        start: int = 0,
     ) -> Iterator[dict[str, np.ndarray]]:
         """The batches of epoch ``epoch``: ``{'inputs': (B, H, W, C) float32, 'labels': (B,) int32}``, in an order
-        fixed by ``(seed, epoch)`` (grain's shuffle), or in folder order without ``shuffle``."""
+        fixed by ``(seed, epoch)`` (grain's shuffle), or in folder order without ``shuffle``; from batch ``start``
+        on (a resumed epoch), without reading the images of the batches before it."""
         import grain
 
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -103,7 +110,9 @@ class ImageFolder:
         if shuffle:  # grain reshuffles every pass over the source: epoch e is the e-th pass
             ds = ds.shuffle(seed=seed).repeat(epoch + 1).slice(slice(epoch * n, (epoch + 1) * n))
         ds = ds.batch(batch_size, drop_remainder=drop_last, batch_fn=_stack)
-        return iter(ds)
+        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= len(ds):
+            raise ValueError(f"start must be an int in [0, {len(ds)}], got {start!r}")
+        return iter(ds.slice(slice(start, None)))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image and label, in folder order: ``(N, H, W, C)`` float32 and ``(N,)`` int32 (one size needed)."""

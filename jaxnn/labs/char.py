@@ -81,6 +81,12 @@ def make_lab(name: str, cell: str = "rnn", sequence_length: int = 10) -> CharLab
     raise ValueError(f"unknown lab {name!r}; choose 'hihello', 'charseq' or 'longseq'")
 
 
+def cross_entropy_and_predictions(logits, batch):
+    """:func:`jaxnn.train.cross_entropy`, and each character's prediction (the argmax), which the labs print."""
+    loss, metrics = train.cross_entropy(logits, batch)
+    return loss, {**metrics, "predictions": jnp.argmax(logits, -1)}
+
+
 def run_lab(
     lab: CharLab, seed: int = 0, iterations: int | None = None, learning_rate: float | None = None, params: Any = None
 ) -> LabRun:
@@ -104,10 +110,6 @@ def run_lab(
         # Data parallel when the batch splits evenly over the devices (hihello's and charseq's batch of 1 cannot).
         mesh = parallel.make_mesh()
         state, batch = parallel.replicate(state, mesh), parallel.shard_batch(batch, mesh)
-    state, metrics, preds = train.train_loop(state, batch, train_rng, num_steps=iterations)
-    losses = np.asarray(metrics["loss"])
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:  # the same guard as the epoch loop: name the first step whose forward pass was not finite
-        raise train.NonFiniteLossError(int(bad[0]), float(losses[bad[0]]))
-    preds = np.asarray(preds)
+    state, metrics = train.train_loop(state, batch, train_rng, iterations, loss=cross_entropy_and_predictions)
+    preds = np.asarray(metrics["predictions"])
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])

@@ -24,15 +24,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import report, runtime, train
-from jaxnn.checkpoint import save_params
+from jaxnn import report, train
 from jaxnn.data import augment, cifar10, mnist
 from jaxnn.interop.state_dict import from_state_dict, load_state_dict_file, to_state_dict
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import VGG, Bottleneck, ResNet
 from jaxnn.models.resnet import LAYOUTS, STEMS
 from jaxnn.models.vgg import CFGS
-from jaxnn.workdir import claim
+from jaxnn.train import driver
 
 log = logging.getLogger(__name__)
 
@@ -47,37 +46,34 @@ CLASSES = {"cifar10": list(cifar10.CLASSES), "mnist": [str(d) for d in range(10)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(driver.RunOptions):
     """One VGG or ResNet run. Every value is checked here, once; a bad one is a ValueError naming the field."""
 
     model: str = "resnet"  # 'vgg' (lab 10-5) or 'resnet' (lab 10-6)
     arch: str = "lab"  # resnet: 'lab' (Bottleneck [3, 4, 6, 3], the lab's), 'resnet18', 'resnet34', 'resnet50'
     cfg: str = "cifar"  # vgg: a key of jaxnn.models.vgg.CFGS ('cifar' is lab 10-5-2's)
     batch_norm: bool = True  # vgg: BatchNorm after each convolution (VGG-BN)
-    zero_init_residual: bool = True  # resnet: as the lab builds it
+    zero_init_residual: bool = True  # resnet: each block's last BatchNorm starts at 0, as the lab builds it
     stem: str = "cifar"  # resnet: 'cifar' (the lab's 3x3 stem) or 'imagenet' (torchvision's 7x7 stem and max pool)
     init_from: str | None = None  # resnet: a ported state_dict (.safetensors/.pth, PyTorch's names) to fine-tune
     rgb: bool = False  # repeat grey images to 3 channels (for weights ported from an RGB model)
     dataset: str = "mnist"  # 'cifar10' (needs the archive) or 'mnist' (shipped)
-    epochs: int = 1
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    momentum: float = 0.9
-    weight_decay: float | None = None
+    epochs: int = 1  # training epochs (the labs run 50 and 150)
+    batch_size: int | None = None  # the lab's: vgg 512, resnet 256
+    learning_rate: float | None = None  # SGD's learning rate (the lab's: vgg 0.005, resnet 0.1)
+    momentum: float = 0.9  # SGD's momentum
+    weight_decay: float | None = None  # the lab's: vgg 0, resnet 5e-4
     step_size: int | None = None  # StepLR: epochs per decay
     gamma: float | None = None  # StepLR: decay factor
     crop_padding: int | None = None  # RandomCrop(32, padding=...) in training; 0: none
     flip: bool = False  # RandomHorizontalFlip in training (the labs have none)
-    seed: int = 0
     train_subset: int | None = None  # the first N training images only
     test_subset: int | None = None  # the first N test images only
     data_dir: str | None = None  # TFDS data_dir
     manual_dir: str | None = None  # the MNIST files or the CIFAR-10 archive
-    logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
-    progress: bool = False
-    cpu_compiler_options: bool = True
 
     def __post_init__(self):
+        self.check_run_options()
         if self.model not in LAB:
             raise ValueError(f"model must be one of {sorted(LAB)}, got {self.model!r}")
         if self.arch not in ARCHS:
@@ -86,14 +82,18 @@ class Config:
             raise ValueError(f"cfg must be one of {sorted(CFGS)}, got {self.cfg!r}")
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {sorted(STEMS)}, got {self.stem!r}")
-        if self.init_from is not None and self.model != "resnet":
-            raise ValueError(f"init_from is for model 'resnet' (a ported ResNet state_dict), got model {self.model!r}")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        only = {"resnet": ("arch", "zero_init_residual", "stem", "init_from"), "vgg": ("cfg", "batch_norm")}
+        for model, names in only.items():  # a flag of the other model would be silently ignored: refuse it
+            for name in names:
+                if self.model != model and getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{name} is for model {model!r}, not model {self.model!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {list(DATASETS)}, got {self.dataset!r}")
         for name, value in LAB[self.model].items():  # the lab's value for every field left None
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        check_ints(self, {"epochs": 1, "batch_size": 1, "step_size": 1, "crop_padding": 0, "seed": 0})
+        check_ints(self, {"batch_size": 1, "step_size": 1, "crop_padding": 0})
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 check_ints(self, {name: 1})
@@ -176,7 +176,7 @@ def _augmented_train_step(state, batch, rng, crop_padding, flip, fill):
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
-    """Train ``config.model`` and evaluate it on the test split after every epoch."""
+    """Train ``config.model`` and evaluate it on the test split after every epoch (:func:`driver.fit`)."""
     workdir = Path(workdir)
     data, class_names = load_data(config)
     mean, std = augment.channel_stats(data["train"].images)
@@ -184,7 +184,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     train_y = jnp.asarray(data["train"].labels)
     test_x = jnp.asarray(augment.normalize(data["test"].images, mean, std))
     test_y = jnp.asarray(data["test"].labels)
-    train.check_batch_size(config.batch_size, train_x.shape[0])
+    batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size, eval_batch_size=500)
     log.info(
         "%s: %d train, %d test images of %s; channel mean %s, std %s",
         config.dataset,
@@ -197,69 +197,49 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
 
     model = config.build_model(len(class_names))
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    shuffle_rng, step_rng = jax.random.split(train_rng)
-    steps_per_epoch = train_x.shape[0] // config.batch_size
     variables = train.init_variables(model, init_rng, train_x[:1])
     if config.init_from is not None:  # a missing or mismatched file fails here, before the workdir is touched
         variables = ported_variables(model, variables, config.init_from, train_x[:1])
+    schedule = train.step_lr(config.learning_rate, config.step_size, batches.steps_per_epoch, config.gamma)
+    tx = train.sgd(schedule, config.momentum, weight_decay=config.weight_decay)
+    state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
+    black = tuple(float(v) for v in -mean / std)  # RandomCrop pads the raw image with 0 before Normalize
+    step = functools.partial(_augmented_train_step, crop_padding=config.crop_padding, flip=config.flip, fill=black)
 
-    # The checks have passed: lock the workdir and replace a previous run's files.
-    with claim(workdir, dataclasses.asdict(config), overwrite=True):
-        schedule = train.step_lr(config.learning_rate, config.step_size, steps_per_epoch, config.gamma)
-        tx = train.sgd(schedule, config.momentum, weight_decay=config.weight_decay)
-        state = train.create_train_state(model, variables["params"], tx, variables.get("batch_stats"))
-
-        options = runtime.compiler_options() if config.cpu_compiler_options else None
-        black = tuple(float(v) for v in -mean / std)  # RandomCrop pads the raw image with 0 before Normalize
-        step_fn = functools.partial(
-            _augmented_train_step, crop_padding=config.crop_padding, flip=config.flip, fill=black
-        )
-        train_step = jax.jit(step_fn, compiler_options=options)
-        eval_step = jax.jit(train.eval_step, compiler_options=options)
-
-        metrics_path = workdir / "metrics.jsonl"
-        logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
-        logger = report.MetricsLogger(metrics_path, logdir)
-        records, test = [], None
-        for epoch in range(config.epochs):
-            batches = train.epoch_batches(train_x, train_y, config.batch_size, shuffle_rng, epoch)
-            batches = report.progress(batches, steps_per_epoch, f"epoch {epoch + 1}", config.progress)
-            rate = float(schedule(epoch * steps_per_epoch))
-            state, m = train.train_epoch(train_step, state, batches, step_rng)
-            test = train.evaluate(eval_step, state, test_x, test_y, batch_size=500)
-            record = dict(
-                epoch=epoch + 1,
-                learning_rate=rate,
-                train_loss=m["loss"],
-                train_accuracy=m["accuracy"],
-                test_loss=test["loss"],
-                test_accuracy=test["accuracy"],
-            )
-            log.info(
-                "[Epoch: %3d] lr %.5g  loss %.4f  train acc %.4f  test acc %.4f",
-                epoch + 1,
-                rate,
-                m["loss"],
-                m["accuracy"],
-                test["accuracy"],
-            )
-            logger.write(**record)
-            records.append(record)
-        logger.close()
-        params_path = save_params(
-            workdir / "params.npz", {"params": state.params, "batch_stats": state.batch_stats or {}}
-        )
-        title = f"{type(model).__name__} on {config.dataset}, seed {config.seed}"
-        curves = report.plot_metrics(records, workdir / "curves.png", title)
+    def finish(state, workdir, primary):
         shown = 16
         predictions = np.asarray(jnp.argmax(jax.jit(train.predict)(state, test_x[:shown]), -1))
-        samples = report.plot_predictions(
+        if not primary:
+            return {}
+        path = report.plot_predictions(
             data["test"].images[:shown],
             data["test"].labels[:shown],
             predictions,
             workdir / "predictions.png",
             class_names,
         )
-        return Result(
-            test["accuracy"], test["loss"], records, state, params_path, metrics_path, logdir, curves, samples
-        )
+        return {"predictions_path": path}
+
+    fit = driver.fit(
+        config,
+        workdir,
+        identity=dataclasses.asdict(config),
+        state=state,
+        data=batches,
+        rng=train_rng,
+        train_step=step,
+        schedule=schedule,
+        title=f"{type(model).__name__} on {config.dataset}, seed {config.seed}",
+        finish=finish,
+    )
+    return Result(
+        fit.test["accuracy"],
+        fit.test["loss"],
+        fit.records,
+        fit.state,
+        fit.params_path,
+        fit.metrics_path,
+        fit.logdir,
+        fit.curves_path,
+        fit.extra.get("predictions_path"),
+    )

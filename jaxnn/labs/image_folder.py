@@ -20,36 +20,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import report, train
-from jaxnn.checkpoint import load_params, save_params
+from jaxnn import train
+from jaxnn.checkpoint import load_params
 from jaxnn.data import mnist
 from jaxnn.data.image_folder import ImageFolder, write_mnist_folder
 from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import FolderCNN
 from jaxnn.models.cnn import FOLDER_SHAPE
-from jaxnn.workdir import claim
+from jaxnn.train import driver
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(driver.RunOptions):
     """One lab 10-4 run. Every value is checked here, once; a bad one is a ValueError naming the field."""
 
     root: str | None = None  # the training folder (None: MNIST digits written under the workdir)
     test_root: str | None = None  # the test folder (None: MNIST test digits, or no test with a root of your own)
     digits: tuple[int, int] = (0, 1)  # the two MNIST digits of the default folders
     per_class: int = 200  # MNIST images per digit in the default training folder (and half as many for testing)
-    epochs: int = 7
-    batch_size: int = 8
-    learning_rate: float = 5e-5
-    seed: int = 0
+    epochs: int = 7  # training epochs (the lab's)
+    batch_size: int = 8  # batch size (the lab's)
+    learning_rate: float = 5e-5  # Adam's learning rate (the lab's)
     data_dir: str | None = None  # TFDS data_dir of MNIST
-    manual_dir: str | None = None
-    logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
+    manual_dir: str | None = None  # the four MNIST .gz files (None: data/mnist)
 
     def __post_init__(self):
-        check_ints(self, {"per_class": 1, "epochs": 1, "batch_size": 1, "seed": 0})
+        self.check_run_options()
+        check_ints(self, {"per_class": 1, "batch_size": 1})
+        if self.test_root is not None and self.root is None:
+            raise ValueError("test_root needs root (without root, both folders are made from MNIST)")
         check_positive(self, "learning_rate")
         if len(self.digits) != 2 or len(set(self.digits)) != 2 or not all(d in range(10) for d in self.digits):
             raise ValueError(f"digits must be two different digits 0-9, got {self.digits!r}")
@@ -96,38 +97,43 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         raise ValueError(f"test folder classes {test.classes} differ from the training folder's {folder.classes}")
     log.info("%s: %d images of classes %s", root, len(folder), folder.classes)
 
-    # The checks have passed: lock the workdir and replace a previous run's files.
-    with claim(workdir, dataclasses.asdict(config), overwrite=True):
-        model = FolderCNN(num_classes=len(folder.classes))
-        init_rng, step_rng = jax.random.split(jax.random.key(config.seed))
-        params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
-        state = train.create_train_state(model, params, train.adam(config.learning_rate))
-        train_step = jax.jit(train.train_step)
-        eval_step = jax.jit(train.eval_step)
-        test_x, test_y = test.arrays() if test is not None else (None, None)
-
-        metrics_path = workdir / "metrics.jsonl"
-        logdir = Path(config.logdir) if config.logdir is not None else workdir / "tensorboard"
-        logger = report.MetricsLogger(metrics_path, logdir)
-        records = []
-        for epoch in range(config.epochs):
-            batches = folder.batches(config.batch_size, config.seed, epoch)
-            state, m = train.train_epoch(train_step, state, batches, step_rng)
-            record = dict(epoch=epoch + 1, train_loss=m["loss"], train_accuracy=m["accuracy"])
-            if test is not None:
-                t = train.evaluate(eval_step, state, test_x, test_y, batch_size=100)
-                record.update(test_loss=t["loss"], test_accuracy=t["accuracy"])
-            log.info("[Epoch:%d] cost = %.6f", epoch + 1, m["loss"])
-            logger.write(**record)
-            records.append(record)
-        logger.close()
-
-        # The lab saves the state_dict, builds a new net and loads it: the same here, through params.npz.
-        params_path = save_params(workdir / "params.npz", state.params)
-        reloaded = train.create_train_state(model, load_params(params_path), train.adam(config.learning_rate))
-        probe = test_x if test_x is not None else folder.arrays()[0][: config.batch_size]
-        diff = float(
-            np.max(np.abs(np.asarray(train.predict(reloaded, probe)) - np.asarray(train.predict(state, probe))))
-        )
-        accuracy = records[-1].get("test_accuracy")
-        return Result(folder.classes, records, accuracy, diff, state, params_path, metrics_path, logdir)
+    model = FolderCNN(num_classes=len(folder.classes))
+    init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
+    params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
+    state = train.create_train_state(model, params, train.adam(config.learning_rate))
+    test_x, test_y = test.arrays() if test is not None else (None, None)
+    steps = -(-len(folder) // config.batch_size)  # the last, partial batch too, as the lab's DataLoader
+    data = driver.Data(
+        None,
+        None,
+        test_x,
+        test_y,
+        config.batch_size,
+        eval_batch_size=100,
+        batches=lambda epoch, start, rng: folder.batches(config.batch_size, config.seed, epoch, start=start),
+        steps_per_epoch=steps,
+    )
+    fit = driver.fit(
+        config,
+        workdir,
+        identity=dataclasses.asdict(config),
+        state=state,
+        data=data,
+        rng=train_rng,
+        title=f"FolderCNN on {root.name}, seed {config.seed}",
+    )
+    # The lab saves the state_dict, builds a new net and loads it: the same here, through params.npz.
+    reloaded = train.create_train_state(model, load_params(fit.params_path)["params"], train.adam(config.learning_rate))
+    probe = test_x if test_x is not None else folder.arrays()[0][: config.batch_size]
+    diff = np.max(np.abs(np.asarray(train.predict(reloaded, probe)) - np.asarray(train.predict(fit.state, probe))))
+    accuracy = fit.records[-1].get("test_accuracy") if fit.records else (fit.test or {}).get("accuracy")
+    return Result(
+        folder.classes,
+        fit.records,
+        accuracy,
+        float(diff),
+        fit.state,
+        fit.params_path,
+        fit.metrics_path,
+        fit.logdir,
+    )

@@ -129,26 +129,13 @@ def prepare(pairs=RAW):
     return pairs, source_vocab, target_vocab, arrays
 
 
-def _loss(params, apply_fn, batch):
+def sentence_nll(log_probs, batch):
     """NLL summed over each target sentence's words (the lab's ``loss += criterion(...)`` per word), averaged over
-    the sentences of the batch; and the number of target words."""
-    log_probs = apply_fn({"params": params}, batch["source"], batch["source_lengths"], batch["decoder_inputs"])
+    the sentences of the batch; and, as the lab prints it, the NLL per target word."""
     nll = -jnp.take_along_axis(log_probs, batch["targets"][..., None], axis=-1)[..., 0]
     mask = jnp.arange(nll.shape[1])[None, :] < batch["target_lengths"][:, None]
     per_sentence = jnp.where(mask, nll, 0.0).sum(axis=1)
-    return per_sentence.mean(), (per_sentence.sum(), mask.sum())
-
-
-@functools.partial(jax.jit, static_argnames=("one_pair_per_step",))
-def _train(state, arrays, choices, one_pair_per_step: bool):
-    def body(state, choice):
-        batch = arrays
-        if one_pair_per_step:  # one pair, still padded to the longest sentence: one program for every pair
-            batch = jax.tree_util.tree_map(lambda a: a[choice][None], arrays)
-        grads, (nll_sum, words) = jax.grad(_loss, has_aux=True)(state.params, state.apply_fn, batch)
-        return state.apply_gradients(grads=grads), nll_sum / words
-
-    return jax.lax.scan(body, state, choices)
+    return per_sentence.mean(), {"nll_per_word": per_sentence.sum() / mask.sum()}
 
 
 def train_and_evaluate(config: Config) -> Result:
@@ -157,10 +144,15 @@ def train_and_evaluate(config: Config) -> Result:
     model = Seq2Seq(len(source_vocab), len(target_vocab), config.hidden_size)
     init_rng, choice_rng = jax.random.split(jax.random.key(config.seed))
     arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
-    params = model.init(init_rng, arrays["source"], arrays["source_lengths"], arrays["decoder_inputs"])["params"]
+    inputs = (arrays["source"], arrays["source_lengths"], arrays["decoder_inputs"])
+    params = train.init_params(model, init_rng, inputs)
     state = train.create_train_state(model, params, optax.sgd(config.learning_rate))
-    choices = jax.random.randint(choice_rng, (config.iterations,), 0, len(pairs))  # used by one_pair_per_step
-    state, losses = _train(state, arrays, choices, config.one_pair_per_step)
+    batch = {"inputs": inputs, "targets": arrays["targets"], "target_lengths": arrays["target_lengths"]}
+    indices = None
+    if config.one_pair_per_step:  # one random pair a step, still padded to the longest sentence: one program
+        indices = jax.random.randint(choice_rng, (config.iterations, 1), 0, len(pairs))
+    state, metrics = train.train_loop(state, batch, choice_rng, config.iterations, sentence_nll, indices)
+    losses = metrics["nll_per_word"]
     words = jax.jit(functools.partial(model.apply, method=Seq2Seq.translate), static_argnums=(3, 4))(
         {"params": state.params}, arrays["source"], arrays["source_lengths"], SOS, TARGET_MAX_LENGTH
     )

@@ -87,19 +87,6 @@ def split(values: np.ndarray, config: Config):
     return scaler, *windows(scaler(train_set), config.seq_length), *windows(scaler(test_set), config.seq_length)
 
 
-def _mse(params, apply_fn, x, y):
-    return jnp.mean((apply_fn({"params": params}, x) - y) ** 2)
-
-
-@functools.partial(jax.jit, static_argnames="iterations")
-def _fit(state, x, y, iterations: int):
-    def body(state, _):
-        loss, grads = jax.value_and_grad(_mse)(state.params, state.apply_fn, x, y)
-        return state.apply_gradients(grads=grads), loss
-
-    return jax.lax.scan(body, state, None, length=iterations)
-
-
 def train_and_evaluate(config: Config, workdir: str | Path | None = None) -> Result:
     """Train on the training windows, predict the test windows; with ``workdir``, save ``predictions.png`` there."""
     _, values = load_macrodata(columns=FEATURES)
@@ -107,7 +94,9 @@ def train_and_evaluate(config: Config, workdir: str | Path | None = None) -> Res
     model = RNNRegressor(config.hidden_size)
     params = train.init_params(model, jax.random.key(config.seed), jnp.asarray(train_x[:1]))
     state = train.create_train_state(model, params, train.adam(config.learning_rate))
-    state, losses = _fit(state, jnp.asarray(train_x), jnp.asarray(train_y), config.iterations)
+    batch = {"inputs": jnp.asarray(train_x), "labels": jnp.asarray(train_y)}
+    state, metrics = train.train_loop(state, batch, jax.random.key(config.seed), config.iterations, loss=train.mse)
+    losses = metrics["loss"]
     predict = jax.jit(train.predict)
     target = len(FEATURES) - 1
     in_units = functools.partial(scaler.inverse, column=target)

@@ -58,7 +58,8 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(self.source_vocab, self.hidden_size)
         self.decoder = Decoder(self.target_vocab, self.hidden_size)
 
-    def __call__(self, source, source_lengths, decoder_inputs):
+    def __call__(self, source, source_lengths, decoder_inputs, *, deterministic: bool = True):
+        del deterministic  # the lab's translator has no dropout; accepted as every jaxnn model does
         log_probs, _ = self.decoder(decoder_inputs, self.encoder(source, source_lengths))
         return log_probs
 

@@ -1,14 +1,17 @@
-"""The training core shared by the CNN and RNN labs: a train state, pure step functions and two loops.
+"""The training core shared by every lab: a train state, pure step functions that take the loss, and two loops.
 
-A model is any Linen module called as ``model.apply({'params': p}, inputs, deterministic=..., rngs=...)`` that
-returns logits ``(..., num_classes)``; labels are integers of the logits' leading shape. Cross-entropy is the mean
-over every label, exactly ``torch.nn.CrossEntropyLoss()(logits.view(-1, C), labels.view(-1))``.
+A model is any Linen module called as ``model.apply(variables, *inputs, deterministic=..., rngs=...)``. A batch is
+a dict with ``'inputs'`` (an array, or a tuple of the model's positional arguments) and whatever the loss reads
+(``'labels'`` for :func:`cross_entropy` and :func:`mse`). A loss maps ``(outputs, batch)`` to the scalar to
+minimise and the batch's other metrics. :func:`cross_entropy` is the mean over every label, exactly
+``torch.nn.CrossEntropyLoss()(logits.view(-1, C), labels.view(-1))``.
 
-``train_step(state, batch, rng)``, ``eval_step(state, batch)`` and ``predict(state, inputs)`` are pure, traceable
-functions: jit them where they are used, ``jax.jit(train.train_step)`` (with
-``compiler_options=jaxnn.runtime.compiler_options()`` for the fast CPU convolutions). ``batch`` is a dict with
-``'inputs'`` and ``'labels'``. The rng of a step is ``fold_in(rng, state.step)``, so the same seed replays the same
-dropout masks.
+``train_step(state, batch, rng, loss)``, ``eval_step(state, batch, loss)`` and ``predict(state, *inputs)`` are
+pure, traceable functions: jit them where they are used, ``jax.jit(train.train_step)`` (with
+``compiler_options=jaxnn.runtime.compiler_options()`` for the fast CPU convolutions). The rng of a step is
+``fold_in(rng, state.step)``, so the same seed replays the same dropout masks. Both loops, :func:`train_epoch`
+(one step per batch, from Python) and :func:`train_loop` (a compiled ``lax.scan``), stop with
+:class:`NonFiniteLossError` naming the first step whose loss is NaN or infinite.
 
 A jitted step compiles once per model, optimizer and shapes; :func:`adam` returns the same optimizer for the same
 arguments, so a second run with another seed compiles nothing::
@@ -25,7 +28,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -38,10 +41,12 @@ Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 __all__ = [
+    "Batch",
+    "Metrics",
     "TrainState",
-    "adam",
-    "sgd",
-    "step_lr",
+    "Loss",
+    "cross_entropy",
+    "mse",
     "init_variables",
     "init_params",
     "create_train_state",
@@ -52,6 +57,7 @@ __all__ = [
     "eval_step",
     "predict",
     "train_loop",
+    "out_of_range",
     "epoch_batches",
     "train_epoch",
     "evaluate",
@@ -67,112 +73,15 @@ class TrainState(train_state.TrainState):
     batch_stats: Any = None
 
 
-@functools.cache
-def adam(learning_rate: float = 1e-3, decay_steps: int | None = None) -> optax.GradientTransformation:
-    """``torch.optim.Adam(lr=learning_rate)``: optax's defaults (b1 0.9, b2 0.999, eps 1e-8) are PyTorch's.
-
-    With ``decay_steps`` the rate decays from ``learning_rate`` to 0 along a cosine over that many steps (optax's
-    ``cosine_decay_schedule``). The same arguments return the same transformation object, so a jitted step compiled
-    for one train state serves the next one built with it (another seed, say) without compiling again.
-
-    The rate is a constant of the compiled program, not a value in the optimizer state
-    (``optax.inject_hyperparams``), because that changes the float32 rounding of the step: the longseq lab's
-    chaotic run (Adam at 0.1) then no longer ends on PyTorch's sentence. Another rate compiles a new program.
-    """
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    if decay_steps is None:
-        return optax.adam(learning_rate)
-    if not isinstance(decay_steps, int) or decay_steps < 1:
-        raise ValueError(f"decay_steps must be a positive int or None, got {decay_steps!r}")
-    return optax.adam(optax.cosine_decay_schedule(learning_rate, decay_steps))
-
-
-def _check_rate(learning_rate) -> None:
-    if callable(learning_rate):
-        return
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0 or an optax schedule, got {learning_rate!r}")
-
-
-@functools.cache
-def step_lr(learning_rate: float, step_size: int, steps_per_epoch: int, gamma: float = 0.1) -> optax.Schedule:
-    """``torch.optim.lr_scheduler.StepLR(step_size, gamma)`` stepped once per epoch, as a per-step optax schedule:
-    epoch ``e`` trains at ``learning_rate * gamma ** (e // step_size)``.
-
-    (The labs call ``lr_sche.step()`` at the start of each epoch, which since PyTorch 1.1 shifts the schedule one
-    epoch earlier and warns; this is the documented order, ``scheduler.step()`` after the epoch.)
-    """
-    _check_rate(learning_rate)
-    for name, value in (("step_size", step_size), ("steps_per_epoch", steps_per_epoch)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
-    return optax.exponential_decay(learning_rate, step_size * steps_per_epoch, gamma, staircase=True)
-
-
-@functools.cache
-def sgd(
-    learning_rate: float | optax.Schedule = 1e-3,
-    momentum: float = 0.0,
-    dampening: float = 0.0,
-    weight_decay: float = 0.0,
-    nesterov: bool = False,
-) -> optax.GradientTransformation:
-    """``torch.optim.SGD``: the decay is added to the gradient (``g + weight_decay * p``) before the momentum
-    buffer ``b = momentum * b + (1 - dampening) * g`` (the first step's buffer is ``g`` itself), and ``p -= lr * b``
-    (``p -= lr * (g + momentum * b)`` with ``nesterov``). ``learning_rate`` may be a schedule (:func:`step_lr`).
-
-    Example::
-
-      tx = train.sgd(train.step_lr(0.1, 10, steps_per_epoch, gamma=0.5), momentum=0.9, weight_decay=5e-4)
-    """
-    _check_rate(learning_rate)
-    for name, value in (("momentum", momentum), ("dampening", dampening), ("weight_decay", weight_decay)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("nesterov needs momentum > 0 and dampening 0 (as in PyTorch)")
-    parts = []
-    if weight_decay:
-        parts.append(optax.add_decayed_weights(weight_decay))
-    if momentum:
-        parts.append(_torch_momentum(momentum, dampening, nesterov))
-    parts.append(optax.scale_by_learning_rate(learning_rate))
-    return optax.chain(*parts)
-
-
-class _MomentumState(NamedTuple):
-    buffer: Any
-    started: jax.Array
-
-
-def _torch_momentum(momentum: float, dampening: float, nesterov: bool) -> optax.GradientTransformation:
-    """PyTorch's momentum buffer: ``b = g`` on the first step, ``momentum * b + (1 - dampening) * g`` after."""
-
-    def init(params):
-        return _MomentumState(jax.tree.map(jnp.zeros_like, params), jnp.zeros((), jnp.bool_))
-
-    def update(updates, state, params=None):
-        del params
-        buffer = jax.tree.map(
-            lambda b, g: jnp.where(state.started, momentum * b + (1 - dampening) * g, g), state.buffer, updates
-        )
-        out = jax.tree.map(lambda g, b: g + momentum * b, updates, buffer) if nesterov else buffer
-        return out, _MomentumState(buffer, jnp.ones((), jnp.bool_))
-
-    return optax.GradientTransformation(init, update)
-
-
 @functools.partial(jax.jit, static_argnames="model")
-def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: jax.Array) -> dict:
+def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> dict:
     """``model.init(rng, sample_inputs)``: ``params``, and ``batch_stats`` for a model with BatchNorm; compiled once
     per model and input shape (an RNN's eager init would trace and compile its scan anew on every call)."""
-    return model.init(rng, sample_inputs, deterministic=True)
+    inputs = sample_inputs if isinstance(sample_inputs, tuple) else (sample_inputs,)
+    return model.init(rng, *inputs, deterministic=True)
 
 
-def init_params(model: nn.Module, rng: jax.Array, sample_inputs: jax.Array) -> Any:
+def init_params(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> Any:
     """The ``params`` of :func:`init_variables`."""
     return init_variables(model, rng, sample_inputs)["params"]
 
@@ -222,60 +131,115 @@ def compute_metrics(logits: jax.Array, labels: jax.Array) -> Metrics:
     }
 
 
-def _train_step_with_logits(state: TrainState, batch: Batch, rng: jax.Array):
+# A loss takes the model's outputs and the batch and returns the scalar to minimise and the batch's other metrics.
+Loss = Callable[[Any, Batch], tuple[jax.Array, Metrics]]
+
+
+def cross_entropy(logits: jax.Array, batch: Batch) -> tuple[jax.Array, Metrics]:
+    """``torch.nn.CrossEntropyLoss()`` of ``logits`` against ``batch['labels']``, with accuracy and the count of
+    labels out of range (which the loops turn into a ValueError naming the step)."""
+    metrics = compute_metrics(logits, batch["labels"])
+    return metrics.pop("loss"), metrics
+
+
+def mse(outputs: jax.Array, batch: Batch) -> tuple[jax.Array, Metrics]:
+    """``torch.nn.MSELoss()`` of ``outputs`` against ``batch['labels']`` (the regression targets)."""
+    return jnp.mean((outputs - batch["labels"]) ** 2), {}
+
+
+def _inputs(batch: Batch) -> tuple:
+    """The model's positional arguments: ``batch['inputs']``, or each element of it when it is a tuple."""
+    inputs = batch["inputs"]
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
+def _variables(state: TrainState, params: Any) -> dict:
+    if state.batch_stats is None:
+        return {"params": params}
+    return {"params": params, "batch_stats": state.batch_stats}
+
+
+def train_step(
+    state: TrainState, batch: Batch, rng: jax.Array, loss: Loss = cross_entropy
+) -> tuple[TrainState, Metrics]:
+    """One optimizer step on ``batch``: the ``loss`` (default :func:`cross_entropy`) of the model's outputs, its
+    gradient, the update, and for a model with BatchNorm the new running statistics. Returns the new state and the
+    metrics of the forward pass before the update (``'loss'`` and what ``loss`` adds).
+
+    The loss is a static argument: ``jax.jit(functools.partial(train.train_step, loss=train.mse))``.
+    """
     rngs = {"dropout": jax.random.fold_in(rng, state.step)}
 
     def loss_fn(params):
+        variables = _variables(state, params)
         if state.batch_stats is None:
-            logits = state.apply_fn({"params": params}, batch["inputs"], deterministic=False, rngs=rngs)
-            return cross_entropy_loss(logits, batch["labels"]), (logits, None)
-        variables = {"params": params, "batch_stats": state.batch_stats}
-        logits, updates = state.apply_fn(
-            variables, batch["inputs"], deterministic=False, rngs=rngs, mutable=["batch_stats"]
-        )
-        return cross_entropy_loss(logits, batch["labels"]), (logits, updates["batch_stats"])
+            outputs = state.apply_fn(variables, *_inputs(batch), deterministic=False, rngs=rngs)
+            updates = None
+        else:
+            outputs, new = state.apply_fn(
+                variables, *_inputs(batch), deterministic=False, rngs=rngs, mutable=["batch_stats"]
+            )
+            updates = new["batch_stats"]
+        value, metrics = loss(outputs, batch)
+        return value, (metrics, updates)
 
-    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (value, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
-    metrics = {"loss": loss, "accuracy": accuracy(logits, batch["labels"])}
-    return state, {**metrics, "labels_out_of_range": out_of_range(logits, batch["labels"])}, logits
+    return state, {"loss": value, **metrics}
 
 
-def train_step(state: TrainState, batch: Batch, rng: jax.Array) -> tuple[TrainState, Metrics]:
-    """One optimizer step on ``batch``; metrics (loss, accuracy) are those of the forward pass before the update."""
-    state, metrics, _ = _train_step_with_logits(state, batch, rng)
-    return state, metrics
+def eval_step(state: TrainState, batch: Batch, loss: Loss = cross_entropy) -> Metrics:
+    """The ``loss`` and its metrics on ``batch`` under the current parameters, dropout off."""
+    value, metrics = loss(predict(state, *_inputs(batch)), batch)
+    return {"loss": value, **metrics}
 
 
-def eval_step(state: TrainState, batch: Batch) -> Metrics:
-    """Metrics of ``batch`` under the current parameters, dropout off."""
-    return compute_metrics(predict(state, batch["inputs"]), batch["labels"])
+def predict(state: TrainState, *inputs: jax.Array) -> jax.Array:
+    """The model's outputs (logits) for ``inputs``, dropout off and BatchNorm on its running statistics."""
+    return state.apply_fn(_variables(state, state.params), *inputs, deterministic=True)
 
 
-def predict(state: TrainState, inputs: jax.Array) -> jax.Array:
-    """Logits of ``inputs``, dropout off."""
-    variables = {"params": state.params}
-    if state.batch_stats is not None:
-        variables["batch_stats"] = state.batch_stats
-    return state.apply_fn(variables, inputs, deterministic=True)
+@functools.partial(jax.jit, static_argnames=("num_steps", "loss"))
+def _scan_steps(state, batch, rng, indices, num_steps, loss):
+    def body(state, index):
+        step_batch = batch if index is None else jax.tree_util.tree_map(lambda a: a[index], batch)
+        return train_step(state, step_batch, rng, loss)
+
+    return jax.lax.scan(body, state, indices, length=num_steps)
 
 
-@functools.partial(jax.jit, static_argnames="num_steps")
-def train_loop(state: TrainState, batch: Batch, rng: jax.Array, num_steps: int):
-    """``num_steps`` optimizer steps on one fixed batch, compiled as a single ``lax.scan`` (the small RNN labs).
+def train_loop(
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    num_steps: int,
+    loss: Loss = cross_entropy,
+    indices: jax.Array | None = None,
+) -> tuple[TrainState, Metrics]:
+    """``num_steps`` optimizer steps (:func:`train_step` with ``loss``) compiled as one ``lax.scan``: the small RNN
+    labs, whose whole run is one program.
 
-    Returns ``(state, metrics, predictions)``: metrics stacked per step (``(num_steps,)`` each) and the argmax
-    predictions of every step's forward pass, ``(num_steps, *labels.shape)``. Compiled with XLA's default options:
-    the RNN labs' float32 training is chaotic (Adam at lr 0.1), and they keep the rounding that ends on PyTorch's
-    sentence.
+    Every step trains on ``batch``, or with ``indices`` (``(num_steps, k)`` ints) step ``i`` trains on the
+    examples ``indices[i]`` of it (one random pair per step, say). Returns the state and each metric stacked per
+    step, ``(num_steps, ...)``. Raises :class:`NonFiniteLossError` naming the first step whose loss is NaN or
+    infinite, and ValueError for labels out of range, as :func:`train_epoch` does. Compiled with XLA's default
+    options: the RNN labs' float32 training is chaotic (Adam at lr 0.1), and they keep the rounding that ends on
+    PyTorch's sentence.
     """
-
-    def body(state, _):
-        state, metrics, logits = _train_step_with_logits(state, batch, rng)
-        return state, (metrics, jnp.argmax(logits, -1))
-
-    state, (metrics, predictions) = jax.lax.scan(body, state, None, length=num_steps)
-    return state, metrics, predictions
+    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
+        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    if indices is not None and (jnp.ndim(indices) < 1 or jnp.shape(indices)[0] != num_steps):
+        raise ValueError(f"indices must have num_steps={num_steps} rows, got shape {jnp.shape(indices)}")
+    first = int(state.step)
+    state, metrics = _scan_steps(state, batch, rng, indices, num_steps, loss)
+    losses = np.asarray(metrics["loss"])
+    bad = np.flatnonzero(np.asarray(metrics.get("labels_out_of_range", np.zeros(num_steps))) != 0)
+    if bad.size:
+        _check_step(first + int(bad[0]), jax.tree_util.tree_map(lambda m: m[bad[0]], metrics))
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        raise NonFiniteLossError(first + int(bad[0]), float(losses[bad[0]]))
+    return state, metrics
 
 
 def check_batch_size(batch_size: int, num_examples: int, split: str = "train") -> None:

@@ -1,0 +1,263 @@
+"""The one epoch driver every epoch recipe runs (MNIST, VGG/ResNet, image folders).
+
+A recipe loads and checks its data, builds its model and first train state, and hands them to :func:`fit` with its
+:class:`RunOptions`. ``fit`` owns everything a run guarantees, for every recipe alike:
+
+- the workdir (:func:`jaxnn.workdir.claim`): one run at a time, its identity recorded in ``run.json`` and compared
+  on resume, a previous run's files replaced only by a run that passed its checks;
+- orbax checkpoints (every ``checkpoint_every`` steps and at each epoch end; parameters, optimizer state and
+  BatchNorm statistics) and ``resume``, bit-identical to the uninterrupted run after a SIGKILL at any step;
+- the non-finite guard (a NaN or infinite loss stops the run naming the step, nothing non-finite is saved);
+- ``metrics.jsonl``, TensorBoard event files and a progress bar; the compiler options of the steps;
+- several processes (the batch split over every device; process 0 writes the files);
+- the final files: ``params.npz`` (parameters and batch statistics) and ``curves.png``, plus what the recipe's
+  ``finish`` writes (sample predictions, say).
+
+Example (the shape of every epoch recipe)::
+
+    state = train.create_train_state(model, params, train.adam(1e-3))
+    data = driver.Data(train_x, train_y, test_x, test_y, batch_size=100)
+    fit = driver.fit(config, workdir, identity=dataclasses.asdict(config), state=state, data=data, rng=rng)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxnn import parallel, report, runtime
+from jaxnn.checkpoint import Checkpointer, save_params
+from jaxnn.train import core
+from jaxnn.workdir import claim
+
+log = logging.getLogger("jaxnn.train")
+
+__all__ = ["RunOptions", "Data", "Fit", "fit", "NOT_IDENTITY"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a run is run, as opposed to what it trains: the fields every epoch recipe's config shares."""
+
+    epochs: int = 1  # training epochs
+    seed: int = 0  # of initialisation, shuffling, augmentation and dropout
+    checkpoints: bool = True  # orbax checkpoints at every epoch end
+    checkpoint_every: int = 0  # and every N steps (0: epoch ends only)
+    keep: int = 3  # checkpoints kept
+    resume: bool = False  # continue from the latest checkpoint in the workdir (its recorded config must match)
+    overwrite: bool = False  # start over in a workdir that holds another run's checkpoints
+    progress: bool = True  # a progress bar per epoch (the scripts show it only on a terminal)
+    logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
+    cpu_compiler_options: bool = True  # jaxnn.runtime.compiler_options() for the steps (faster CPU convolutions)
+
+    def check_run_options(self) -> None:
+        """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
+        for name, minimum in (("epochs", 1), ("seed", 0), ("checkpoint_every", 0), ("keep", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        if self.seed >= 2**32:
+            raise ValueError(f"seed must be an int < 2**32, got {self.seed}")
+        if self.resume and not self.checkpoints:
+            raise ValueError("resume needs checkpoints")
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other")
+
+
+# The fields that only say where files are or how often to save: a resume may change them.
+NOT_IDENTITY = (
+    "resume",
+    "overwrite",
+    "progress",
+    "checkpoints",
+    "checkpoint_every",
+    "keep",
+    "logdir",
+    "data_dir",
+    "manual_dir",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A recipe's data for :func:`fit`: the training split (device arrays, or ``batches``) and the test split.
+
+    ``batches(epoch, start, rng)`` yields the batches of one epoch from batch ``start`` on, in an order that depends
+    on ``(rng, epoch)`` alone (default: :func:`jaxnn.train.epoch_batches` over ``train_x``/``train_y``);
+    ``steps_per_epoch`` is how many it yields from ``start=0``.
+    """
+
+    train_x: Any
+    train_y: Any
+    test_x: Any = None
+    test_y: Any = None
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    batches: Callable[[int, int, jax.Array], Iterator[core.Batch]] | None = None
+    steps_per_epoch: int | None = None
+
+    def __post_init__(self):
+        if self.batches is None:
+            core.check_batch_size(self.batch_size, int(self.train_x.shape[0]))
+            object.__setattr__(self, "steps_per_epoch", int(self.train_x.shape[0]) // self.batch_size)
+        elif not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be a positive int with batches, got {self.steps_per_epoch!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """What :func:`fit` gives back: the trained state, one record per epoch run (``epoch``, ``train_*`` and, with a
+    test split, ``test_*``; ``learning_rate`` with a schedule), the last test metrics and the files written."""
+
+    state: core.TrainState
+    records: list[dict[str, Any]]
+    test: dict[str, float] | None
+    params_path: Path
+    metrics_path: Path
+    logdir: Path
+    curves_path: Path | None
+    extra: dict[str, Any]
+
+
+def fit(
+    options: RunOptions,
+    workdir: str | Path,
+    *,
+    identity: dict[str, Any],
+    state: core.TrainState,
+    data: Data,
+    rng: jax.Array,
+    train_step: Callable = core.train_step,
+    eval_step: Callable = core.eval_step,
+    schedule: Callable[[int], Any] | None = None,
+    title: str = "",
+    finish: Callable[[core.TrainState, Path, bool], dict[str, Any]] | None = None,
+) -> Fit:
+    """Train ``state`` for ``options.epochs`` epochs over ``data`` and evaluate after each (see the module doc).
+
+    ``train_step(state, batch, rng)`` and ``eval_step(state, batch)`` are pure (jitted here, with jaxnn's CPU
+    compiler options unless ``options.cpu_compiler_options`` is off). ``identity`` is what the run is (its config
+    without :data:`NOT_IDENTITY`): recorded in ``run.json`` and compared on resume. ``schedule(step)`` adds the
+    epoch's ``learning_rate`` to its record. ``finish(state, workdir, primary)`` runs after the last epoch in every
+    process (it may run collectives) and returns extra results for :attr:`Fit.extra`; only ``primary`` writes.
+    ``rng`` draws the shuffling and the steps' randomness (``split(rng)``: the shuffle key, the step key).
+    """
+    workdir = Path(workdir)
+    identity = {k: v for k, v in identity.items() if k not in NOT_IDENTITY}
+    identity["devices"] = jax.device_count()
+    identity = json.loads(json.dumps(identity))  # as run.json holds it (a tuple reads back as a list)
+    mesh = None
+    if jax.device_count() > 1:  # data parallel over every device: the batch split, everything else replicated
+        mesh = parallel.make_mesh()
+        parallel.check_divisible(data.batch_size, mesh)
+    primary = jax.process_index() == 0
+    # In a multi-process run every process trains; process 0 alone owns the workdir and writes the files (the
+    # checkpoints, which orbax writes from every process, aside).
+    owner = claim(workdir, identity, options.resume, options.overwrite) if primary else None
+    with owner or contextlib.nullcontext():
+        return _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary)
+
+
+def _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary) -> Fit:
+    shuffle_rng, step_rng = jax.random.split(rng)
+    steps = data.steps_per_epoch
+    place = None
+    train_x, train_y, test_x, test_y = data.train_x, data.train_y, data.test_x, data.test_y
+    if mesh is not None:  # before a restore, which then places the checkpoint's arrays as the state's
+        state = parallel.replicate(state, mesh)
+        if data.batches is None:
+            train_x, train_y = parallel.replicate((train_x, train_y), mesh)
+        place = functools.partial(parallel.shard_batch, mesh=mesh)
+
+    def epoch_batches(epoch, first):
+        if data.batches is not None:
+            return data.batches(epoch, first, shuffle_rng)
+        return core.epoch_batches(train_x, train_y, data.batch_size, shuffle_rng, epoch, first)
+
+    metrics_path = workdir / "metrics.jsonl"
+    ckpt = Checkpointer(workdir / "checkpoints", options.keep) if options.checkpoints else None
+    first_epoch, start, previous = 0, 0, None
+    if options.resume:
+        state, step = ckpt.restore_latest(state)
+        if step is None:
+            log.info("no checkpoint in %s: starting from scratch", ckpt.directory)
+        else:
+            first_epoch, start = divmod(step, steps)
+            previous = (ckpt.extra(step) or {}).get("epoch_so_far") if start else None
+            log.info("resumed from step %d (epoch %d, batch %d)", step, first_epoch + 1, start)
+    # Keep the lines of the epochs the checkpoint covers; an epoch logged after it will run again.
+    records = [r for r in report.read_metrics(metrics_path) if r["epoch"] <= first_epoch] if options.resume else []
+    if primary:
+        report.write_metrics(metrics_path, records)
+
+    compiler_options = runtime.compiler_options() if options.cpu_compiler_options else None
+    step_fn = jax.jit(train_step, compiler_options=compiler_options)
+    eval_fn = jax.jit(eval_step, compiler_options=compiler_options)
+
+    def after_step(s, so_far):
+        if int(s.step) % options.checkpoint_every == 0 and int(s.step) % steps:
+            so_far = {k: [float(v) for v in vs] for k, vs in so_far.items()}
+            ckpt.save(s, {"epoch_so_far": so_far} if primary else None)
+
+    logdir = Path(options.logdir) if options.logdir else workdir / "tensorboard"
+    logger = report.MetricsLogger(metrics_path, logdir) if primary else None
+    test = None
+    try:
+        for epoch in range(first_epoch, options.epochs):
+            first = start if epoch == first_epoch else 0
+            batches = epoch_batches(epoch, first)
+            if place is not None:
+                batches = map(place, batches)
+            batches = report.progress(batches, steps - first, f"epoch {epoch + 1}", options.progress)
+            state, m = core.train_epoch(
+                step_fn,
+                state,
+                batches,
+                step_rng,
+                after_step if ckpt is not None and options.checkpoint_every else None,
+                previous if epoch == first_epoch else None,
+            )
+            record = {"epoch": epoch + 1}
+            if schedule is not None:
+                record["learning_rate"] = float(schedule(epoch * steps))
+            record.update(train_loss=m["loss"], train_accuracy=m["accuracy"])
+            if test_x is not None:
+                test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
+                record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+            log.info(
+                "[Epoch: %4d] cost = %.9f  train acc = %.4f%s",
+                epoch + 1,
+                m["loss"],
+                m["accuracy"],
+                f"  test acc = {test['accuracy']:.4f}" if test is not None else "",
+            )
+            if logger is not None:  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
+                logger.write(**record)
+            records.append(record)
+            if ckpt is not None:
+                ckpt.save(state)
+    finally:
+        if ckpt is not None:
+            ckpt.close()
+        if logger is not None:
+            logger.close()
+    if test is None and test_x is not None:  # resumed after the last epoch: evaluate what the checkpoint holds
+        test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
+    extra = finish(state, workdir, primary) if finish is not None else {}
+    params_path, curves = workdir / "params.npz", None
+    if primary:
+        variables = {"params": state.params}
+        if state.batch_stats is not None:
+            variables["batch_stats"] = state.batch_stats
+        save_params(params_path, jax.tree_util.tree_map(np.asarray, variables))
+        curves = report.plot_metrics(records, workdir / "curves.png", title)
+    return Fit(state, records, test, params_path, metrics_path, logdir, curves, extra)
