@@ -667,8 +667,9 @@ def max_unpool2d(
         )
     plane = out_hw[0] * out_hw[1]
     idx4 = indices if batched else indices[None]
-    if not isinstance(idx4, jax.core.Tracer):
-        lo, hi = int(jnp.min(idx4)) if idx4.size else 0, int(jnp.max(idx4)) if idx4.size else 0
+    if not isinstance(idx4, jax.core.Tracer):  # concrete indices (also closed over inside jit): checked on the host
+        concrete = np.asarray(idx4)
+        lo, hi = (int(concrete.min()), int(concrete.max())) if concrete.size else (0, 0)
         if lo < 0 or hi >= plane:
             raise ValueError(
                 f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, found values in [{lo}, {hi}]"

@@ -40,6 +40,22 @@ def mnist_data_dir(tmp_path_factory):
     return data_dir
 
 
+def forward_and_vjp(fn, args, seed):
+    """``fn(*args)`` and its gradients for a random float32 cotangent (drawn from ``seed``), as one compiled
+    program: run eagerly, every primitive of an op and of its gradient compiles on its own, which was most of a
+    parity test's time. Returns ``(out, grads, cotangent)``."""
+    args = tuple(jax.numpy.asarray(a) for a in args)
+    shape = jax.eval_shape(fn, *args).shape
+    g = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+    def both(args, g):
+        out, vjp = jax.vjp(fn, *args)
+        return out, vjp(g)
+
+    out, grads = jax.jit(both)(args, g)
+    return out, grads, g
+
+
 class CompileCounter:
     """Counts XLA compilations (JAX's backend_compile events) in this process."""
 

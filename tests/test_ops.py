@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import forward_and_vjp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,9 +27,7 @@ def torch_grad_nhwc(t: torch.Tensor) -> np.ndarray:
 
 def vjp_and_torch(jax_fn, jax_args, torch_out, torch_inputs, seed):
     """JAX forward and gradients for a random cotangent; the same cotangent is back-propagated through torch_out."""
-    out, vjp = jax.vjp(jax_fn, *jax_args)
-    g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
-    grads = vjp(jnp.asarray(g))
+    out, grads, g = forward_and_vjp(jax_fn, jax_args, seed)
     g_t = torch.tensor(nhwc_to_nchw(g).copy() if g.ndim in (3, 4) else g)
     torch_out.backward(g_t)
     return out, grads
@@ -51,9 +50,9 @@ def torch_conv(x, w, b, g, **kwargs):
 def check_conv_against_torch(x, w, b, seed, **kwargs):
     """Forward and every gradient of ops.conv2d against F.conv2d; sums that cancel are judged by their terms."""
     args = (x, w) if b is None else (x, w, b)
-    out, vjp = jax.vjp(lambda *a: ops.conv2d(a[0], a[1], a[2] if b is not None else None, **kwargs), *args)
-    g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
-    grads = vjp(jnp.asarray(g))
+    out, grads, g = forward_and_vjp(
+        lambda *a: ops.conv2d(a[0], a[1], a[2] if b is not None else None, **kwargs), args, seed
+    )
     expected = torch_conv(x, w, b, g, **kwargs)
     scale = torch_conv(np.abs(x), np.abs(w), None if b is None else np.abs(b), np.abs(g), **kwargs)
     ours = (out, *grads)  # no bias gradient without a bias
@@ -277,6 +276,16 @@ def test_max_unpool2d_matches_torch(case, bigger):
     )
     assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="values")
     assert_close(gx, torch_grad_nhwc(xt), what="grad x")
+
+
+def test_max_unpool2d_jits_with_concrete_indices_closed_over(rng):
+    # The indices' range is checked on the host when they are concrete, also when a jitted function closes over them.
+    x = rng.standard_normal((2, 6, 6, 3)).astype(np.float32)
+    y, idx = ops.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(jax.jit(lambda a: ops.max_unpool2d(a, idx, 2))(y), ops.max_unpool2d(y, idx, 2))
+    far = idx + 100
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 36\)"):
+        jax.jit(lambda a: ops.max_unpool2d(a, far, 2))(y)
 
 
 def test_unpool_of_pool_keeps_maxima_in_place(rng):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import forward_and_vjp
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,9 +29,7 @@ def check_against_torch(jax_fn, torch_fn, inputs, torch_inputs, seed, abs_inputs
     """Forward and the gradients of every input: ``jax_fn(*inputs)`` (channels last) against
     ``torch_fn(*torch_inputs)`` (channels first), for one random cotangent. ``abs_inputs``: the torch inputs with
     absolute values, for sums that cancel (conftest's tolerance model)."""
-    out, vjp = jax.vjp(jax_fn, *[jnp.asarray(a) for a in inputs])
-    g = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
-    grads = vjp(jnp.asarray(g))
+    out, grads, g = forward_and_vjp(jax_fn, inputs, seed)
 
     def run(arrays, g_):
         ts = [torch.tensor(a, requires_grad=True) for a in arrays]
