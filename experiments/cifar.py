@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import cli
-from cli import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
+from cli import RUN_FLAGS, add_config_flags, add_process_flags, config_from_flags, show_progress, start_processes
 
 from jaxnn import runtime
 from jaxnn.labs import cifar
@@ -28,7 +28,9 @@ def parse_args(argv=None) -> tuple[cifar.Config, Path]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = add_config_flags(p, cifar.Config, RUN_FLAGS)
     p.add_argument("--workdir", default=None, help="where results go (default: runs/<model>_<dataset>)")
+    add_process_flags(p)
     args = p.parse_args(argv)
+    start_processes(p, args)  # before anything else touches JAX
     config = config_from_flags(p, cifar.Config, args, names, progress=args.progress and sys.stderr.isatty())
     return config, Path(args.workdir or Path("runs") / f"{args.model}_{args.dataset}")
 

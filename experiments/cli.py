@@ -92,6 +92,48 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, flags: dict[st
     return names
 
 
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a multi-process run (each defaulting to its JAX environment variable)."""
+    parser.add_argument(
+        "--coordinator_address",
+        default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+        help="host:port of process 0 for a multi-process run (default: $JAX_COORDINATOR_ADDRESS)",
+    )
+    parser.add_argument(
+        "--num_processes",
+        type=int,
+        default=os.environ.get("JAX_NUM_PROCESSES", "1"),
+        help="processes of the run (default: $JAX_NUM_PROCESSES or 1)",
+    )
+    parser.add_argument(
+        "--process_id",
+        type=int,
+        default=os.environ.get("JAX_PROCESS_ID", "0"),
+        help="this process's index, 0 to num_processes - 1 (default: $JAX_PROCESS_ID or 0)",
+    )
+
+
+def start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Join the multi-process run the flags describe, before anything else touches JAX; a bad combination exits
+    through ``parser.error`` naming the flags."""
+    from jaxnn import parallel
+
+    if args.num_processes < 1:
+        parser.error(f"--num_processes must be an int >= 1, got {args.num_processes}")
+    if not 0 <= args.process_id < args.num_processes:
+        parser.error(
+            f"--process_id must be in [0, {args.num_processes - 1}] for --num_processes {args.num_processes}, "
+            f"got {args.process_id}"
+        )
+    if args.num_processes > 1:
+        if not args.coordinator_address:
+            parser.error("--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)")
+        try:
+            parallel.initialize(args.coordinator_address, args.num_processes, args.process_id)
+        except ValueError as e:
+            parser.error(str(e))
+
+
 # The flags every epoch recipe shares, under the names the scripts have always had.
 RUN_FLAGS = {"learning_rate": "lr", "cpu_compiler_options": "xla_defaults"}
 

@@ -14,7 +14,7 @@ import os
 import sys
 
 import cli
-from cli import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
+from cli import RUN_FLAGS, add_config_flags, add_process_flags, config_from_flags, show_progress, start_processes
 
 from jaxnn import runtime
 from jaxnn.labs import image_folder
@@ -24,7 +24,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = add_config_flags(p, image_folder.Config, RUN_FLAGS)
     p.add_argument("--workdir", default="runs/image_folder", help="where results go (runs/image_folder)")
+    add_process_flags(p)
     args = p.parse_args(argv)
+    start_processes(p, args)  # before anything else touches JAX
     config = config_from_flags(p, image_folder.Config, args, names, progress=args.progress and sys.stderr.isatty())
     return config, args.workdir
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import cli
-from cli import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
+from cli import RUN_FLAGS, add_config_flags, add_process_flags, config_from_flags, show_progress, start_processes
 
-from jaxnn import parallel, runtime
+from jaxnn import runtime
 from jaxnn.labs import mnist
 
 
@@ -28,31 +28,9 @@ def parse_args(argv=None) -> tuple[mnist.Config, Path]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     names = add_config_flags(p, mnist.Config, RUN_FLAGS)
     p.add_argument("--workdir", default=None, help="where metrics, plot and parameters go (default: runs/mnist_MODEL)")
-    p.add_argument(
-        "--coordinator_address",
-        default=os.environ.get("JAX_COORDINATOR_ADDRESS"),
-        help="host:port of process 0 for a multi-process run (default: $JAX_COORDINATOR_ADDRESS)",
-    )
-    p.add_argument(
-        "--num_processes",
-        type=int,
-        default=int(os.environ.get("JAX_NUM_PROCESSES", 1)),
-        help="processes of the run (default: $JAX_NUM_PROCESSES or 1)",
-    )
-    p.add_argument(
-        "--process_id",
-        type=int,
-        default=int(os.environ.get("JAX_PROCESS_ID", 0)),
-        help="this process's index, 0 to num_processes - 1 (default: $JAX_PROCESS_ID or 0)",
-    )
+    add_process_flags(p)
     args = p.parse_args(argv)
-    if args.num_processes > 1:  # before anything else touches JAX
-        if not args.coordinator_address:
-            p.error("--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)")
-        try:
-            parallel.initialize(args.coordinator_address, args.num_processes, args.process_id)
-        except ValueError as e:
-            p.error(str(e))
+    start_processes(p, args)  # before anything else touches JAX
     config = config_from_flags(p, mnist.Config, args, names, progress=args.progress and sys.stderr.isatty())
     return config, Path(args.workdir or Path("runs") / f"mnist_{args.model}")
 

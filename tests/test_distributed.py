@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 from jaxnn.checkpoint import load_params
 
@@ -33,18 +33,19 @@ def _env(**extra):
     return env
 
 
-def _flags(workdir, data_dir, *extra):
-    return ["--data_dir", str(data_dir), "--workdir", str(workdir), "--no_progress", "--batch_size", "100", *extra]
+def _flags(workdir, data_dir, *extra, batch_size="100"):
+    size = ["--batch_size", batch_size] if batch_size else []
+    return ["--data_dir", str(data_dir), "--workdir", str(workdir), "--no_progress", *size, *extra]
 
 
-def _start_pair(workdir, data_dir, *extra):
+def _start_pair(workdir, data_dir, *extra, script=SCRIPT, batch_size="100"):
     port = _port()
     return [
         subprocess.Popen(
             [
                 sys.executable,
-                SCRIPT,
-                *_flags(workdir, data_dir, *extra),
+                script,
+                *_flags(workdir, data_dir, *extra, batch_size=batch_size),
                 "--coordinator_address",
                 f"localhost:{port}",
                 "--num_processes",
@@ -131,13 +132,35 @@ def test_a_two_process_checkpoint_resumes_exactly(mnist_data_dir, tmp_path):
     _assert_params(tmp_path / "killed" / "params.npz", tmp_path / "straight" / "params.npz")
 
 
+@pytest.mark.parametrize("script", ["mnist_cnn.py", "cifar.py", "image_folder.py"])
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--num_processes", "2"], "needs --coordinator_address"),
         (["--num_processes", "2", "--coordinator_address", "localhost:1", "--process_id", "2"], "process_id must be"),
+        (["--num_processes", "0"], "--num_processes must be an int >= 1, got 0"),
+        (["--process_id", "5"], "--process_id must be in [0, 0] for --num_processes 1, got 5"),
     ],
 )
-def test_bad_distributed_flags_are_one_line(argv, message, tmp_path):
-    out = subprocess.run([sys.executable, SCRIPT, *argv], capture_output=True, text=True, env=_env())
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+def test_bad_distributed_flags_are_one_line(script, argv, message, capsys):
+    # Refused while parsing, before JAX is touched (in this process: parse_args exits through argparse).
+    with pytest.raises(SystemExit) as e:
+        load_script(script.removesuffix(".py")).parse_args(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err.splitlines()[-1], err
+
+
+def test_two_processes_train_vgg_bn_like_one_process_over_two_devices(mnist_data_dir, tmp_path):
+    # A second recipe on two processes: BatchNorm's statistics are taken over the global batch in both runs.
+    cifar = str(ROOT / "experiments" / "cifar.py")
+    flags = ["--model", "vgg", "--cfg", "A", "--train_subset", "64", "--test_subset", "32", "--batch_size", "16"]
+    _finish(_start_pair(tmp_path / "two", mnist_data_dir, *flags, script=cifar, batch_size=None))
+    one = subprocess.run(
+        [sys.executable, cifar, *_flags(tmp_path / "one", mnist_data_dir, *flags, batch_size=None)],
+        capture_output=True,
+        text=True,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
+    assert one.returncode == 0, one.stderr
+    _assert_params(tmp_path / "two" / "params.npz", tmp_path / "one" / "params.npz", exact=False)
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
