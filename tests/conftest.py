@@ -20,7 +20,7 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 # Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).
 # The default profile is derandomized on every machine, so `make test` gives the same answer everywhere; the
 # explore profile (HYPOTHESIS_PROFILE=explore) draws anew on every run, many more examples, to hunt for failures.
-settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("explore", max_examples=100, deadline=None, derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
