@@ -55,12 +55,6 @@ class Config(driver.RunOptions):
         check_positive(self, "learning_rate")
 
 
-def run_identity(config: Config) -> dict[str, Any]:
-    """What identifies a run: a resume must match it (with the device count and library versions)."""
-    values = {k: v for k, v in dataclasses.asdict(config).items() if k not in driver.NOT_IDENTITY}
-    return {**values, "devices": jax.device_count()}
-
-
 @dataclasses.dataclass(frozen=True)
 class Result:
     test_accuracy: float
@@ -92,23 +86,22 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
     options = runtime.compiler_options() if config.cpu_compiler_options else None
     eval_logits = jax.jit(train.predict, compiler_options=options)
+    title = f"{type(model).__name__}, seed {config.seed}"
 
     def finish(state, workdir, primary):
         shown = test_x[:16]
         predictions = np.asarray(jnp.argmax(eval_logits(state, shown), -1))  # every process: a collective on a mesh
         if not primary:
             return {}
-        title = f"{type(model).__name__}, seed {config.seed}"
         path = report.plot_predictions(
             np.asarray(shown), np.asarray(test_y[:16]), predictions, workdir / "predictions.png", title=title
         )
         return {"predictions_path": path}
 
-    title = f"{type(model).__name__}, seed {config.seed}"
     fit = driver.fit(
         config,
         workdir,
-        identity=run_identity(config),
+        identity=dataclasses.asdict(config),
         state=state,
         data=batches,
         rng=train_rng,
