@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,12 +27,14 @@ class MetricsLogger:
     non-finite floats the strings ``'nan'``, ``'inf'``, so every line is strict JSON.
     """
 
-    def __init__(self, path: str | Path, logdir: str | Path | None = None, step_key: str = "epoch"):
+    def __init__(
+        self, path: str | Path, logdir: str | Path | None = None, step_key: str = "epoch", filename_suffix: str = ""
+    ):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._t0 = time.time()
         self.step_key = step_key
-        self.tensorboard = TensorBoard(logdir) if logdir is not None else None
+        self.tensorboard = TensorBoard(logdir, filename_suffix) if logdir is not None else None
 
     def write(self, **record: Any) -> None:
         record = {k: _jsonable(v) for k, v in record.items()}
@@ -49,14 +50,15 @@ class MetricsLogger:
 
 
 class TensorBoard:
-    """TensorBoard event files in ``logdir``, written with tensorboardX (no TensorFlow needed)."""
+    """TensorBoard event files in ``logdir``, written with tensorboardX (no TensorFlow needed); their names end in
+    ``filename_suffix``."""
 
-    def __init__(self, logdir: str | Path):
+    def __init__(self, logdir: str | Path, filename_suffix: str = ""):
         from tensorboardX import SummaryWriter
 
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self._writer = SummaryWriter(str(self.logdir))
+        self._writer = SummaryWriter(str(self.logdir), filename_suffix=filename_suffix)
 
     def scalars(self, step: int, values: dict[str, Any]) -> None:
         """Each finite number of ``values`` under its name (``train_loss`` -> ``train/loss``, so TensorBoard groups
@@ -101,26 +103,44 @@ def _jsonable(v):
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """The records :class:`MetricsLogger` wrote, in order ([] when the file does not exist). A last line cut short
-    by a kill is dropped."""
-    path = Path(path)
+    by a kill is dropped; any other damaged line is a ValueError naming the file and the line."""
+    return [record for record, _ in _metrics_lines(Path(path))]
+
+
+def _metrics_lines(path: Path) -> list[tuple[dict[str, Any], int]]:
+    """Each intact record with the byte offset just after its line."""
     if not path.is_file():
         return []
-    records = []
-    for line in path.read_text().splitlines():
+    data = path.read_bytes()
+    lines, offset = [], 0
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
+        offset += len(line)
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a partial last line: nothing after it was written
-    return records
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if offset == len(data) and not line.endswith(b"\n"):
+                break  # a last line cut short by a kill: nothing after it was written
+            raise ValueError(f"{path} line {number} is damaged ({e}); repair or remove that line") from None
+        lines.append((record, offset))
+    return lines
 
 
-def write_metrics(path: str | Path, records: list[dict[str, Any]]) -> None:
-    """Replace ``path`` with exactly ``records``, atomically (a resumed run drops the lines it will write again)."""
+def keep_metrics(path: str | Path, keep: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The leading records of ``path`` for which ``keep`` holds; the file is cut just after them (a resumed run
+    drops the lines it will write again). The kept lines stay byte for byte; a damaged line is a ValueError."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps({k: _jsonable(v) for k, v in r.items()}) + "\n" for r in records))
-    os.replace(tmp, path)
+    kept, end = [], 0
+    for record, offset in _metrics_lines(path):
+        if not keep(record):
+            break
+        kept.append(record)
+        end = offset
+    if path.is_file() and path.stat().st_size != end:
+        with path.open("r+b") as f:
+            f.truncate(end)
+    return kept
 
 
 def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:

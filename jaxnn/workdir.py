@@ -1,6 +1,7 @@
-"""A workdir belongs to one run: its configuration is recorded, a resume must match it, and one run at a time.
+"""A workdir belongs to one run: its configuration is recorded, a resume must match it, one run at a time, and a
+previous run's result is never lost to a run that fails.
 
-:func:`claim` is called by a recipe once its own checks have passed (so a run that fails them changes nothing). It
+:func:`claim` is called by a recipe once its own checks have passed. It
 
 - takes an exclusive lock on ``<workdir>/.lock`` (``fcntl.flock``; the kernel drops it when the process dies, so
   a killed run never leaves a stale lock), and refuses with a one-line error naming the holder's pid while another
@@ -9,9 +10,15 @@
   key, when they differ (another batch size maps the saved step onto the wrong epoch, another seed onto other
   batches);
 - without ``resume``, refuses a workdir that holds checkpoints unless ``overwrite`` (a new run would otherwise mix
-  its checkpoints with the old ones), then removes the previous run's files: checkpoints, metrics, event files and
-  final parameters;
+  its checkpoints with the old ones), then moves the previous run's files aside into ``<workdir>/.previous-run``:
+  they are deleted when the new run finishes, and put back when it fails (an exception: divergence, a bad image, an
+  unwritable logdir, Ctrl-C). A run killed outright leaves them there, and the next run keeps them aside in its turn;
 - records the configuration (and the versions of jax, jaxlib, flax and optax, whose rounding the run depends on).
+
+Only the files jaxnn writes are moved or deleted (:func:`run_files`): ``run.json``, ``metrics.jsonl``,
+``params.npz``, ``curves.png``, ``predictions.png``, orbax's numbered step folders under ``checkpoints/`` and the
+event files this workdir's runs wrote to the logdir (their names end in :func:`event_suffix`). A file of your own
+anywhere in the workdir stays where it is.
 
 Example::
 
@@ -22,7 +29,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -31,7 +40,9 @@ from typing import Any
 
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
-RUN_FILES = ("checkpoints", "metrics.jsonl", "tensorboard", "params.npz", "curves.png", "predictions.png", RUN_FILE)
+PREVIOUS = ".previous-run"
+RUN_FILES = (RUN_FILE, "metrics.jsonl", "params.npz", "curves.png", "predictions.png")
+log = logging.getLogger("jaxnn.workdir")
 
 
 def versions() -> dict[str, str]:
@@ -39,6 +50,59 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {name: version(name) for name in ("jax", "jaxlib", "flax", "optax")}
+
+
+def event_suffix(path: str | Path) -> str:
+    """The ending of the TensorBoard event files a run in workdir ``path`` writes: how jaxnn tells its own event
+    files from anything else in a logdir (one logdir may serve several workdirs)."""
+    digest = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:10]
+    return f".jaxnn-{digest}"
+
+
+def run_files(path: str | Path, logdir: str | Path | None = None) -> list[Path]:
+    """The files and folders of the run in workdir ``path`` that jaxnn wrote (see the module doc); ``logdir``
+    defaults to ``<path>/tensorboard``."""
+    path = Path(path)
+    logdir = Path(logdir) if logdir is not None else path / "tensorboard"
+    found = [path / name for name in RUN_FILES if (path / name).exists()]
+    checkpoints = path / "checkpoints"
+    if checkpoints.is_dir():  # orbax's step folders (and their temporary names while being written) only
+        found += sorted(p for p in checkpoints.iterdir() if p.name[:1].isdigit())
+    if logdir.is_dir():
+        suffix = event_suffix(path)
+        found += sorted(p for p in logdir.iterdir() if p.name.startswith("events.out.") and p.name.endswith(suffix))
+    return found
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _set_aside(path: Path, files: list[Path]) -> None:
+    """Move ``files`` into ``<path>/.previous-run`` with a manifest of where they came from."""
+    aside = path / PREVIOUS
+    aside.mkdir()
+    manifest = {}
+    for i, f in enumerate(files):
+        name = f"{i}-{f.name}"
+        shutil.move(f, aside / name)  # a rename, or a copy when an external logdir is on another filesystem
+        manifest[name] = str(f.resolve().parent / f.name)
+    (aside / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _put_back(path: Path, logdir: Path | None) -> None:
+    """Delete what the failed run wrote and move the set-aside files back where they were."""
+    aside = path / PREVIOUS
+    manifest = json.loads((aside / "manifest.json").read_text())
+    _remove(run_files(path, logdir))
+    for name, original in manifest.items():
+        Path(original).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(aside / name, original)
+    shutil.rmtree(aside)
 
 
 def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -66,9 +130,30 @@ def _lock(path: Path):
     return handle
 
 
+def read_run_file(path: str | Path) -> dict[str, Any] | None:
+    """The recorded ``run.json`` of workdir ``path`` (None when absent); a damaged one is a ValueError naming it."""
+    run_file = Path(path) / RUN_FILE
+    if not run_file.is_file():
+        return None
+    try:
+        recorded = json.loads(run_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{run_file} is damaged ({e}); resume refused (start over with overwrite)") from None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("config"), dict):
+        raise ValueError(f"{run_file} is damaged (no 'config' object); resume refused (start over with overwrite)")
+    return recorded
+
+
 @contextlib.contextmanager
-def claim(path: str | Path, config: Mapping[str, Any], resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
-    """Lock ``path`` for this run, check or record its configuration, and yield the path (see the module doc)."""
+def claim(
+    path: str | Path,
+    config: Mapping[str, Any],
+    resume: bool = False,
+    overwrite: bool = False,
+    logdir: str | Path | None = None,
+) -> Iterator[Path]:
+    """Lock ``path`` for this run, check or record its configuration, and yield the path (see the module doc).
+    ``logdir`` is where the run writes its event files (default ``<path>/tensorboard``)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if resume and overwrite:
@@ -76,11 +161,12 @@ def claim(path: str | Path, config: Mapping[str, Any], resume: bool = False, ove
     handle = _lock(path)
     try:
         current = {"config": dict(config), "versions": versions()}
-        run_file = path / RUN_FILE
-        recorded = json.loads(run_file.read_text()) if run_file.is_file() else None
         checkpoints = path / "checkpoints"
         has_checkpoints = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+        aside = path / PREVIOUS
+        recorded = None
         if resume:
+            recorded = read_run_file(path)
             if recorded is None and has_checkpoints:
                 raise ValueError(
                     f"workdir {path} holds checkpoints but no {RUN_FILE} saying which run they belong to; "
@@ -99,15 +185,24 @@ def claim(path: str | Path, config: Mapping[str, Any], resume: bool = False, ove
                     f"workdir {path} holds the checkpoints of a run (steps {steps}); resume it, overwrite it, or "
                     f"choose another workdir"
                 )
-            for name in RUN_FILES:  # the checks have passed: only now is the previous run removed
-                target = path / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
-        tmp = run_file.with_name(RUN_FILE + ".tmp")
-        tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, run_file)
-        yield path
+            previous = run_files(path, logdir)
+            if aside.is_dir():  # a run killed outright: its files are unfinished, the result before it is aside
+                _remove(previous)
+            elif previous:
+                _set_aside(path, previous)
+                log.info("the previous run's files are in %s until this run finishes", aside)
+        if recorded is None:  # a resume keeps the record it matched
+            tmp = path / (RUN_FILE + ".tmp")
+            tmp.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path / RUN_FILE)
+        try:
+            yield path
+        except BaseException:
+            if not resume and aside.is_dir():
+                _put_back(path, logdir)
+                log.info("this run failed: the previous run's files are back in %s", path)
+            raise
+        if aside.is_dir():
+            shutil.rmtree(aside)  # this run has its own result now
     finally:
         handle.close()  # releases the lock

@@ -37,7 +37,7 @@ import numpy as np
 from jaxnn import parallel, report, runtime
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.train import core
-from jaxnn.workdir import claim
+from jaxnn.workdir import claim, event_suffix
 
 log = logging.getLogger("jaxnn.train")
 
@@ -147,8 +147,9 @@ def fit(
     ``train_step(state, batch, rng)`` and ``eval_step(state, batch)`` are pure (jitted here, with jaxnn's CPU
     compiler options unless ``options.cpu_compiler_options`` is off). ``identity`` is what the run is (its config
     without :data:`NOT_IDENTITY`): recorded in ``run.json`` and compared on resume. ``schedule(step)`` adds the
-    epoch's ``learning_rate`` to its record. ``finish(state, workdir, primary)`` runs after the last epoch in every
-    process (it may run collectives) and returns extra results for :attr:`Fit.extra`; only ``primary`` writes.
+    epoch's ``learning_rate`` to its record. ``finish(state, workdir, write)`` runs after the last epoch in every
+    process (it may run collectives) and returns extra results for :attr:`Fit.extra`; it writes files only when
+    ``write`` (process 0, and not a resume of a run that was complete already).
     ``rng`` draws the shuffling and the steps' randomness (``split(rng)``: the shuffle key, the step key).
     """
     workdir = Path(workdir)
@@ -162,12 +163,17 @@ def fit(
     primary = jax.process_index() == 0
     # In a multi-process run every process trains; process 0 alone owns the workdir and writes the files (the
     # checkpoints, which orbax writes from every process, aside).
-    owner = claim(workdir, identity, options.resume, options.overwrite) if primary else None
+    logdir = Path(options.logdir) if options.logdir else workdir / "tensorboard"
+    owner = claim(workdir, identity, options.resume, options.overwrite, logdir) if primary else None
     with owner or contextlib.nullcontext():
-        return _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary)
+        return _fit(
+            options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
+        )
 
 
-def _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary) -> Fit:
+def _fit(
+    options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
+) -> Fit:
     shuffle_rng, step_rng = jax.random.split(rng)
     steps = data.steps_per_epoch
     place = None
@@ -185,19 +191,22 @@ def _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, ti
 
     metrics_path = workdir / "metrics.jsonl"
     ckpt = Checkpointer(workdir / "checkpoints", options.keep) if options.checkpoints else None
-    first_epoch, start, previous = 0, 0, None
+    first_epoch, start, previous, complete = 0, 0, None, False
     if options.resume:
         state, step = ckpt.restore_latest(state)
         if step is None:
             log.info("no checkpoint in %s: starting from scratch", ckpt.directory)
         else:
             first_epoch, start = divmod(step, steps)
+            complete = first_epoch >= options.epochs
             previous = (ckpt.extra(step) or {}).get("epoch_so_far") if start else None
             log.info("resumed from step %d (epoch %d, batch %d)", step, first_epoch + 1, start)
-    # Keep the lines of the epochs the checkpoint covers; an epoch logged after it will run again.
-    records = [r for r in report.read_metrics(metrics_path) if r["epoch"] <= first_epoch] if options.resume else []
-    if primary:
-        report.write_metrics(metrics_path, records)
+    # Keep the lines of the epochs the checkpoint covers (byte for byte); an epoch logged after it will run again.
+    records = []
+    if options.resume:
+        keep = lambda r: isinstance(r.get("epoch"), int) and r["epoch"] <= first_epoch  # noqa: E731
+        records = report.keep_metrics(metrics_path, keep) if primary else report.read_metrics(metrics_path)
+        records = [r for r in records if keep(r)]
 
     compiler_options = runtime.compiler_options() if options.cpu_compiler_options else None
     step_fn = jax.jit(train_step, compiler_options=compiler_options)
@@ -208,8 +217,9 @@ def _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, ti
             so_far = {k: [float(v) for v in vs] for k, vs in so_far.items()}
             ckpt.save(s, {"epoch_so_far": so_far} if primary else None)
 
-    logdir = Path(options.logdir) if options.logdir else workdir / "tensorboard"
-    logger = report.MetricsLogger(metrics_path, logdir) if primary else None
+    logger = None
+    if primary and not complete:
+        logger = report.MetricsLogger(metrics_path, logdir, filename_suffix=event_suffix(workdir))
     test = None
     try:
         for epoch in range(first_epoch, options.epochs):
@@ -252,12 +262,16 @@ def _fit(options, workdir, state, data, rng, train_step, eval_step, schedule, ti
             logger.close()
     if test is None and test_x is not None:  # resumed after the last epoch: evaluate what the checkpoint holds
         test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
-    extra = finish(state, workdir, primary) if finish is not None else {}
+    # A resumed run that was complete already leaves its files alone (unless the kill came before they were written).
     params_path, curves = workdir / "params.npz", None
-    if primary:
+    write = primary and not (complete and params_path.is_file())
+    extra = finish(state, workdir, write) if finish is not None else {}
+    if write:
         variables = {"params": state.params}
         if state.batch_stats is not None:
             variables["batch_stats"] = state.batch_stats
         save_params(params_path, jax.tree_util.tree_map(np.asarray, variables))
         curves = report.plot_metrics(records, workdir / "curves.png", title)
+    elif primary and (workdir / "curves.png").is_file():
+        curves = workdir / "curves.png"
     return Fit(state, records, test, params_path, metrics_path, logdir, curves, extra)

@@ -1,0 +1,159 @@
+"""A workdir never loses a result: a rerun that fails (divergence, a bad logdir, Ctrl-C) leaves the previous run's
+files byte-identical, a run killed outright leaves them aside for the next one, a user's own files survive every run,
+a resume never rewrites intact metric lines and leaves a completed run alone, and the logdir is the run's own."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxnn import report, workdir
+from jaxnn.labs import mnist as mnist_lab
+from jaxnn.train import NonFiniteLossError
+
+ROOT = Path(__file__).resolve().parents[1]
+MINE = ("mine.txt", "checkpoints/notes.txt", "tensorboard/mine.txt")  # a user's files inside the workdir
+
+
+def _config(data_dir, **changes):
+    base = mnist_lab.Config(
+        epochs=1, batch_size=50, train_subset=200, data_dir=str(data_dir), progress=False, checkpoints=False
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def _snapshot(*folders):
+    """Every file under ``folders`` (the lock aside) with its bytes."""
+    return {
+        str(p): p.read_bytes()
+        for folder in folders
+        for p in sorted(Path(folder).rglob("*"))
+        if p.is_file()
+        if p.name != workdir.LOCK_FILE
+    }
+
+
+def _add_my_files(path):
+    for name in MINE:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(f"my own {name}\n")
+
+
+@pytest.mark.parametrize("checkpoints", [False, True])
+def test_a_failing_rerun_leaves_the_previous_result_byte_identical(checkpoints, mnist_data_dir, tmp_path):
+    run = tmp_path / "run"
+    mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=checkpoints), run)
+    _add_my_files(run)
+    before = _snapshot(run)
+    assert {"run.json", "metrics.jsonl", "params.npz", "curves.png"} <= {Path(p).name for p in before}
+    overwrite = {"overwrite": checkpoints}  # a workdir with checkpoints is replaced only on request
+    with pytest.raises(NonFiniteLossError):  # diverges in its first epoch
+        mnist_lab.train_and_evaluate(_config(mnist_data_dir, learning_rate=1e30, seed=1, **overwrite), run)
+    assert _snapshot(run) == before
+    (tmp_path / "a_file").write_text("not a folder\n")
+    with pytest.raises(OSError):  # the logdir cannot be made
+        mnist_lab.train_and_evaluate(_config(mnist_data_dir, logdir=str(tmp_path / "a_file" / "tb"), **overwrite), run)
+    assert _snapshot(run) == before
+    # A run that succeeds replaces the previous run's files, and only those.
+    mnist_lab.train_and_evaluate(_config(mnist_data_dir, seed=1, **overwrite), run)
+    after = _snapshot(run)
+    for name in MINE:
+        assert after[str(run / name)] == before[str(run / name)]
+    assert after[str(run / "params.npz")] != before[str(run / "params.npz")]
+    assert not (run / workdir.PREVIOUS).exists()
+
+
+def _claim_and_die(path, how):
+    """A run in a child process that writes its files, then raises or is killed outright."""
+    code = f"""
+import os, sys
+from pathlib import Path
+from jaxnn import workdir
+path = Path({str(path)!r})
+with workdir.claim(path, {{"run": "new"}}, overwrite=True):
+    (path / "metrics.jsonl").write_text("new\\n")
+    (path / "checkpoints" / "9").mkdir(parents=True)
+    {"os._exit(9)" if how == "kill" else "raise KeyboardInterrupt"}
+"""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_run_killed_outright_leaves_the_previous_result_aside_for_the_next(tmp_path):
+    with workdir.claim(tmp_path, {"run": "old"}):
+        (tmp_path / "metrics.jsonl").write_text("old\n")
+        (tmp_path / "params.npz").write_bytes(b"old params")
+    _add_my_files(tmp_path)
+    before = _snapshot(tmp_path)
+    assert _claim_and_die(tmp_path, "interrupt").returncode != 0  # Ctrl-C: put back at once
+    assert _snapshot(tmp_path) == before and not (tmp_path / workdir.PREVIOUS).exists()
+    assert _claim_and_die(tmp_path, "kill").returncode == 9  # SIGKILL-like: no chance to put anything back
+    aside = tmp_path / workdir.PREVIOUS
+    assert sorted(p.name for p in aside.iterdir()) == ["0-run.json", "1-metrics.jsonl", "2-params.npz", "manifest.json"]
+    assert (tmp_path / "metrics.jsonl").read_text() == "new\n"
+    # The next run that fails drops the killed run's files and puts the last complete result back.
+    with pytest.raises(RuntimeError, match="fails"), workdir.claim(tmp_path, {"run": "next"}, overwrite=True):
+        raise RuntimeError("fails")
+    assert _snapshot(tmp_path) == before and not aside.exists()
+
+
+def test_a_resume_keeps_intact_lines_reports_a_damaged_one_and_leaves_a_complete_run_alone(mnist_data_dir, tmp_path):
+    mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True), tmp_path)
+    before = _snapshot(tmp_path)
+    stamps = {p: os.stat(p).st_mtime_ns for p in before}
+    result = mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True, resume=True), tmp_path)
+    assert _snapshot(tmp_path) == before  # a complete run: nothing rewritten, not even the same bytes
+    assert {p: os.stat(p).st_mtime_ns for p in before} == stamps
+    assert result.curves_path == tmp_path / "curves.png"
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_bytes(b'{"epoch": 1, "train_lo\n' + metrics.read_bytes())  # a damaged first line
+    damaged = metrics.read_bytes()
+    with pytest.raises(ValueError, match=rf"{metrics} line 1 is damaged .*repair or remove that line"):
+        mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True, resume=True), tmp_path)
+    assert metrics.read_bytes() == damaged
+
+
+def test_keep_metrics_cuts_after_the_kept_lines_and_drops_only_a_torn_last_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"epoch": e, "train_loss": 1.0 / e}) + "\n" for e in (1, 2, 3)]
+    path.write_text("".join(lines) + '{"epoch": 4, "tra')  # killed while writing epoch 4
+    assert report.read_metrics(path) == [json.loads(line) for line in lines]
+    assert report.keep_metrics(path, lambda r: r["epoch"] <= 2) == [json.loads(line) for line in lines[:2]]
+    assert path.read_text() == "".join(lines[:2])
+    path.write_text(lines[0] + "[1, 2]\n" + lines[1])
+    with pytest.raises(ValueError, match="line 2 is damaged"):
+        report.keep_metrics(path, lambda r: True)
+
+
+def test_an_overwrite_run_starts_a_fresh_logdir_and_keeps_other_files_there(mnist_data_dir, tmp_path):
+    logdir = tmp_path / "tb"
+    logdir.mkdir()
+    (logdir / "notes.txt").write_text("mine\n")
+    (logdir / "events.out.tfevents.1.host.jaxnn-another").write_bytes(b"another workdir's run")
+    for seed in (0, 1):
+        mnist_lab.train_and_evaluate(_config(mnist_data_dir, logdir=str(logdir), seed=seed), tmp_path / "run")
+    ours = [p for p in logdir.iterdir() if p.name.endswith(workdir.event_suffix(tmp_path / "run"))]
+    assert len(ours) == 1  # the second run's alone: TensorBoard shows one run, not two at the same steps
+    assert sorted(p.name for p in logdir.iterdir() if p not in ours) == [
+        "events.out.tfevents.1.host.jaxnn-another",
+        "notes.txt",
+    ]
+    alone = tmp_path / "ours"
+    alone.mkdir()
+    (alone / ours[0].name).write_bytes(ours[0].read_bytes())
+    assert [step for step, _ in report.read_scalars(alone)["train/loss"]] == [1]
+
+
+@pytest.mark.parametrize("content", ["{}", "[1, 2]", '{"config": ', "\x00\xff"])
+def test_a_damaged_run_json_is_one_line_on_resume(content, tmp_path):
+    (tmp_path / workdir.RUN_FILE).write_text(content)
+    with pytest.raises(ValueError, match=r"run\.json is damaged .*resume refused") as error:
+        with workdir.claim(tmp_path, {"run": 1}, resume=True):
+            pass
+    assert "\n" not in str(error.value)
+    with workdir.claim(tmp_path, {"run": 1}):  # a fresh run replaces it
+        pass
+    assert json.loads((tmp_path / workdir.RUN_FILE).read_text())["config"] == {"run": 1}
