@@ -4,6 +4,7 @@ flags and printout of the lab 11 character tasks. Only the scripts import this; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -111,6 +112,12 @@ def add_process_flags(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("JAX_PROCESS_ID", "0"),
         help="this process's index, 0 to num_processes - 1 (default: $JAX_PROCESS_ID or 0)",
     )
+    parser.add_argument(
+        "--coordinator_timeout",
+        type=int,
+        default=300,
+        help="seconds to wait for every process to join the run before giving up with one line",
+    )
 
 
 def start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -125,13 +132,113 @@ def start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             f"--process_id must be in [0, {args.num_processes - 1}] for --num_processes {args.num_processes}, "
             f"got {args.process_id}"
         )
+    if not 1 <= args.coordinator_timeout <= 86400:
+        parser.error(f"--coordinator_timeout must be an int in [1, 86400] seconds, got {args.coordinator_timeout}")
     if args.num_processes > 1:
         if not args.coordinator_address:
             parser.error("--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)")
-        try:
-            parallel.initialize(args.coordinator_address, args.num_processes, args.process_id)
-        except ValueError as e:
-            parser.error(str(e))
+        if ":" not in args.coordinator_address:
+            parser.error(f"--coordinator_address must be host:port, got {args.coordinator_address!r}")
+        if not os.environ.get(_SUPERVISED):
+            _supervise(args.process_id, args.coordinator_timeout)  # never returns
+        _use_supervised_stderr()
+        parallel.initialize(
+            args.coordinator_address,
+            args.num_processes,
+            args.process_id,
+            initialization_timeout=args.coordinator_timeout,
+        )
+
+
+_SUPERVISED = "JAXNN_SUPERVISED_STDERR"  # in the child: the descriptor its Python stderr goes to
+
+
+def _supervise(process_id: int, timeout: int) -> None:
+    """Run this very command again as a child process, so that what JAX's distributed runtime does when a peer is
+    lost or never comes (pages of native log, then an abort) reaches the user as one line and exit code 1.
+
+    The child writes Python's stderr (its messages, tracebacks, warnings) to a pipe relayed as it comes, and the
+    native runtime's log (file descriptor 2) to another, kept back (``--debug`` relays it). The child dies with its
+    supervisor (PR_SET_PDEATHSIG on Linux); SIGINT and SIGTERM are passed on."""
+    import signal
+    import subprocess
+    import threading
+
+    def die_with_parent():
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    py_read, py_write = os.pipe()
+    child = subprocess.Popen(
+        [sys.executable, *sys.argv] + (["--debug"] if _DEBUG else []),
+        env=dict(os.environ, **{_SUPERVISED: str(py_write)}),
+        stderr=subprocess.PIPE,
+        pass_fds=(py_write,),
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+    )
+    os.close(py_write)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: child.send_signal(signum))
+    native: list[str] = []
+
+    def relay(stream, keep):
+        for raw in stream:
+            line = raw.decode(errors="replace")
+            if keep is not None and not _DEBUG:
+                keep.append(line)
+                del keep[:-200]
+            else:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    readers = [
+        threading.Thread(target=relay, args=(os.fdopen(py_read, "rb"), None), daemon=True),
+        threading.Thread(target=relay, args=(child.stderr, native), daemon=True),
+    ]
+    for r in readers:
+        r.start()
+    code = child.wait()
+    for r in readers:
+        r.join()
+    if code >= 0 and (code in (0, 1, 2) or _DEBUG):
+        sys.exit(code)  # success, or an error the child said in one line itself
+    text = " ".join(native)
+    if "RegisterTask" in text:
+        reason = (
+            f"the other processes did not all join within --coordinator_timeout {timeout} s (check "
+            f"--coordinator_address, and that every process was started, each with its own --process_id)"
+        )
+    elif any(k in text for k in ("another task died", "heartbeat", "crashed", "UNAVAILABLE")):
+        reason = LOST_PEER
+    else:
+        reason = f"JAX's distributed runtime stopped it (exit code {code}; --debug shows its log)"
+    print(f"{Path(sys.argv[0]).name}: error: process {process_id}: {reason}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _use_supervised_stderr() -> None:
+    """In a supervised child: Python's stderr to the supervisor's relayed pipe (see :func:`_supervise`)."""
+    import threading
+
+    fd = os.environ.get(_SUPERVISED)
+    if fd and fd.isdigit():
+        sys.stderr = os.fdopen(int(fd), "w", buffering=1, errors="backslashreplace")
+    default_hook = threading.excepthook
+
+    def hook(args):  # a background thread (orbax's checkpoint writer) that lost its peer: the main thread says it
+        if not _is_lost_peer(args.exc_value) or _DEBUG:
+            default_hook(args)
+
+    threading.excepthook = hook
+
+    def quiet(record):  # orbax's log of the same failure, with its traceback
+        error = record.exc_info[1] if record.exc_info else None
+        return _DEBUG or error is None or not _is_lost_peer(error)
+
+    for name in ("", "absl"):
+        logging.getLogger(name).addFilter(quiet)
 
 
 # The flags every epoch recipe shares, under the names the scripts have always had.
@@ -190,25 +297,39 @@ def char_lab_main(name: str, description: str, argv=None) -> tuple[CharLab, LabR
     return lab, run
 
 
+_DEBUG = False
 # What a user's mistake raises (a bad value, a missing or unwritable file, a run that diverged): one line, not a trace.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
+
+
+LOST_PEER = "another process of this run has stopped (killed or failed); this one stops too"
+
+
+def _is_lost_peer(e: BaseException) -> bool:
+    """A collective or barrier that lost its peer in a multi-process run: the other process's failure, not a bug."""
+    keys = ("Gloo", "heartbeat", "CoordinationService")
+    return type(e).__name__ == "JaxRuntimeError" and any(k in str(e) for k in keys)
 
 
 def run(main) -> None:
     """Run a script's ``main()``: a user's mistake ends with one line on stderr and exit code 1 (``--debug`` shows
     the traceback); anything else keeps its traceback."""
-    debug = "--debug" in sys.argv
+    global _DEBUG
+    debug = _DEBUG = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
     try:
         main()
-    except USER_ERRORS as e:
-        if debug:
+    except Exception as e:
+        if debug or not (isinstance(e, USER_ERRORS) or _is_lost_peer(e)):
             raise
-        message = " ".join(str(e).split())
-        if "Gloo" in message or "heartbeat" in message:
-            message += " (another process of this run has stopped)"
-        print(f"{Path(sys.argv[0]).name}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+        if _is_lost_peer(e):
+            import jax
+
+            message = f"process {jax.process_index()}: {LOST_PEER}"
+        else:
+            message = " ".join(str(e).split()) + " (--debug shows the traceback)"
+        print(f"{Path(sys.argv[0]).name}: error: {message}", file=sys.stderr)
         _exit(1)
 
 

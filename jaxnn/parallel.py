@@ -20,11 +20,18 @@ DATA_AXIS = "data"
 
 
 def initialize(
-    coordinator_address: str, num_processes: int, process_id: int, heartbeat_timeout_seconds: int = 10
+    coordinator_address: str,
+    num_processes: int,
+    process_id: int,
+    heartbeat_timeout_seconds: int = 10,
+    initialization_timeout: int = 300,
 ) -> None:
     """``jax.distributed.initialize`` with Gloo CPU collectives. A process that dies is noticed by the others
     within ``heartbeat_timeout_seconds`` (and at once by a collective that needed it): they stop with an error
-    instead of waiting for it."""
+    instead of waiting for it. Every process must join within ``initialization_timeout`` seconds.
+
+    Both failures end in a native abort of the process (XLA's coordination service); the lab scripts run each
+    process under a supervisor that turns that into one line (``experiments/cli.py``)."""
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"num_processes must be a positive int, got {num_processes!r}")
     if not isinstance(process_id, int) or not 0 <= process_id < num_processes:
@@ -33,7 +40,11 @@ def initialize(
         raise ValueError(f"coordinator_address must be host:port, got {coordinator_address!r}")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
-        coordinator_address, num_processes, process_id, heartbeat_timeout_seconds=heartbeat_timeout_seconds
+        coordinator_address,
+        num_processes,
+        process_id,
+        initialization_timeout=initialization_timeout,
+        heartbeat_timeout_seconds=heartbeat_timeout_seconds,
     )
 
 

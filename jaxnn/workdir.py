@@ -105,7 +105,8 @@ def _put_back(path: Path, logdir: Path | None) -> None:
     shutil.rmtree(aside)
 
 
-def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+def differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``'key: recorded -> current'`` for every key whose value differs."""
     keys = sorted(set(recorded) | set(current))
     return [f"{k}: {recorded.get(k)!r} -> {current.get(k)!r}" for k in keys if recorded.get(k) != current.get(k)]
 
@@ -173,7 +174,7 @@ def claim(
                     f"resume refused (start over with overwrite)"
                 )
             if recorded is not None:
-                diff = _differences(recorded["config"], current["config"]) + _differences(
+                diff = differences(recorded["config"], current["config"]) + differences(
                     recorded.get("versions", {}), current["versions"]
                 )
                 if diff:

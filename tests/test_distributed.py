@@ -38,14 +38,14 @@ def _flags(workdir, data_dir, *extra, batch_size="100"):
     return ["--data_dir", str(data_dir), "--workdir", str(workdir), "--no_progress", *size, *extra]
 
 
-def _start_pair(workdir, data_dir, *extra, script=SCRIPT, batch_size="100"):
+def _start_pair(workdir, data_dir, *extra, script=SCRIPT, batch_size="100", ids=(0, 1), per_process=((), ())):
     port = _port()
     return [
         subprocess.Popen(
             [
                 sys.executable,
                 script,
-                *_flags(workdir, data_dir, *extra, batch_size=batch_size),
+                *_flags(workdir, data_dir, *extra, *own, batch_size=batch_size),
                 "--coordinator_address",
                 f"localhost:{port}",
                 "--num_processes",
@@ -58,7 +58,7 @@ def _start_pair(workdir, data_dir, *extra, script=SCRIPT, batch_size="100"):
             text=True,
             env=_env(),
         )
-        for i in range(2)
+        for i, own in zip(ids, per_process, strict=True)
     ]
 
 
@@ -111,10 +111,44 @@ def test_a_killed_process_stops_the_other_with_a_clear_error(mnist_data_dir, tmp
     procs[1].send_signal(signal.SIGKILL)
     t0 = time.time()
     out, err = procs[0].communicate(timeout=120)  # not a hang: bounded by the heartbeat timeout (10 s)
-    assert procs[0].returncode != 0 and time.time() - t0 < 60
-    clear = "another process of this run has stopped" in err or "another task died" in err
-    assert clear, err[-2000:]
+    assert procs[0].returncode == 1 and time.time() - t0 < 60, err[-2000:]
+    assert err.splitlines() == [
+        "mnist_cnn.py: error: process 0: another process of this run has stopped (killed or failed); this one stops too"
+    ] or _one_line(err, "another process of this run has stopped"), err[-2000:]
     procs[1].wait()
+
+
+def _one_line(err, text):
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and text in lines[0] and "Traceback" not in err
+
+
+def test_a_peer_that_never_comes_or_a_twice_used_id_is_one_line_within_the_timeout(mnist_data_dir, tmp_path):
+    alone = subprocess.Popen(
+        [sys.executable, SCRIPT, *_flags(tmp_path / "alone", mnist_data_dir), "--coordinator_address"]
+        + [f"localhost:{_port()}", "--num_processes", "2", "--process_id", "0", "--coordinator_timeout", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    twice = _start_pair(tmp_path / "twice", mnist_data_dir, "--coordinator_timeout", "3", ids=(0, 0))
+    for p in (alone, *twice):
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 1, err[-2000:]
+        assert _one_line(err, "did not all join within --coordinator_timeout 3 s"), err[-2000:]
+    assert not (tmp_path / "alone" / "run.json").exists()
+
+
+def test_processes_that_run_different_configs_refuse_to_start(mnist_data_dir, tmp_path):
+    flags = ["--epochs", "1", "--train_subset", "400", "--seed", "1"]
+    procs = _start_pair(tmp_path, mnist_data_dir, *flags, per_process=((), ("--lr", "0.002")))
+    for i, p in enumerate(procs):
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 1, err[-2000:]
+        assert _one_line(err, "the processes of this run differ: process(es) [1]"), err[-2000:]
+        assert ("learning_rate: 0.001 -> 0.002" in err) == (i == 1)
+    assert not (tmp_path / "run.json").exists()
 
 
 def test_a_two_process_checkpoint_resumes_exactly(mnist_data_dir, tmp_path):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -37,7 +38,7 @@ import numpy as np
 from jaxnn import parallel, report, runtime
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.train import core
-from jaxnn.workdir import claim, event_suffix
+from jaxnn.workdir import claim, differences, event_suffix
 
 log = logging.getLogger("jaxnn.train")
 
@@ -161,6 +162,7 @@ def fit(
         mesh = parallel.make_mesh()
         parallel.check_divisible(data.batch_size, mesh)
     primary = jax.process_index() == 0
+    _check_processes_agree(identity, workdir, data)
     # In a multi-process run every process trains; process 0 alone owns the workdir and writes the files (the
     # checkpoints, which orbax writes from every process, aside).
     logdir = Path(options.logdir) if options.logdir else workdir / "tensorboard"
@@ -169,6 +171,52 @@ def fit(
         return _fit(
             options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
         )
+
+
+def _fingerprint(data: Data) -> dict[str, Any]:
+    """What identifies a run's data: a digest of the arrays (or the batch count of a ``batches`` source)."""
+    out = {"batch_size": data.batch_size, "steps_per_epoch": data.steps_per_epoch}
+    for name in ("train_x", "train_y", "test_x", "test_y"):
+        value = getattr(data, name)
+        if value is not None and (data.batches is None or name.startswith("test")):
+            array = np.asarray(value)
+            out[name] = f"{array.dtype}{list(array.shape)}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+    return out
+
+
+def _check_processes_agree(identity: dict[str, Any], workdir: Path, data: Data) -> None:
+    """In a multi-process run, a ValueError in every process when the processes differ in config, data or workdir
+    (before anything is written): each would otherwise train its own run and average gradients with the other's."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    mine = {"config": identity, "workdir": str(workdir), "data": _fingerprint(data)}
+    text = json.dumps(mine, sort_keys=True).encode()
+    digest = np.frombuffer(hashlib.sha256(text).digest(), np.uint8)
+    digests = np.asarray(multihost_utils.process_allgather(digest))  # (processes, 32) in every process
+    differ = [i for i in range(len(digests)) if (digests[i] != digests[0]).any()]
+    if not differ:
+        return
+    size = int(multihost_utils.broadcast_one_to_all(np.int32(len(text))))
+    first = np.frombuffer(text, np.uint8) if jax.process_index() == 0 else np.zeros(size, np.uint8)
+    first = json.loads(bytes(np.asarray(multihost_utils.broadcast_one_to_all(first))))
+
+    diff = differences(_flatten(first), _flatten(mine))
+    raise ValueError(
+        f"the processes of this run differ: process(es) {differ} run another config, data or workdir than "
+        f"process 0{' (' + '; '.join(diff) + ')' if diff else ''}; start every process with the same flags and data"
+    )
+
+
+def _flatten(run: dict[str, Any]) -> dict[str, Any]:
+    flat = {}
+    for part, value in run.items():
+        if isinstance(value, dict):
+            flat.update({f"{part}.{k}" if part != "config" else k: v for k, v in value.items()})
+        else:
+            flat[part] = value
+    return flat
 
 
 def _fit(
