@@ -256,6 +256,19 @@ def config_from_flags(parser, config_cls, args: argparse.Namespace, names: dict[
     return make_config(parser, config_cls, names, **given)
 
 
+def in_range(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str, minimum, maximum, why=""):
+    """Exit through ``parser.error`` naming ``--name`` unless its value is in ``[minimum, maximum]`` (None passes)."""
+    value = getattr(args, name)
+    if value is not None and not minimum <= value <= maximum:
+        parser.error(f"--{name} must be an int in [{minimum}, {maximum}]{why}, got {value}")
+
+
+def seed_in_range(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str = "seed") -> None:
+    from jaxnn import checks
+
+    in_range(parser, args, name, 0, checks.MAX_SEED)
+
+
 def char_lab_arguments(description: str, argv=None, add_more=None):
     """The command line every lab 11 script shares: --cell, --seed, --iterations, --lr (plus ``add_more(parser)``).
 
@@ -268,8 +281,10 @@ def char_lab_arguments(description: str, argv=None, add_more=None):
     if add_more is not None:
         add_more(parser)
     args = parser.parse_args(argv)
-    if args.iterations is not None and args.iterations < 1:
-        parser.error(f"--iterations must be >= 1, got {args.iterations}")
+    from jaxnn import checks
+
+    in_range(parser, args, "iterations", 1, checks.MAX_ITERATIONS)
+    seed_in_range(parser, args)
     if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
         parser.error(f"--lr must be a finite number > 0, got {args.lr}")
     return parser, args

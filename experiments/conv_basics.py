@@ -38,8 +38,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=5, help="side of the small demo input (default 5)")
     args = parser.parse_args(argv)
-    if args.size < 3:
-        parser.error(f"--size must be at least 3 (the demo kernel is 3x3), got {args.size}")
+    cli.in_range(parser, args, "size", 3, 64, " (the demo kernel is 3x3; the demo prints the input)")
 
     print("== Output size: floor((n + 2p - d(k-1) - 1) / s) + 1 ==")
     print(f"  {'input':>5} {'kernel':>6} {'stride':>6} {'pad':>3}  ->  out   case")

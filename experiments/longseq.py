@@ -10,6 +10,7 @@ from cli import char_lab_arguments, print_run
 from jaxnn import runtime
 from jaxnn.labs.char import make_lab, run_lab
 from jaxnn.models import generate
+from jaxnn.models.rnn import MAX_GENERATED
 
 LAB = "longseq"
 
@@ -22,8 +23,7 @@ def generation_arguments(parser):
 
 def main(argv=None):
     parser, args = char_lab_arguments(__doc__, argv, generation_arguments)
-    if args.length < 1:
-        parser.error(f"--length must be >= 1, got {args.length}")
+    cli.in_range(parser, args, "length", 1, MAX_GENERATED)
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
     runtime.enable_compilation_cache()

@@ -15,6 +15,7 @@ def main(argv=None) -> packed.PackedLab:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=int, default=0, help="seed of the RNN's initialisation (0)")
     args = p.parse_args(argv)
+    cli.seed_in_range(p, args)
     lab = packed.run(args.seed)
     print(f"character set ({len(lab.chars)}, <pad> first, then sorted): {list(lab.chars)}")
     for word, idx in zip(packed.WORDS, lab.indices, strict=True):

@@ -28,8 +28,8 @@ def main(argv=None) -> None:
     parser.add_argument("--size", type=int, default=5, help="side of the demo input (default 5, at least 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the demo input")
     args = parser.parse_args(argv)
-    if args.size < 4:
-        parser.error(f"--size must be at least 4 (the demos use 2x2 windows with dilation 2), got {args.size}")
+    cli.in_range(parser, args, "size", 4, 64, " (2x2 windows with dilation 2; the demo prints the input)")
+    cli.seed_in_range(parser, args)
 
     n = args.size
     x = np.random.default_rng(args.seed).integers(0, 10, size=(n, n)).astype(np.float32)

@@ -22,6 +22,7 @@ def main(argv=None):
     parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell (rnn)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
     args = parser.parse_args(argv)
+    cli.seed_in_range(parser, args)
 
     x = np.array(list(WORDS.values()))  # (3, 5, 4): 3 words of 5 one-hot characters
     print(f"input: {list(WORDS)} as one-hots, shape {x.shape}")

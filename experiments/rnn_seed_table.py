@@ -12,8 +12,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (10)")
     parser.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells (rnn,lstm,gru)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    cli.in_range(parser, args, "seeds", 1, 10_000)
     print("| lab | cell | target | seeds on target | of which exact to the last character | final losses |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in ("hihello", "charseq", "longseq"):

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from jaxnn import checks
+
 
 class Checkpointer:
     """Save and restore train states under ``directory`` (one sub-folder per step), keeping the last ``keep``."""
@@ -27,8 +29,7 @@ class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 3):
         import orbax.checkpoint as ocp
 
-        if not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be a positive int, got {keep!r}")
+        checks.positive_int(keep, "keep")
         self._ocp = ocp
         self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(

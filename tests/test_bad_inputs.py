@@ -247,6 +247,10 @@ def test_nan_parameters_are_never_saved(tmp_path):
         (["--keep", "0"], "--keep must be an int >= 1, got 0"),
         (["--resume", "--no_checkpoints"], "--resume needs checkpoints"),
         (["--train_subset", "0"], "--train_subset must be an int >= 1"),
+        (["--epochs", "99999999999999999999"], "--epochs must be an int <= 2147483647"),
+        (["--seed", "99999999999999999999"], "--seed must be an int in [0, 2**32)"),
+        (["--checkpoint_every", "99999999999999999999"], "--checkpoint_every must be an int <= 2147483647"),
+        (["--train_subset", "99999999999999999999"], "--train_subset must be an int <= 2147483647"),
     ],
 )
 def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
@@ -258,15 +262,28 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
 @pytest.mark.parametrize(
     "script, argv, message",
     [
-        ("hihello", ["--iterations", "0"], "--iterations must be >= 1, got 0"),
+        ("hihello", ["--iterations", "0"], "--iterations must be an int in [1, 10000000], got 0"),
+        ("hihello", ["--iterations", "99999999999999999999"], "--iterations must be an int in [1, 10000000]"),
+        ("hihello", ["--seed", "99999999999999999999"], "--seed must be an int in [0, 4294967295]"),
+        ("charseq", ["--seed", "-1"], "--seed must be an int in [0, 4294967295], got -1"),
+        ("longseq", ["--length", "99999999999999"], "--length must be an int in [1, 1000000]"),
+        ("conv_basics", ["--size", "99999999"], "--size must be an int in [3, 64]"),
+        ("pooling", ["--size", "999999999"], "--size must be an int in [4, 64]"),
+        ("pooling", ["--seed", "99999999999999999999"], "--seed must be an int in [0, 4294967295]"),
+        ("rnn_basics", ["--seed", "99999999999999999999"], "--seed must be an int in [0, 4294967295]"),
+        ("packed_sequence", ["--seed", "99999999999999999999"], "--seed must be an int in [0, 4294967295]"),
+        ("rnn_seed_table", ["--seeds", "99999999999999999999"], "--seeds must be an int in [1, 10000]"),
+        ("seq2seq", ["--seed", "99999999999999999999"], "--seed must be an int in [0, 2**32)"),
+        ("seq2seq", ["--iterations", "99999999999999999999"], "--iterations must be an int <= 10000000"),
+        ("timeseries", ["--iterations", "99999999999999999999"], "--iterations must be an int <= 10000000"),
         ("charseq", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
         ("charseq", ["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
         ("longseq", ["--temperature", "nan"], "--temperature must be > 0"),
         ("longseq", ["--cell", "tcn"], "invalid choice: 'tcn'"),
-        ("longseq", ["--length", "0"], "--length must be >= 1, got 0"),
+        ("longseq", ["--length", "0"], "--length must be an int in [1, 1000000], got 0"),
         ("longseq", ["--prompt", "QQ"], "--prompt: characters ['Q']"),
-        ("conv_basics", ["--size", "2"], "--size must be at least 3"),
-        ("pooling", ["--size", "1"], "--size must be at least 4"),
+        ("conv_basics", ["--size", "2"], "--size must be an int in [3, 64] (the demo kernel is 3x3"),
+        ("pooling", ["--size", "1"], "--size must be an int in [4, 64] (2x2 windows with dilation 2"),
     ],
 )
 def test_lab_clis_reject_bad_flags(script, argv, message, capsys):

@@ -151,3 +151,17 @@ def test_flags_come_from_the_config_and_contradictions_are_refused():
         assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].endswith(message), out.stderr
     with pytest.raises(SystemExit):
         folder_script.parse_args(["--test_root", "somewhere"])
+
+
+def test_a_run_whose_step_count_overflows_is_refused_before_the_workdir_is_touched(tmp_path):
+    from jaxnn.models import MnistCNN
+    from jaxnn.train import driver
+
+    model = MnistCNN()
+    x = np.ones((4, 28, 28, 1), np.float32)
+    state = train.create_train_state(model, train.init_params(model, jax.random.key(0), x), train.adam(1e-3))
+    data = driver.Data(x, np.zeros(4, np.int32), batch_size=2)
+    options = driver.RunOptions(epochs=2**30)
+    with pytest.raises(ValueError, match=r"epochs 1073741824 x 2 steps per epoch must be <= 2147483647 steps"):
+        driver.fit(options, tmp_path / "run", identity={}, state=state, data=data, rng=jax.random.key(0))
+    assert not (tmp_path / "run").exists()

@@ -157,3 +157,30 @@ def test_a_damaged_run_json_is_one_line_on_resume(content, tmp_path):
     with workdir.claim(tmp_path, {"run": 1}):  # a fresh run replaces it
         pass
     assert json.loads((tmp_path / workdir.RUN_FILE).read_text())["config"] == {"run": 1}
+
+
+def test_a_rerun_that_meets_an_unreadable_or_oversized_image_leaves_the_previous_result(tmp_path):
+    import numpy as np
+    import PIL.Image
+
+    from jaxnn.labs import image_folder
+
+    root = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            pixels = (rng.random((64, 128, 3)) * 255).astype(np.uint8)
+            PIL.Image.fromarray(pixels).save(root / label / f"{i}.png")
+    config = image_folder.Config(root=str(root), epochs=1, batch_size=4, progress=False, checkpoints=False)
+    run = tmp_path / "run"
+    image_folder.train_and_evaluate(config, run)
+    before = _snapshot(run)
+    (root / "dog" / "9.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"cannot read image .*9\.png"):
+        image_folder.train_and_evaluate(config, run)
+    assert _snapshot(run) == before
+    PIL.Image.new("L", (14000, 14000)).save(root / "dog" / "9.png")  # over PIL's limit: a decompression bomb
+    with pytest.raises(ValueError, match=r"cannot read image .*9\.png: Image size \(196000000 pixels\) exceeds"):
+        image_folder.train_and_evaluate(config, run)
+    assert _snapshot(run) == before

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnn import checks
+
 # torchvision's IMG_EXTENSIONS
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -81,7 +83,8 @@ class ImageFolder:
                 if self.size is not None and image.size != (self.size[1], self.size[0]):
                     image = image.resize((self.size[1], self.size[0]), PIL.Image.BILINEAR)
                 pixels = np.asarray(image, np.float32) / 255.0
-        except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+        # PIL's UnidentifiedImageError is an OSError; an image over PIL's pixel limit is a DecompressionBombError
+        except (OSError, ValueError, PIL.Image.DecompressionBombError) as e:
             raise ValueError(f"cannot read image {path}: {e}") from e
         if pixels.ndim == 2:
             pixels = pixels[..., None]
@@ -101,10 +104,8 @@ class ImageFolder:
         on (a resumed epoch), without reading the images of the batches before it."""
         import grain
 
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if not isinstance(epoch, int) or epoch < 0:
-            raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
+        checks.positive_int(batch_size, "batch_size")
+        checks.integer(epoch, "epoch", 0)
         n = len(self)
         ds = grain.MapDataset.source(self)
         if shuffle:  # grain reshuffles every pass over the source: epoch e is the e-th pass

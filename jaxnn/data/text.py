@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jaxnn import checks
+
 
 def check_indices(indices, size: int) -> np.ndarray:
     """``indices`` flattened, after checking they are integers (a TypeError) in ``[0, size)`` (a ValueError)."""
@@ -71,8 +73,7 @@ def sliding_windows(text: str, vocab: Vocab, sequence_length: int) -> tuple[np.n
 
     Returns int32 ``x, y`` of shape ``(len(text) - L, L)``.
     """
-    if not isinstance(sequence_length, int) or sequence_length < 1:
-        raise ValueError(f"sequence_length must be a positive int, got {sequence_length!r}")
+    checks.positive_int(sequence_length, "sequence_length")
     if sequence_length >= len(text):
         raise ValueError(f"sequence_length {sequence_length} must be shorter than the text ({len(text)} characters)")
     idx = vocab.encode(text)

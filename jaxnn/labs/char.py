@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import parallel, train
+from jaxnn import checks, parallel, train
 from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.models.rnn import CharRNN
 
@@ -97,8 +97,8 @@ def run_lab(
     it.
     """
     iterations = lab.iterations if iterations is None else iterations
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    checks.positive_int(iterations, "iterations", checks.MAX_ITERATIONS)
+    checks.seed(seed)
     init_rng, train_rng = jax.random.split(jax.random.key(seed))
     x, y = jnp.asarray(lab.x), jnp.asarray(lab.y)
     if params is None:

@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import report, train
+from jaxnn import checks, report, train
 from jaxnn.data import augment, cifar10, mnist
 from jaxnn.interop.state_dict import from_state_dict, load_state_dict_file, to_state_dict
-from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import VGG, Bottleneck, ResNet
 from jaxnn.models.resnet import LAYOUTS, STEMS
 from jaxnn.models.vgg import CFGS
@@ -93,11 +92,17 @@ class Config(driver.RunOptions):
         for name, value in LAB[self.model].items():  # the lab's value for every field left None
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        check_ints(self, {"batch_size": 1, "step_size": 1, "crop_padding": 0})
+        checks.fields(self, {"batch_size": 1, "step_size": 1, "crop_padding": 0})
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
-                check_ints(self, {name: 1})
-        check_positive(self, "learning_rate", "gamma")
+                checks.fields(self, {name: 1})
+        checks.fields(
+            self,
+            positive=(
+                "learning_rate",
+                "gamma",
+            ),
+        )
         for name in ("momentum", "weight_decay"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):

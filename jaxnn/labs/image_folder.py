@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import train
+from jaxnn import checks, train
 from jaxnn.checkpoint import load_params
 from jaxnn.data import mnist
 from jaxnn.data.image_folder import ImageFolder, write_mnist_folder
-from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import FolderCNN
 from jaxnn.models.cnn import FOLDER_SHAPE
 from jaxnn.train import driver
@@ -48,10 +47,10 @@ class Config(driver.RunOptions):
 
     def __post_init__(self):
         self.check_run_options()
-        check_ints(self, {"per_class": 1, "batch_size": 1})
+        checks.fields(self, {"per_class": 1, "batch_size": 1})
         if self.test_root is not None and self.root is None:
             raise ValueError("test_root needs root (without root, both folders are made from MNIST)")
-        check_positive(self, "learning_rate")
+        checks.fields(self, positive=("learning_rate",))
         if len(self.digits) != 2 or len(set(self.digits)) != 2 or not all(d in range(10) for d in self.digits):
             raise ValueError(f"digits must be two different digits 0-9, got {self.digits!r}")
 

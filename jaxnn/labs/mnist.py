@@ -20,9 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import report, runtime, train
+from jaxnn import checks, report, runtime, train
 from jaxnn.data import mnist
-from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import DeepCNN, MnistCNN
 from jaxnn.train import driver
 
@@ -49,10 +48,10 @@ class Config(driver.RunOptions):
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        check_ints(self, {"batch_size": 1})
+        checks.fields(self, {"batch_size": 1})
         if self.train_subset is not None:
-            check_ints(self, {"train_subset": 1})
-        check_positive(self, "learning_rate")
+            checks.fields(self, {"train_subset": 1})
+        checks.fields(self, positive=("learning_rate",))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,9 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxnn import train
+from jaxnn import checks, train
 from jaxnn.data.text import check_indices
-from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models.seq2seq import Seq2Seq
 
 RAW = (
@@ -78,8 +77,10 @@ class Config:
     one_pair_per_step: bool = False  # the lab's recipe: one random pair per iteration
 
     def __post_init__(self):
-        check_ints(self, {"iterations": 1, "hidden_size": 1})
-        check_positive(self, "learning_rate")
+        checks.fields(self, {"hidden_size": 1})
+        checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
+        checks.seed(self.seed)
+        checks.fields(self, positive=("learning_rate",))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,9 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxnn import report, train
+from jaxnn import checks, report, train
 from jaxnn.data.macro import load_macrodata
-from jaxnn.labs.config import check_ints, check_positive
 from jaxnn.models import RNNRegressor
 
 FEATURES = ("realcons", "realinv", "realgovt", "realdpi", "realgdp")  # the last one is the target
@@ -39,8 +38,10 @@ class Config:
     seed: int = 0
 
     def __post_init__(self):
-        check_ints(self, {"seq_length": 1, "hidden_size": 1, "iterations": 1})
-        check_positive(self, "learning_rate")
+        checks.fields(self, {"seq_length": 1, "hidden_size": 1})
+        checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
+        checks.seed(self.seed)
+        checks.fields(self, positive=("learning_rate",))
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
 

@@ -12,7 +12,6 @@ recurrent part, so compile time does not grow with the sequence length.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import flax.linen as nn
@@ -21,8 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.lax import PrecisionLike
 
+from jaxnn import checks
 from jaxnn.nn import Linear, torch_uniform
 from jaxnn.nn.recurrent import CELLS, Carry, Cell, cell_step
+
+MAX_GENERATED = 10**6  # characters generate() writes at most (each one a step of a compiled loop)
 
 
 def _scan_direction(cell: Cell, xs_proj, carry0: Carry, weights, reverse: bool, precision, mask=None):
@@ -91,10 +93,8 @@ class RNN(nn.Module):
             if self.nonlinearity not in ("tanh", "relu"):
                 raise ValueError(f"nonlinearity must be one of ['relu', 'tanh'], got {self.nonlinearity!r}")
             raise ValueError(f"nonlinearity applies to cell='rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
-        if not isinstance(self.hidden_size, int) or self.hidden_size < 1:
-            raise ValueError(f"hidden_size must be a positive int, got {self.hidden_size!r}")
-        if not isinstance(self.num_layers, int) or self.num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {self.num_layers!r}")
+        checks.positive_int(self.hidden_size, "hidden_size")
+        checks.positive_int(self.num_layers, "num_layers")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout <= 1.0):
             raise ValueError(f"dropout must be a number in [0, 1], got {self.dropout!r}")
         for flag in ("bias", "batch_first", "bidirectional"):
@@ -312,10 +312,8 @@ def generate(
             f"prompt indices must lie in [0, {model.vocab_size}) (vocab_size), got values in "
             f"[{int(prompt.min())}, {int(prompt.max())}]"
         )
-    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
-        raise ValueError(f"length must be a positive int, got {length!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    checks.positive_int(length, "length", MAX_GENERATED)
+    checks.finite(temperature, "temperature", strict=False)
     rng = jax.random.key(0) if rng is None else rng
     return _generate(model, params, prompt, rng, length=length, temperature=float(temperature))
 

@@ -37,6 +37,8 @@ import numpy as np
 import optax
 from flax.training import train_state
 
+from jaxnn import checks
+
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
@@ -226,8 +228,7 @@ def train_loop(
     options: the RNN labs' float32 training is chaotic (Adam at lr 0.1), and they keep the rounding that ends on
     PyTorch's sentence.
     """
-    if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 1:
-        raise ValueError(f"num_steps must be a positive int, got {num_steps!r}")
+    checks.positive_int(num_steps, "num_steps", checks.MAX_ITERATIONS)
     if indices is not None and (jnp.ndim(indices) < 1 or jnp.shape(indices)[0] != num_steps):
         raise ValueError(f"indices must have num_steps={num_steps} rows, got shape {jnp.shape(indices)}")
     first = int(state.step)
@@ -243,8 +244,7 @@ def train_loop(
 
 
 def check_batch_size(batch_size: int, num_examples: int, split: str = "train") -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    checks.positive_int(batch_size, "batch_size")
     if batch_size > num_examples:
         raise ValueError(f"batch_size {batch_size} is larger than the {split} split ({num_examples} examples)")
 

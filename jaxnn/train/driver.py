@@ -35,7 +35,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxnn import parallel, report, runtime
+from jaxnn import checks, parallel, report, runtime
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.train import core
 from jaxnn.workdir import claim, differences, event_suffix
@@ -62,12 +62,8 @@ class RunOptions:
 
     def check_run_options(self) -> None:
         """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
-        for name, minimum in (("epochs", 1), ("seed", 0), ("checkpoint_every", 0), ("keep", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-        if self.seed >= 2**32:
-            raise ValueError(f"seed must be an int < 2**32, got {self.seed}")
+        checks.fields(self, {"epochs": 1, "checkpoint_every": 0, "keep": 1})
+        checks.seed(self.seed)
         if self.resume and not self.checkpoints:
             raise ValueError("resume needs checkpoints")
         if self.resume and self.overwrite:
@@ -110,8 +106,8 @@ class Data:
         if self.batches is None:
             core.check_batch_size(self.batch_size, int(self.train_x.shape[0]))
             object.__setattr__(self, "steps_per_epoch", int(self.train_x.shape[0]) // self.batch_size)
-        elif not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be a positive int with batches, got {self.steps_per_epoch!r}")
+        else:
+            checks.positive_int(self.steps_per_epoch, "steps_per_epoch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +150,10 @@ def fit(
     ``rng`` draws the shuffling and the steps' randomness (``split(rng)``: the shuffle key, the step key).
     """
     workdir = Path(workdir)
+    if options.epochs * data.steps_per_epoch > checks.MAX_STEPS:  # the int32 step counter
+        raise ValueError(
+            f"epochs {options.epochs} x {data.steps_per_epoch} steps per epoch must be <= {checks.MAX_STEPS} steps"
+        )
     identity = {k: v for k, v in identity.items() if k not in NOT_IDENTITY}
     identity["devices"] = jax.device_count()
     identity = json.loads(json.dumps(identity))  # as run.json holds it (a tuple reads back as a list)

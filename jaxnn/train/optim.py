@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxnn import checks
+
 __all__ = ["adam", "sgd", "step_lr"]
 
 
@@ -30,8 +32,7 @@ def adam(learning_rate: float = 1e-3, decay_steps: int | None = None) -> optax.G
     (``optax.inject_hyperparams``), because that changes the float32 rounding of the step: the longseq lab's
     chaotic run (Adam at 0.1) then no longer ends on PyTorch's sentence. Another rate compiles a new program.
     """
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    checks.finite(learning_rate, "learning_rate")
     if decay_steps is None:
         return optax.adam(learning_rate)
     if not isinstance(decay_steps, int) or decay_steps < 1:
@@ -55,11 +56,9 @@ def step_lr(learning_rate: float, step_size: int, steps_per_epoch: int, gamma: f
     epoch earlier and warns; this is the documented order, ``scheduler.step()`` after the epoch.)
     """
     _check_rate(learning_rate)
-    for name, value in (("step_size", step_size), ("steps_per_epoch", steps_per_epoch)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(gamma, (int, float)) and math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
+    checks.positive_int(step_size, "step_size")
+    checks.positive_int(steps_per_epoch, "steps_per_epoch")
+    checks.finite(gamma, "gamma")
     return optax.exponential_decay(learning_rate, step_size * steps_per_epoch, gamma, staircase=True)
 
 
