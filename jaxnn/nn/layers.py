@@ -84,7 +84,7 @@ class Conv2d(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: (N, H, W, C) or (H, W, C) float -> (N, Ho, Wo, out_channels)."""
-        (kh, kw), _, _, _ = ops._window_args(self.kernel_size, 1, 0)
+        (kh, kw), _, _, _ = ops.window.window_args(self.kernel_size, 1, 0)
         kernel, bias = _conv_params(self, (kh, kw), x)
         return ops.conv2d(
             x,
@@ -193,7 +193,7 @@ class ConvTranspose2d(nn.Module):
             raise ValueError(
                 f"ConvTranspose2d: only padding_mode='zeros' is supported (as in PyTorch), got {self.padding_mode!r}"
             )
-        (kh, kw), _, _, _ = ops._window_args(self.kernel_size, 1, 0)
+        (kh, kw), _, _, _ = ops.window.window_args(self.kernel_size, 1, 0)
         if not isinstance(self.groups, int) or self.groups < 1 or self.out_channels % self.groups:
             raise ValueError(f"ConvTranspose2d: groups={self.groups} must divide out_channels {self.out_channels}")
         channels = jnp.shape(x)[-1]
@@ -233,7 +233,7 @@ class Conv1d(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        k = ops._one(self.kernel_size, "kernel_size")
+        k = ops.window.single(self.kernel_size, "kernel_size")
         kernel, bias = _conv_params(self, (k,), x)
         return ops.conv1d(
             x,
