@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from jaxnn.data import mnist
+from jaxnn.data import mnist, tfds_cache
 
 SHARD = "mnist-train.array_record-00000-of-00001"
 
@@ -27,7 +27,7 @@ def _folder(data_dir):
 
 def _load_and_check(data_dir, capsys, expect_message):
     data = mnist.load_mnist(data_dir)
-    assert mnist._digests(data) == mnist.ARRAYS_SHA256  # MNIST itself, whatever happened to the files
+    assert tfds_cache._digests(data) == mnist.ARRAYS_SHA256  # MNIST itself, whatever happened to the files
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith(("the mnist", "the prepared mnist", "not caching"))]
     if expect_message:
@@ -53,7 +53,7 @@ def test_a_damaged_cache_is_reported_and_rebuilt(damage, data_dir, capsys):
     else:  # well formed, self-consistent, but not MNIST
         data = mnist.load_mnist(data_dir)
         data["train"].images[0] = 255 - data["train"].images[0]
-        mnist._write_cache(cache, data, print)
+        tfds_cache._write_cache(cache, data, print)
     _load_and_check(data_dir, capsys, "cache")
     _load_and_check(data_dir, capsys, None)  # healed: the next load is silent
 
@@ -76,16 +76,16 @@ def test_a_read_only_data_dir_is_read_without_a_cache(data_dir, capsys, monkeypa
     def read_only(*args, **kwargs):
         raise PermissionError(30, "Read-only file system")
 
-    monkeypatch.setattr(mnist.np, "savez", read_only)
+    monkeypatch.setattr(tfds_cache.np, "savez", read_only)
     _load_and_check(data_dir, capsys, "not caching the arrays")
     assert not list(_folder(data_dir).glob("*.npz"))
 
 
 def test_two_first_preparations_at_once_both_succeed(tmp_path):
     code = (
-        "import sys; from jaxnn.data import mnist; "
+        "import sys; from jaxnn.data import mnist, tfds_cache; "
         "d = mnist.load_mnist(sys.argv[1], verbose=False); "
-        "assert mnist._digests(d) == mnist.ARRAYS_SHA256; print('ok')"
+        "assert tfds_cache._digests(d) == mnist.ARRAYS_SHA256; print('ok')"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "tfds")], stdout=subprocess.PIPE, text=True)
@@ -94,3 +94,25 @@ def test_two_first_preparations_at_once_both_succeed(tmp_path):
     assert [p.communicate(timeout=600)[0].strip().splitlines()[-1] for p in procs] == ["ok", "ok"]
     assert all(p.returncode == 0 for p in procs)
     np.testing.assert_array_equal(mnist.load_mnist(tmp_path / "tfds")["test"].labels[:5], [2, 0, 4, 8, 7])
+
+
+def test_an_mnist_prepared_by_tensorflow_is_left_alone_and_prepared_beside_it(data_dir, capsys):
+    # What TensorFlow's TFDS leaves: tfrecord shards, and a dataset_info.json that says so. TFDS refuses to prepare
+    # array_record into that folder, and tfrecord cannot be read without TensorFlow.
+    folder = _folder(data_dir)
+    (folder / "jaxnn-arrays.npz").unlink()
+    info = folder / "dataset_info.json"
+    info.write_text(info.read_text().replace('"fileFormat": "array_record"', '"fileFormat": "tfrecord"'))
+    for shard in folder.glob("*.array_record-*"):
+        shard.rename(shard.with_name(shard.name.replace("array_record", "tfrecord")))
+    theirs = {p.name: p.read_bytes() for p in folder.iterdir()}
+    data = mnist.load_mnist(data_dir)
+    assert tfds_cache._digests(data) == mnist.ARRAYS_SHA256
+    own = data_dir / tfds_cache.OWN_COPY
+    notes = [line for line in capsys.readouterr().err.splitlines() if "prepared by TensorFlow" in line]
+    assert notes == [
+        f"the mnist in {data_dir} was prepared by TensorFlow (tfrecord), which jaxnn cannot read without "
+        f"TensorFlow: using its own copy in {own}"
+    ]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == theirs  # TensorFlow's copy untouched
+    assert (own / "mnist" / mnist.VERSION / "jaxnn-arrays.npz").is_file()

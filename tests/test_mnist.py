@@ -15,7 +15,7 @@ from conftest import COMPILES
 
 from jaxnn import report, runtime, train
 from jaxnn.checkpoint import load_params
-from jaxnn.data import mnist
+from jaxnn.data import mnist, tfds_cache
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import cnn_params_from_torch, cnn_params_to_torch
 from jaxnn.labs import mnist as mnist_lab
@@ -55,7 +55,7 @@ def test_loader_is_served_from_the_npz_cache_afterwards(mnist_data, mnist_data_d
     def not_expected(*args):
         raise AssertionError("the prepared dataset was read although the cache is there")
 
-    monkeypatch.setattr(mnist, "_read_source", not_expected)
+    monkeypatch.setattr(tfds_cache, "_read_source", not_expected)
     again = mnist.load_mnist(mnist_data_dir)
     np.testing.assert_array_equal(again["test"].labels, mnist_data["test"].labels)
 

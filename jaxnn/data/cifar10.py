@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnn.data.mnist import Split, default_data_dir, read_prepared
+from jaxnn.data.mnist import default_data_dir
+from jaxnn.data.tfds_cache import Split, read_prepared, usable_data_dir
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 ARCHIVE_SIZE, ARCHIVE_SHA256 = 170052171, "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -130,7 +131,7 @@ def load_cifar10(
       official: check the archive's size and sha256 against the official file's (the tests turn this off for
         their tiny archive in the same format).
     """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir = usable_data_dir("cifar10", VERSION, Path(data_dir) if data_dir is not None else default_data_dir())
 
     def prepare():
         import tensorflow_datasets as tfds

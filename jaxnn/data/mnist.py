@@ -13,17 +13,15 @@ expected.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
-import shutil
 import sys
-import zipfile
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
+
+from jaxnn.data.tfds_cache import Split, read_prepared, usable_data_dir
 
 FILES = {  # name -> (bytes, sha256), as tensorflow_datasets/url_checksums/mnist.txt registers them
     "train-images-idx3-ubyte.gz": (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
@@ -39,11 +37,6 @@ MEAN, STD = 0.1307, 0.3081  # of the training pixels on the 0-1 scale
 VERSION = "3.0.1"  # the stock TFDS mnist version
 
 REPO_MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
-
-
-class Split(NamedTuple):
-    images: np.ndarray  # (N, 28, 28, 1) uint8
-    labels: np.ndarray  # (N,) int32
 
 
 def default_manual_dir() -> Path:
@@ -133,129 +126,6 @@ ARRAYS_SHA256 = {
 }
 
 
-def _digests(splits: dict[str, Split]) -> dict[str, str]:
-    return {
-        f"{s}_{k}": hashlib.sha256(np.ascontiguousarray(getattr(v, k)).tobytes()).hexdigest()
-        for s, v in splits.items()
-        for k in ("images", "labels")
-    }
-
-
-def _read_cache(cache: Path, splits) -> dict[str, Split]:
-    """The cached arrays, after checking them against the checksums stored with them (ValueError if they differ)."""
-    with np.load(cache, allow_pickle=False) as z:
-        out = {s: Split(z[f"{s}_images"], z[f"{s}_labels"]) for s in splits}
-        stored = dict(item.split(":", 1) for item in z["sha256"].tolist())
-    if _digests(out) != stored:
-        raise ValueError("its arrays do not match the checksums stored with them")
-    return out
-
-
-def _write_cache(cache: Path, splits: dict[str, Split], log) -> None:
-    """The arrays and their checksums as ``.npz``, atomically; skipped (one line) where the folder is read-only."""
-    arrays = {f"{s}_{k}": getattr(v, k) for s, v in splits.items() for k in ("images", "labels")}
-    sha = np.asarray([f"{k}:{v}" for k, v in _digests(splits).items()])
-    tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, sha256=sha, **arrays)
-        os.replace(tmp, cache)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        log(f"not caching the arrays in {cache.parent} ({e.strerror or e}); the prepared dataset is read each time")
-
-
-@contextlib.contextmanager
-def _preparation_lock(data_dir: Path, name: str):
-    """One preparation of ``name`` in ``data_dir`` at a time (a second process waits, then finds it prepared);
-    no lock where data_dir cannot be written (nothing can be prepared there anyway)."""
-    import fcntl
-
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(data_dir / f".jaxnn-{name}.lock", "a")  # noqa: SIM115 - held for the preparation
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-    finally:
-        handle.close()
-
-
-def read_prepared(
-    name: str,
-    version: str,
-    data_dir: Path,
-    splits,
-    prepare,
-    expected: dict[str, str] | None = None,
-    log=print,
-) -> dict[str, Split]:
-    """The splits of TFDS dataset ``name`` as arrays, healing what is damaged on the way.
-
-    From the ``.npz`` cache next to the prepared dataset when it is there and its arrays match the checksums stored
-    with it (and ``expected``, when given); else through ``tfds.data_source`` after ``prepare()`` (which prepares
-    the dataset unless it is), writing the cache for the next call. A damaged or wrong cache is reported in one line
-    (``log``) and rebuilt from the prepared dataset; a prepared dataset that cannot be read, or reads wrong, is
-    removed and prepared again from the source files. Preparations are serialised by a lock in ``data_dir``.
-    """
-    folder = data_dir / name / version
-    cache = folder / "jaxnn-arrays.npz"
-    if cache.is_file():
-        try:
-            out = _read_cache(cache, splits)
-            if expected is None or _digests(out) == expected:
-                return out
-            raise ValueError("its arrays are not the expected ones")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-            log(f"the {name} cache {cache} is damaged or of an older jaxnn ({type(e).__name__}: {e}); rebuilding it")
-            try:
-                cache.unlink()
-            except OSError:
-                pass  # read-only: rebuilt in memory below, and not cached
-
-    with _preparation_lock(data_dir, name):
-        if cache.is_file():  # another process prepared it while this one waited
-            try:
-                return _read_cache(cache, splits)
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass
-        for attempt in (1, 2):
-            prepare()
-            try:
-                out = _read_source(name, data_dir, splits)
-                if expected is not None and _digests(out) != expected:
-                    raise ValueError("it does not hold the expected arrays")
-                break
-            except Exception as e:  # noqa: BLE001 - TFDS and array_record raise many kinds for a damaged shard
-                if attempt == 2:
-                    raise ValueError(
-                        f"the prepared {name} in {folder} cannot be read even after preparing it again: {e}"
-                    ) from e
-                reason = f"{type(e).__name__}: {str(e)[:200]}"
-                log(f"the prepared {name} in {folder} is damaged ({reason}); preparing it again")
-                shutil.rmtree(folder, ignore_errors=True)
-        _write_cache(cache, out, log)
-    return out
-
-
-def _read_source(name: str, data_dir: Path, splits) -> dict[str, Split]:
-    import tensorflow_datasets as tfds
-
-    sources = tfds.data_source(name, data_dir=str(data_dir), download=False)
-    out = {}
-    for split in splits:
-        source = sources[split]
-        records = source.__getitems__(list(range(len(source))))
-        out[split] = Split(
-            np.stack([r["image"] for r in records]).astype(np.uint8),
-            np.asarray([r["label"] for r in records], np.int32),
-        )
-    return out
-
-
 def load_mnist(
     data_dir: str | Path | None = None, manual_dir: str | Path | None = None, verbose: bool = True
 ) -> dict[str, Split]:
@@ -264,11 +134,13 @@ def load_mnist(
     Images ``(N, 28, 28, 1)`` uint8 (60000 train, 10000 test), labels ``(N,)`` int32.
 
     Args:
-      data_dir: the TFDS data_dir (default: TFDS's own). A prepared ``mnist`` there is used as it is.
+      data_dir: the TFDS data_dir (default: TFDS's own). A prepared ``mnist`` there is used as it is (one that
+        TensorFlow prepared, as tfrecord, cannot be read without TensorFlow: then jaxnn prepares its own copy
+        beside it, see :func:`jaxnn.data.tfds_cache.usable_data_dir`).
       manual_dir: where the four original files are (default: :func:`default_manual_dir`); their sha256 is checked
         before preparing.
     """
-    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    data_dir = usable_data_dir("mnist", VERSION, Path(data_dir) if data_dir is not None else default_data_dir())
 
     def prepare():
         import tensorflow_datasets as tfds
