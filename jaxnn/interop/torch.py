@@ -16,8 +16,8 @@ import torch
 
 from jaxnn.interop import state_dict as state_dict_io
 from jaxnn.models.cnn import DeepCNN, MnistCNN
-from jaxnn.models.rnn import RNN
 from jaxnn.nn import Linear
+from jaxnn.nn.rnn import RNN
 
 # The lab CNNs in PyTorch name their convolutions layerN.0 and flatten (C, H, W) before the first dense layer;
 # DeepCNN registers fc1 twice (self.fc1 and layer4.0), so its state_dict repeats it under the alias.

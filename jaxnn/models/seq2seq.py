@@ -11,8 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxnn.models.rnn import RNN
 from jaxnn.nn import Embedding, Linear
+from jaxnn.nn.rnn import RNN
 
 
 class Encoder(nn.Module):

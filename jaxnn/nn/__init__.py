@@ -1,7 +1,8 @@
 """Flax Linen layers with PyTorch's names, defaults and initialisation.
 
 - convolution, linear and pooling layers over :mod:`jaxnn.ops` (:mod:`jaxnn.nn.layers`);
-- recurrent cells, one time step each (:mod:`jaxnn.nn.recurrent`);
+- recurrent cells, one time step each (:mod:`jaxnn.nn.recurrent`), and ``RNN``, the time loop around them
+  (``torch.nn.RNN``/``LSTM``/``GRU``, :mod:`jaxnn.nn.rnn`);
 - ``Embedding`` (:mod:`jaxnn.nn.embedding`);
 - ``BatchNorm1d``/``BatchNorm2d`` with PyTorch's running statistics (:mod:`jaxnn.nn.normalization`);
 - ``torch.nn.init``'s rules as Flax initializers (:mod:`jaxnn.nn.init`).
@@ -24,6 +25,7 @@ from jaxnn.nn.layers import (
 )
 from jaxnn.nn.normalization import BatchNorm1d, BatchNorm2d
 from jaxnn.nn.recurrent import GRUCell, LSTMCell, RNNCell
+from jaxnn.nn.rnn import RNN
 
 __all__ = [
     "Conv2d",
@@ -38,6 +40,7 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
+    "RNN",
     "Embedding",
     "BatchNorm1d",
     "BatchNorm2d",

@@ -1,0 +1,239 @@
+"""Recurrent networks with the semantics of ``torch.nn.RNN`` / ``LSTM`` / ``GRU``, the time loop a ``lax.scan``.
+
+Parameters carry PyTorch's names and shapes (``weight_ih_l0`` of shape (gates*H, I), ``weight_hh_l0`` (gates*H, H),
+``bias_ih_l0``, ``bias_hh_l0``, ``weight_hr_l0`` with ``proj_size``, and ``..._reverse`` for the backward direction),
+initialised ``U(-1/sqrt(H), 1/sqrt(H))`` as PyTorch does; a PyTorch state_dict is therefore Flax params as it is.
+Each time step is the step of the matching cell in :mod:`jaxnn.nn.recurrent`.
+
+The input projection of every time step is one matrix multiply before the scan; the scan carries only the
+recurrent part, so compile time does not grow with the sequence length.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.lax import PrecisionLike
+
+from jaxnn import checks
+from jaxnn.nn.layers import torch_uniform
+from jaxnn.nn.recurrent import CELLS, Carry, Cell, cell_step
+
+
+def _scan_direction(cell: Cell, xs_proj, carry0: Carry, weights, reverse: bool, precision, mask=None):
+    """Run one layer in one direction. xs_proj: (T, B, G*H) input projections; carry0: the cell's carry of (B, H);
+    weights: (w_hh, b_hh, w_hr). With ``mask`` (T, B, 1) bool, a step where it is False keeps the carry and outputs
+    zeros: a padded batch then gives PyTorch's packed-sequence results, in either direction.
+
+    Returns outputs (T, B, H) in the original time order and the final carry."""
+
+    def body(carry, inputs):
+        if mask is None:
+            carry = cell_step(cell, carry, inputs, *weights, precision=precision)
+            return carry, carry[0]
+        gi, valid = inputs
+        new = cell_step(cell, carry, gi, *weights, precision=precision)
+        carry = tuple(jnp.where(valid, n, c) for n, c in zip(new, carry, strict=True))
+        return carry, jnp.where(valid, new[0], jnp.zeros_like(new[0]))
+
+    carry, ys = jax.lax.scan(body, carry0, xs_proj if mask is None else (xs_proj, mask), reverse=reverse)
+    return ys, carry
+
+
+class RNN(nn.Module):
+    """``torch.nn.RNN`` (``cell='rnn'``), ``LSTM`` (``'lstm'``) or ``GRU`` (``'gru'``), with PyTorch's defaults.
+
+    ``__call__(x, h0=None, *, seq_lengths=None, deterministic=True) -> (output, h_n)``:
+      x: ``(T, B, I)``, or ``(B, T, I)`` when ``batch_first``; or unbatched ``(T, I)``. Floating.
+      h0: ``(D*num_layers, B, H_out)`` (``(D*num_layers, H_out)`` unbatched), zeros when None; for LSTM an
+        ``(h0, c0)`` pair, c0 of size ``hidden_size``. ``H_out`` is ``proj_size`` when set, else ``hidden_size``.
+      seq_lengths: ``(B,)`` integer lengths in ``1..T`` of the sequences of a padded batch, in the batch's order.
+        The result is PyTorch's ``pack_padded_sequence(x, lengths, enforce_sorted=False)`` -> module ->
+        ``pad_packed_sequence(..., total_length=T)``: outputs past each length are zero, ``h_n`` is each
+        sequence's state at its own last step, and the reverse direction runs backwards within each length.
+      output: ``(T, B, D*H_out)``, or ``(B, T, D*H_out)`` when ``batch_first``; unbatched ``(T, D*H_out)``.
+      h_n: like h0 (for LSTM the pair ``(h_n, c_n)``).
+    ``dropout`` applies to the outputs of every layer but the last when ``deterministic`` is False (rng
+    ``'dropout'``). D is 2 when ``bidirectional``. ``proj_size`` (LSTM only) projects each h to that size with
+    ``weight_hr_l{k}``. There is no ``input_size``: Flax infers it from ``x``.
+
+    Lengths are checked (range, shape, dtype) when they are concrete; under ``jit`` only their shape and dtype can
+    be, and a length outside ``1..T`` then reads as if clipped to it.
+
+    Example::
+
+      rnn = RNN(hidden_size=2)                              # torch.nn.RNN(4, 2)
+      params = rnn.init(jax.random.key(0), jnp.ones((5, 3, 4)))
+      output, h_n = rnn.apply(params, jnp.ones((5, 3, 4)))  # (5, 3, 2), (1, 3, 2)
+      output, h_n = rnn.apply(params, jnp.ones((5, 3, 4)), seq_lengths=jnp.array([5, 2, 4]))
+    """
+
+    hidden_size: int
+    num_layers: int = 1
+    nonlinearity: str = "tanh"
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    proj_size: int = 0
+    cell: str = "rnn"
+    precision: PrecisionLike = None
+
+    def _cell(self) -> Cell:
+        if self.cell not in ("rnn", "lstm", "gru"):
+            raise ValueError(f"cell must be one of ['gru', 'lstm', 'rnn'], got {self.cell!r}")
+        if (self.cell, self.nonlinearity) not in CELLS:
+            if self.nonlinearity not in ("tanh", "relu"):
+                raise ValueError(f"nonlinearity must be one of ['relu', 'tanh'], got {self.nonlinearity!r}")
+            raise ValueError(f"nonlinearity applies to cell='rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
+        checks.positive_int(self.hidden_size, "hidden_size")
+        checks.positive_int(self.num_layers, "num_layers")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout <= 1.0):
+            raise ValueError(f"dropout must be a number in [0, 1], got {self.dropout!r}")
+        for flag in ("bias", "batch_first", "bidirectional"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        if not isinstance(self.proj_size, int) or self.proj_size < 0:
+            raise ValueError(f"proj_size must be a non-negative int, got {self.proj_size!r}")
+        if self.proj_size and self.cell != "lstm":
+            raise ValueError(f"proj_size is supported for cell='lstm' only (as in PyTorch), got cell={self.cell!r}")
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(f"proj_size ({self.proj_size}) must be smaller than hidden_size ({self.hidden_size})")
+        return CELLS[self.cell, self.nonlinearity]
+
+    def _weight(self, name: str, shape: tuple[int, ...]) -> jax.Array:
+        if self.has_variable("params", name):
+            existing = tuple(self.get_variable("params", name).shape)
+            if existing != tuple(shape):
+                if name.startswith("weight_ih_l0") and existing[:-1] == tuple(shape[:-1]):
+                    cause = f"the input has {shape[-1]} features, the parameters were made for {existing[-1]}"
+                else:
+                    cause = (
+                        f"the parameters were made for another configuration than cell={self.cell!r}, "
+                        f"hidden_size={self.hidden_size}, proj_size={self.proj_size}, "
+                        f"bidirectional={self.bidirectional}"
+                    )
+                raise ValueError(f"{name} has shape {existing}, but this RNN needs {tuple(shape)}: {cause}")
+        return self.param(name, torch_uniform(self.hidden_size), shape)
+
+    def _check_no_extra_params(self, used: set[str]) -> None:
+        """Params this RNN does not read (those of a deeper, bidirectional or biased one) are an error, not ignored."""
+        if self.is_initializing() or not self.has_variable("params", next(iter(used), "")):
+            return
+        extra = sorted(set(self.variables.get("params", {})) - used)
+        if extra:
+            raise ValueError(
+                f"params hold {extra}, which this RNN (cell={self.cell!r}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, bias={self.bias}, proj_size={self.proj_size}) does not use: "
+                f"parameters of another configuration?"
+            )
+
+    @nn.compact
+    def __call__(self, x: jax.Array, h0: Any = None, *, seq_lengths: Any = None, deterministic: bool = True):
+        cell = self._cell()
+        x = jnp.asarray(x)
+        if x.ndim not in (2, 3):
+            raise ValueError(f"x must be (T, B, I) / (B, T, I) or unbatched (T, I), got shape {tuple(x.shape)}")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"x must be floating (one-hot or features), got {x.dtype}")
+        batched = x.ndim == 3
+        if not batched:
+            xs = x[:, None, :]
+        else:
+            xs = jnp.swapaxes(x, 0, 1) if self.batch_first else x  # time-major
+        steps, batch = xs.shape[0], xs.shape[1]
+        if steps == 0:
+            raise ValueError(f"x has no time steps (shape {tuple(x.shape)}); PyTorch rejects an empty sequence too")
+        mask = None if seq_lengths is None else self._mask(seq_lengths, steps, batch, batched)
+        num_dirs = 2 if self.bidirectional else 1
+        gates, hidden = cell.gates, self.hidden_size
+        out_size = self.proj_size or hidden
+        init = self._initial_state(h0, cell, batched, batch, num_dirs, x.dtype)  # cell.states arrays (L*D, B, .)
+
+        layer_in = xs
+        finals: list[Carry] = []
+        used: set[str] = set()
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(num_dirs):
+                sfx = f"l{layer}" + ("_reverse" if direction else "")
+                w_ih = self._weight(f"weight_ih_{sfx}", (gates * hidden, layer_in.shape[-1]))
+                w_hh = self._weight(f"weight_hh_{sfx}", (gates * hidden, out_size))
+                b_ih = self._weight(f"bias_ih_{sfx}", (gates * hidden,)) if self.bias else None
+                b_hh = self._weight(f"bias_hh_{sfx}", (gates * hidden,)) if self.bias else None
+                w_hr = self._weight(f"weight_hr_{sfx}", (self.proj_size, hidden)) if self.proj_size else None
+                kinds = (
+                    ["weight_ih", "weight_hh"]
+                    + ["bias_ih", "bias_hh"] * self.bias
+                    + ["weight_hr"] * bool(self.proj_size)
+                )
+                used.update(f"{kind}_{sfx}" for kind in kinds)
+                proj = jnp.matmul(layer_in, w_ih.T, precision=self.precision)  # every time step at once: (T, B, G*H)
+                if b_ih is not None:
+                    proj = proj + b_ih
+                k = layer * num_dirs + direction
+                # (the state takes the projection's dtype: float64 parameters make a float64 recurrence)
+                carry0 = tuple(s[k].astype(proj.dtype) for s in init)
+                ys, carry = _scan_direction(
+                    cell, proj, carry0, (w_hh, b_hh, w_hr), bool(direction), self.precision, mask
+                )
+                outs.append(ys)
+                finals.append(carry)
+            layer_in = outs[0] if num_dirs == 1 else jnp.concatenate(outs, axis=-1)
+            if self.dropout > 0 and layer < self.num_layers - 1:
+                layer_in = nn.Dropout(self.dropout, deterministic=deterministic)(layer_in)
+
+        self._check_no_extra_params(used)
+        output = layer_in
+        states = [jnp.stack(s) for s in zip(*finals, strict=True)]  # (h_n,) or (h_n, c_n), each (L*D, B, .)
+        if not batched:
+            output, states = output[:, 0], [s[:, 0] for s in states]
+        elif self.batch_first:
+            output = jnp.swapaxes(output, 0, 1)
+        return output, (states[0] if cell.states == 1 else tuple(states))
+
+    @staticmethod
+    def _mask(seq_lengths, steps: int, batch: int, batched: bool) -> jax.Array:
+        """``(T, B, 1)``: whether step t lies within sequence b's length."""
+        lengths = seq_lengths if isinstance(seq_lengths, jax.core.Tracer) else np.asarray(seq_lengths)
+        expected = (batch,) if batched else ()
+        if tuple(lengths.shape) != expected and not (not batched and tuple(lengths.shape) == (1,)):
+            raise ValueError(
+                f"seq_lengths must have shape {expected} (one length per sequence of the batch), "
+                f"got {tuple(lengths.shape)}"
+            )
+        if not jnp.issubdtype(lengths.dtype, jnp.integer):
+            raise TypeError(f"seq_lengths must be integers, got {lengths.dtype}")
+        if not isinstance(lengths, jax.core.Tracer) and lengths.size:
+            lo, hi = int(lengths.min()), int(lengths.max())
+            if lo < 1 or hi > steps:
+                raise ValueError(
+                    f"seq_lengths must lie in [1, {steps}] (the padded length T; PyTorch rejects a "
+                    f"length of 0), got values in [{lo}, {hi}]"
+                )
+        lengths = jnp.reshape(jnp.asarray(lengths), (-1,))
+        return (jnp.arange(steps)[:, None] < lengths[None, :])[:, :, None]
+
+    def _initial_state(self, h0, cell: Cell, batched: bool, batch: int, num_dirs: int, dtype) -> list[jax.Array]:
+        """h0 as the cell's carry of stacked states, each ``(D*num_layers, B, .)``; zeros when None."""
+        n = num_dirs * self.num_layers
+        sizes = (self.proj_size or self.hidden_size, self.hidden_size)[: cell.states]  # h, and c for LSTM
+        if h0 is None:
+            return [jnp.zeros((n, batch, size), dtype) for size in sizes]
+        if cell.states == 2:
+            if not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+                raise ValueError(f"for cell={self.cell!r}, h0 must be an (h0, c0) pair")
+            states = [jnp.asarray(s) for s in h0]
+        else:
+            states = [jnp.asarray(h0)]
+        for name, s, size in zip(("h0", "c0"), states, sizes, strict=False):  # c0 only for LSTM
+            shape = (n, batch, size) if batched else (n, size)
+            if tuple(s.shape) != shape:
+                raise ValueError(
+                    f"{name} must have shape {shape} (D*num_layers, {'B, ' if batched else ''}H), got {tuple(s.shape)}"
+                )
+        return [(s if batched else s[:, None, :]).astype(dtype) for s in states]
