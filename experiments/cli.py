@@ -76,7 +76,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, flags: dict[st
     for field in dataclasses.fields(config_cls):
         if field.name in skip:
             continue
-        help_text, default = helps.get(field.name, ""), field.default
+        help_text, default = helps.get(field.name, "").replace("%", "%%"), field.default  # argparse formats help
         kind, nargs = _flag_type(hints[field.name])
         if kind is bool:
             name = flags.get(field.name, f"no_{field.name}" if default else field.name)

@@ -9,7 +9,7 @@ jaxnn.labs.seq2seq.train_and_evaluate.
 import argparse
 
 import cli
-from cli import make_config
+from cli import RUN_FLAGS, add_config_flags, config_from_flags
 
 from jaxnn import runtime
 from jaxnn.labs import seq2seq
@@ -17,20 +17,9 @@ from jaxnn.labs import seq2seq
 
 def main(argv=None) -> seq2seq.Result:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=5000, help="SGD steps (5000, as the lab)")
-    p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation and of the pair order (0)")
-    p.add_argument("--one_pair_per_step", action="store_true", help="the lab's recipe: one random pair per step")
+    names = add_config_flags(p, seq2seq.Config, RUN_FLAGS)
     args = p.parse_args(argv)
-    config = make_config(
-        p,
-        seq2seq.Config,
-        {"learning_rate": "--lr"},
-        iterations=args.iterations,
-        learning_rate=args.lr,
-        seed=args.seed,
-        one_pair_per_step=args.one_pair_per_step,
-    )
+    config = config_from_flags(p, seq2seq.Config, args, names)
     runtime.enable_compilation_cache()
     result = seq2seq.train_and_evaluate(config)
     every = max(1, config.iterations // 5)

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 import cli
-from cli import make_config
+from cli import RUN_FLAGS, add_config_flags, config_from_flags
 
 from jaxnn import runtime
 from jaxnn.labs import timeseries
@@ -19,19 +19,10 @@ from jaxnn.labs import timeseries
 
 def main(argv=None) -> timeseries.Result:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=500, help="Adam steps (500, as the lab)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
+    names = add_config_flags(p, timeseries.Config, RUN_FLAGS)
     p.add_argument("--workdir", default="runs/timeseries", help="where predictions.png goes (runs/timeseries)")
     args = p.parse_args(argv)
-    config = make_config(
-        p,
-        timeseries.Config,
-        {"learning_rate": "--lr"},
-        iterations=args.iterations,
-        learning_rate=args.lr,
-        seed=args.seed,
-    )
+    config = config_from_flags(p, timeseries.Config, args, names)
     runtime.enable_compilation_cache()
     result = timeseries.train_and_evaluate(config, Path(args.workdir))
     for i in range(0, config.iterations, max(1, config.iterations // 5)):

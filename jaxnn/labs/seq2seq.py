@@ -70,10 +70,10 @@ class WordVocab:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    iterations: int = 5000
-    learning_rate: float = 0.01
-    hidden_size: int = 16
-    seed: int = 0
+    iterations: int = 5000  # SGD steps (the lab's 5000)
+    learning_rate: float = 0.01  # SGD learning rate (the lab's)
+    hidden_size: int = 16  # GRU hidden size of the encoder and the decoder (the lab's 16)
+    seed: int = 0  # of the initialisation and of the pair order
     one_pair_per_step: bool = False  # the lab's recipe: one random pair per iteration
 
     def __post_init__(self):

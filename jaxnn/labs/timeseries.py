@@ -30,12 +30,12 @@ FEATURES = ("realcons", "realinv", "realgovt", "realdpi", "realgdp")  # the last
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    seq_length: int = 7
-    hidden_size: int = 10
-    learning_rate: float = 0.01
-    iterations: int = 500
-    train_fraction: float = 0.7
-    seed: int = 0
+    seq_length: int = 7  # quarters of history per prediction (the lab's 7)
+    hidden_size: int = 10  # LSTM hidden size (the lab's 10)
+    learning_rate: float = 0.01  # Adam's learning rate (the lab's)
+    iterations: int = 500  # Adam steps over the whole training split (the lab's 500)
+    train_fraction: float = 0.7  # the first part of the series that trains, in time order (the lab's 0.7)
+    seed: int = 0  # of the initialisation
 
     def __post_init__(self):
         checks.fields(self, {"seq_length": 1, "hidden_size": 1})
