@@ -248,6 +248,8 @@ def test_nan_parameters_are_never_saved(tmp_path):
         (["--resume", "--no_checkpoints"], "--resume needs checkpoints"),
         (["--train_subset", "0"], "--train_subset must be an int >= 1"),
         (["--epochs", "99999999999999999999"], "--epochs must be an int <= 2147483647"),
+        (["--data_dir", ""], "--data_dir must be a path (None for the default), got ''"),
+        (["--logdir", " "], "--logdir must be a path (None for the default), got ' '"),
         (["--seed", "99999999999999999999"], "--seed must be an int in [0, 2**32)"),
         (["--checkpoint_every", "99999999999999999999"], "--checkpoint_every must be an int <= 2147483647"),
         (["--train_subset", "99999999999999999999"], "--train_subset must be an int <= 2147483647"),

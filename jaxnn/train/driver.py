@@ -64,6 +64,14 @@ class RunOptions:
         """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
         checks.fields(self, {"epochs": 1, "checkpoint_every": 0, "keep": 1})
         checks.seed(self.seed)
+        for field in dataclasses.fields(self):  # an empty path would be the current folder: never what was meant
+            value = getattr(self, field.name)
+            if (
+                isinstance(value, str)
+                and not value.strip()
+                and (field.name.endswith(("dir", "root")) or field.name in ("logdir", "init_from"))
+            ):
+                raise ValueError(f"{field.name} must be a path (None for the default), got {value!r}")
         if self.resume and not self.checkpoints:
             raise ValueError("resume needs checkpoints")
         if self.resume and self.overwrite:
