@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import inspect
 import logging
-import math
 import os
 import re
 import sys
@@ -270,24 +269,16 @@ def seed_in_range(parser: argparse.ArgumentParser, args: argparse.Namespace, nam
 
 
 def char_lab_arguments(description: str, argv=None, add_more=None):
-    """The command line every lab 11 script shares: --cell, --seed, --iterations, --lr (plus ``add_more(parser)``).
+    """The command line every character lab shares, generated from :class:`jaxnn.labs.char.Config` (--cell, --seed,
+    --iterations, --lr), plus ``add_more(parser)``. Returns ``(parser, args, names)``."""
+    from jaxnn.labs.char import Config
 
-    Returns ``(parser, args)``; bad values end the program with argparse's message and exit code 2."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell (rnn)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
-    parser.add_argument("--iterations", type=int, default=None, help="Adam steps (the lab's count by default)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (the lab's 0.1 by default)")
+    names = add_config_flags(parser, Config, RUN_FLAGS, skip=("lab",))
     if add_more is not None:
         add_more(parser)
     args = parser.parse_args(argv)
-    from jaxnn import checks
-
-    in_range(parser, args, "iterations", 1, checks.MAX_ITERATIONS)
-    seed_in_range(parser, args)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        parser.error(f"--lr must be a finite number > 0, got {args.lr}")
-    return parser, args
+    return parser, args, names
 
 
 def print_run(lab: CharLab, run: LabRun) -> None:
@@ -299,15 +290,23 @@ def print_run(lab: CharLab, run: LabRun) -> None:
     print(f"final prediction {run.final!r} {verdict} the target {lab.target!r}{note}")
 
 
-def char_lab_main(name: str, description: str, argv=None) -> tuple[CharLab, LabRun]:
-    """A lab 11 script (hihello, charseq): parse the shared flags, train, print every iteration as the lab does."""
-    from jaxnn import runtime
-    from jaxnn.labs.char import make_lab, run_lab
+def char_lab_config(parser, args, names, lab: str):
+    """The :class:`jaxnn.labs.char.Config` of the parsed flags, or exit naming the flag."""
+    from jaxnn.labs.char import Config
 
-    _, args = char_lab_arguments(description, argv)
+    return config_from_flags(parser, Config, args, names, lab=lab)
+
+
+def char_lab_main(name: str, description: str, argv=None) -> tuple[CharLab, LabRun]:
+    """A lab 11 script (hihello, charseq): parse the flags of the recipe's config, train, print every iteration as
+    the lab does."""
+    from jaxnn import runtime
+    from jaxnn.labs import char
+
+    parser, args, names = char_lab_arguments(description, argv)
+    config = char_lab_config(parser, args, names, name)
     runtime.enable_compilation_cache()
-    lab = make_lab(name, args.cell)
-    run = run_lab(lab, args.seed, args.iterations, args.lr)
+    lab, run = char.train_and_evaluate(config)
     print_run(lab, run)
     return lab, run
 

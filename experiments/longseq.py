@@ -22,17 +22,18 @@ def generation_arguments(parser):
 
 
 def main(argv=None):
-    parser, args = char_lab_arguments(__doc__, argv, generation_arguments)
+    parser, args, names = char_lab_arguments(__doc__, argv, generation_arguments)
+    config = cli.char_lab_config(parser, args, names, LAB)
     cli.in_range(parser, args, "length", 1, MAX_GENERATED)
     if not (math.isfinite(args.temperature) and args.temperature > 0):
         parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
     runtime.enable_compilation_cache()
-    lab = make_lab(LAB, args.cell)
+    lab = make_lab(LAB, config.cell)
     try:
         prompt = lab.vocab.encode(args.prompt)
     except ValueError as e:  # a character outside the sentence
         parser.error(f"--prompt: {e}")
-    run = run_lab(lab, args.seed, args.iterations, args.lr)
+    run = run_lab(lab, config.seed, config.iterations, config.learning_rate)
     print_run(lab, run)
     greedy = generate(lab.model, run.state.params, prompt, args.length)
     sampled = generate(lab.model, run.state.params, prompt, args.length, jax.random.key(args.seed), args.temperature)

@@ -19,6 +19,8 @@ from jaxnn import checks, parallel, train
 from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.models.rnn import CharRNN
 
+LABS = ("hihello", "charseq", "longseq")
+CELLS = ("rnn", "lstm", "gru")
 HIHELLO = "hihello"
 CHARSEQ = " if you want you"
 LONGSEQ = (
@@ -47,6 +49,28 @@ class CharLab:
     def on_target(self, text: str) -> bool:
         """Whether ``text`` is the target in every character a model can determine."""
         return len(text) == len(self.target) and text[self.undetermined :] == self.target[self.undetermined :]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One run of a character lab. Every value is checked here, once; a bad one is a ValueError naming the field."""
+
+    lab: str = "hihello"  # 'hihello' (11-2), 'charseq' (11-3) or 'longseq' (11-4)
+    cell: str = "rnn"  # recurrent cell: 'rnn' (the labs'), 'lstm' or 'gru'
+    seed: int = 0  # of the initialisation
+    iterations: int | None = None  # Adam steps (None: the lab's 100, or 50 for charseq)
+    learning_rate: float | None = None  # Adam's learning rate (None: the lab's 0.1)
+
+    def __post_init__(self):
+        if self.lab not in LABS:
+            raise ValueError(f"lab must be one of {list(LABS)}, got {self.lab!r}")
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
+        checks.seed(self.seed)
+        if self.iterations is not None:
+            checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
+        if self.learning_rate is not None:
+            checks.fields(self, positive=("learning_rate",))
 
 
 @dataclass(frozen=True)
@@ -113,3 +137,9 @@ def run_lab(
     state, metrics = train.train_loop(state, batch, train_rng, iterations, loss=cross_entropy_and_predictions)
     preds = np.asarray(metrics["predictions"])
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])
+
+
+def train_and_evaluate(config: Config) -> tuple[CharLab, LabRun]:
+    """The lab ``config.lab`` (:func:`make_lab`) trained as ``config`` says (:func:`run_lab`)."""
+    lab = make_lab(config.lab, config.cell)
+    return lab, run_lab(lab, config.seed, config.iterations, config.learning_rate)
