@@ -116,3 +116,15 @@ def test_an_mnist_prepared_by_tensorflow_is_left_alone_and_prepared_beside_it(da
     ]
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == theirs  # TensorFlow's copy untouched
     assert (own / "mnist" / mnist.VERSION / "jaxnn-arrays.npz").is_file()
+
+
+def test_a_full_disk_during_the_first_preparation_is_one_line(tmp_path, monkeypatch):
+    # What array_record's writer raises when the disk fills (seen on a 2 MB tmpfs), without filling a disk here.
+    class Full(mnist._builder_class(), skip_registration=True):
+        def download_and_prepare(self, *args, **kwargs):
+            raise RuntimeError('Failed to finalize writing of split "train": write() failed: No space left on device')
+
+    monkeypatch.setattr(mnist, "_builder_class", lambda: Full)
+    with pytest.raises(OSError, match=r"no space left on the device of .* to prepare mnist") as error:
+        mnist.load_mnist(tmp_path / "tfds", verbose=False)
+    assert "\n" not in str(error.value)

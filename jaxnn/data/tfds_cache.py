@@ -7,6 +7,7 @@ this plus their builders.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -139,7 +140,7 @@ def read_prepared(
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass
         for attempt in (1, 2):
-            prepare()
+            _prepare_or_say_why(prepare, name, data_dir)
             try:
                 out = _read_source(name, data_dir, splits)
                 if expected is not None and _digests(out) != expected:
@@ -155,6 +156,21 @@ def read_prepared(
                 shutil.rmtree(folder, ignore_errors=True)
         _write_cache(cache, out, log)
     return out
+
+
+def _prepare_or_say_why(prepare, name: str, data_dir: Path) -> None:
+    """``prepare()``; a full disk (array_record's writer reports it as a RuntimeError) becomes one OSError line."""
+    try:
+        prepare()
+    except Exception as e:
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC
+        if not (full or "No space left on device" in str(e)):
+            raise
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left on the device of {data_dir} to prepare {name} (MNIST needs about 80 MB, CIFAR-10 about "
+            f"200 MB); free some or choose another data_dir",
+        ) from e
 
 
 def _read_source(name: str, data_dir: Path, splits) -> dict[str, Split]:

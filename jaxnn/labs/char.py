@@ -1,7 +1,7 @@
 """Labs 11-2 to 11-4, the character tasks (hihello, charseq, longseq): their data, model and a compiled training run.
 
-Each lab trains one small model on one fixed batch with Adam for a number of iterations; the whole run is a single
-``lax.scan`` (:func:`jaxnn.train.train_loop`). Every iteration's loss and prediction (from that iteration's forward
+Each lab trains one small model on one fixed batch with Adam for a number of iterations; the whole run is one
+compiled loop (:func:`jaxnn.train.train_loop`). Every iteration's loss and prediction (from that iteration's forward
 pass, before the update, as the labs print them) come back as arrays.
 """
 

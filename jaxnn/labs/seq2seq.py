@@ -6,7 +6,7 @@ teacher forcing, then greedy decoding of every source sentence (at most 12 words
 
 By default every iteration trains on the four pairs at once, padded, the encoder run with ``seq_lengths``; with
 ``one_pair_per_step`` each iteration trains on one pair drawn at random, as the lab does. Either way the whole
-training run is one compiled ``lax.scan``.
+training run is one compiled loop (:func:`jaxnn.train.train_loop`).
 """
 
 from __future__ import annotations
