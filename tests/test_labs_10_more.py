@@ -168,6 +168,9 @@ def test_cifar_config_takes_the_labs_values_and_names_bad_ones():
         (dict(learning_rate=float("inf")), "learning_rate"),
         (dict(weight_decay=-1.0), "weight_decay"),
         (dict(crop_padding=-1), "crop_padding"),
+        (dict(crop_padding=10**9), "crop_padding"),
+        (dict(momentum=float("nan")), "momentum"),
+        (dict(test_subset=2**40), "test_subset"),
         (dict(arch="resnet101"), "arch"),
     ):
         with pytest.raises(ValueError, match=f"^{name} "):

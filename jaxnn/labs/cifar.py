@@ -92,21 +92,14 @@ class Config(driver.RunOptions):
         for name, value in LAB[self.model].items():  # the lab's value for every field left None
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
-        checks.fields(self, {"batch_size": 1, "step_size": 1, "crop_padding": 0})
+        checks.fields(self, {"batch_size": 1, "step_size": 1})
+        checks.integer(self.crop_padding, "crop_padding", 0, 32)  # pixels around a 32x32 image
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 checks.fields(self, {name: 1})
-        checks.fields(
-            self,
-            positive=(
-                "learning_rate",
-                "gamma",
-            ),
-        )
+        checks.fields(self, positive=("learning_rate", "gamma"))
         for name in ("momentum", "weight_decay"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            checks.finite(getattr(self, name), name, strict=False)
 
     def build_model(self, num_classes: int = 10):
         if self.model == "vgg":
