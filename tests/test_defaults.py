@@ -50,7 +50,7 @@ COUNTERPARTS = {
     "nn.Embedding": (nn.Embedding, torch.nn.Embedding),
     "nn.BatchNorm1d": (nn.BatchNorm1d, torch.nn.BatchNorm1d),
     "nn.BatchNorm2d": (nn.BatchNorm2d, torch.nn.BatchNorm2d),
-    "models.RNN": (models.RNN, torch.nn.RNN),
+    "nn.RNN": (nn.RNN, torch.nn.RNN),
     "sequence.pad_sequence": (sequence.pad_sequence, rnn_utils.pad_sequence),
     "sequence.pack_padded_sequence": (sequence.pack_padded_sequence, rnn_utils.pack_padded_sequence),
     "sequence.pack_sequence": (sequence.pack_sequence, rnn_utils.pack_sequence),
@@ -96,11 +96,11 @@ INTENDED = {
     ("nn.Conv2d", "extra"): {"precision": PRECISION, "kernel_init": INIT, "bias_init": INIT},
     ("nn.Linear", "missing"): {"in_features": INFERRED},
     ("nn.Linear", "extra"): {"precision": PRECISION, "kernel_init": INIT, "bias_init": INIT},
-    ("models.RNN", "missing"): {
+    ("nn.RNN", "missing"): {
         "input_size": INFERRED,
         "mode": "PyTorch's internal RNNBase argument; jaxnn's is `cell`",
     },
-    ("models.RNN", "extra"): {
+    ("nn.RNN", "extra"): {
         "cell": "one module for torch.nn.RNN ('rnn'), LSTM ('lstm') and GRU ('gru')",
         "precision": PRECISION,
     },

@@ -1,4 +1,4 @@
-"""jaxnn.models.RNN against torch.nn.RNN / LSTM / GRU: outputs, final states and every parameter's gradient."""
+"""jaxnn.nn.RNN against torch.nn.RNN / LSTM / GRU: outputs, final states and every parameter's gradient."""
 
 import copy
 
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
-from jaxnn.models import RNN
+from jaxnn.nn import RNN
 from jaxnn.testing import assert_close
 
 TORCH_CELLS = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}

@@ -1,10 +1,12 @@
-"""Flax Linen models of the labs: the CNNs, VGG and ResNet (lab 10), the scanned RNNs and their lab models (lab 11)."""
+"""Flax Linen models of the labs: the CNNs, VGG and ResNet (lab 10), the RNN lab models (lab 11). ``RNN``, the
+library layer, lives in :mod:`jaxnn.nn` and stays importable from here."""
 
 from jaxnn.models.cnn import DeepCNN, FolderCNN, MnistCNN
 from jaxnn.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
-from jaxnn.models.rnn import RNN, CharRNN, RNNRegressor, generate
+from jaxnn.models.rnn import CharRNN, RNNRegressor, generate
 from jaxnn.models.seq2seq import Seq2Seq
 from jaxnn.models.vgg import VGG
+from jaxnn.nn.rnn import RNN as RNN  # the library layer, importable from here too
 
 __all__ = [
     "MnistCNN",
@@ -17,7 +19,6 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
-    "RNN",
     "CharRNN",
     "RNNRegressor",
     "Seq2Seq",
