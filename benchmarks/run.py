@@ -201,6 +201,71 @@ def cnn_workload(name: str, steps: int, reps: int, batch: int = 100):
     return res
 
 
+def big_net(name: str):
+    """Lab 10's big nets on 32x32 grey images, 10 classes: (jaxnn model, the labs' PyTorch model, batch,
+    flatten_chw for the state_dict port)."""
+    from jaxnn.models import VGG, BasicBlock, ResNet
+    from jaxnn.models.vgg import CFGS
+
+    torch.manual_seed(0)
+    if name == "ResNet-18":  # lab 10-6-2's CIFAR stem with ResNet-18's BasicBlock layout
+        tm = torch_labs.ResNet(torch_labs.BasicBlock, [2, 2, 2, 2], 10, in_channels=1)
+        return ResNet(BasicBlock, (2, 2, 2, 2), num_classes=10), tm, 128, None
+    cfg = CFGS["cifar"]  # lab 10-5-2's VGG-BN
+    tm = torch_labs.VGG(torch_labs.make_layers(cfg, True, in_channels=1), 10, True)
+    return VGG(cfg, batch_norm=True, num_classes=10), tm, 64, {"classifier/0": (512, 4, 4)}
+
+
+def big_net_workload(name: str, steps: int, reps: int):
+    """A training step (SGD with momentum 0.9, the labs' optimizer; BatchNorm in training mode; VGG's dropout) of
+    ResNet-18 with the lab's CIFAR stem at batch 128 or lab 10-5-2's VGG-BN at batch 64, on 32x32 inputs, from the
+    same weights on both sides. Images/s."""
+    from jaxnn.interop.state_dict import from_state_dict
+
+    model, tm, batch, flatten_chw = big_net(name)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, 32, 32, 1)).astype(np.float32)
+    y = rng.integers(0, 10, batch).astype(np.int32)
+    variables = from_state_dict(model, tm.state_dict(), x, flatten_chw=flatten_chw)
+    state = train.create_train_state(
+        model, variables["params"], train.sgd(0.01, momentum=0.9), variables.get("batch_stats")
+    )
+    tm.to(DEVICE)
+    jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
+    key = jax.random.key(0)
+    t = time.perf_counter()
+    compiled = jax.jit(train.train_step, compiler_options=OPTIONS).lower(state, jbatch, key).compile()
+    compile_s = time.perf_counter() - t
+    holder = {"state": state}
+
+    def jax_block():
+        s = holder["state"]
+        for _ in range(steps):
+            s, m = compiled(s, jbatch, key)
+        jax.block_until_ready(m)
+        holder["state"] = s
+
+    tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
+    ty = torch.tensor(y, dtype=torch.long, device=DEVICE)
+    opt = torch.optim.SGD(tm.parameters(), 0.01, momentum=0.9)
+    crit = torch.nn.CrossEntropyLoss()
+    tm.train()
+
+    def torch_block():
+        for _ in range(steps):
+            opt.zero_grad()
+            crit(tm(tx), ty).backward()
+            opt.step()
+        sync()
+
+    jax_block(), torch_block()  # warm-up
+    res = {"jax": [], "torch": [], "compile_s": compile_s}
+    for _ in range(reps):
+        res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
+        res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
+    return res
+
+
 def eval_workload(steps: int, reps: int, batch: int = 1000):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((batch, 28, 28, 1)).astype(np.float32)
@@ -413,6 +478,13 @@ def main(argv=None):
                 f"{flops / 1e9:.0f} GFLOP/s = {flops / peak:.0%} of peak; first loss differs by {r['loss_gap']:.1e}",
             )
         )
+        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+    for name, what in (
+        ("ResNet-18", "ResNet-18 (lab 10-6-2's CIFAR stem) training, batch 128, 32x32x1"),
+        ("VGG-BN", "VGG-BN (lab 10-5-2's cfg) training, batch 64, 32x32x1"),
+    ):
+        r = big_net_workload(name, max(2, steps // 10), reps)
+        rows.append((what, "images/s", r, "SGD with momentum on both sides; BatchNorm in training mode"))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     r = eval_workload(max(2, steps // 4), reps)
     rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
