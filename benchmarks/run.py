@@ -161,6 +161,23 @@ def cnn_workload(name: str, steps: int, reps: int, batch: int = 100):
     y = rng.integers(0, 10, batch).astype(np.int32)
     tm, model, state = cnn_models(name)
     tm.to(DEVICE)
+    # Same parameters and batch: the first losses must agree (a cheap check that both sides run the same model;
+    # evaluation mode, without DeepCNN's dropout).
+    jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
+    with torch.no_grad():
+        tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
+        torch_loss = torch.nn.CrossEntropyLoss()(tm.eval()(tx), torch.tensor(y, dtype=torch.long, device=DEVICE))
+        loss_gap = abs(float(jax.jit(train.eval_step)(state, jbatch)["loss"]) - float(torch_loss))
+    tm.train()
+    res = classifier_step_timing(state, tm, torch.optim.Adam(tm.parameters(), 1e-3), x, y, steps, reps)
+    return {**res, "loss_gap": loss_gap}
+
+
+def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
+    """Images/s of jaxnn's compiled ``train.train_step`` from ``state`` and of PyTorch's step (``tm`` in training
+    mode, cross-entropy, ``opt``) on the same NHWC batch ``x``, labels ``y``: a warm-up, then ``reps`` alternating
+    blocks of ``steps`` steps each. Returns ``{'jax': [...], 'torch': [...], 'compile_s': float}``."""
+    batch = x.shape[0]
     jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
     key = jax.random.key(0)
     t = time.perf_counter()
@@ -177,24 +194,17 @@ def cnn_workload(name: str, steps: int, reps: int, batch: int = 100):
 
     tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
     ty = torch.tensor(y, dtype=torch.long, device=DEVICE)
-    opt = torch.optim.Adam(tm.parameters(), 1e-3)
     crit = torch.nn.CrossEntropyLoss()
-    # Same parameters and batch: the first losses must agree (a cheap check that both sides run the same model;
-    # evaluation mode, without DeepCNN's dropout).
-    with torch.no_grad():
-        loss_gap = abs(float(jax.jit(train.eval_step)(state, jbatch)["loss"]) - float(crit(tm.eval()(tx), ty)))
-    tm.train()
 
     def torch_block():
         for _ in range(steps):
             opt.zero_grad()
-            loss = crit(tm(tx), ty)
-            loss.backward()
+            crit(tm(tx), ty).backward()
             opt.step()
         sync()
 
     jax_block(), torch_block()  # warm-up
-    res = {"jax": [], "torch": [], "compile_s": compile_s, "loss_gap": loss_gap}
+    res = {"jax": [], "torch": [], "compile_s": compile_s}
     for _ in range(reps):  # alternate, so both see the same machine state
         res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
         res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
@@ -231,39 +241,8 @@ def big_net_workload(name: str, steps: int, reps: int):
         model, variables["params"], train.sgd(0.01, momentum=0.9), variables.get("batch_stats")
     )
     tm.to(DEVICE)
-    jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
-    key = jax.random.key(0)
-    t = time.perf_counter()
-    compiled = jax.jit(train.train_step, compiler_options=OPTIONS).lower(state, jbatch, key).compile()
-    compile_s = time.perf_counter() - t
-    holder = {"state": state}
-
-    def jax_block():
-        s = holder["state"]
-        for _ in range(steps):
-            s, m = compiled(s, jbatch, key)
-        jax.block_until_ready(m)
-        holder["state"] = s
-
-    tx = torch.tensor(nhwc_to_nchw(x).copy(), device=DEVICE)
-    ty = torch.tensor(y, dtype=torch.long, device=DEVICE)
-    opt = torch.optim.SGD(tm.parameters(), 0.01, momentum=0.9)
-    crit = torch.nn.CrossEntropyLoss()
     tm.train()
-
-    def torch_block():
-        for _ in range(steps):
-            opt.zero_grad()
-            crit(tm(tx), ty).backward()
-            opt.step()
-        sync()
-
-    jax_block(), torch_block()  # warm-up
-    res = {"jax": [], "torch": [], "compile_s": compile_s}
-    for _ in range(reps):
-        res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
-        res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
-    return res
+    return classifier_step_timing(state, tm, torch.optim.SGD(tm.parameters(), 0.01, momentum=0.9), x, y, steps, reps)
 
 
 def eval_workload(steps: int, reps: int, batch: int = 1000):
