@@ -8,6 +8,8 @@ Workloads (same model, batch, data and thread count on both sides):
     machine's fp32 matrix-multiply peak (measured here, in the same run, with a large jnp.dot);
   - MnistCNN evaluation at batch 1000 (images/s);
   - hihello and longseq: 100 Adam steps (steady state; and end to end for jaxnn, compilation included);
+  - LSTM (with lengths, against the packed path, and without) and GRU training steps, with the forward alone;
+  - ResNet-18 and VGG-BN training steps on 32x32 inputs; on a GPU, lab 10-1 end to end with the data on the device;
   - compile time of each jitted function.
 Each repetition times a block of steps after a warm-up; the table shows medians with min/max over repetitions.
 """
@@ -321,53 +323,61 @@ def rnn_workload(name: str, reps: int, iterations: int = 100):
     return res
 
 
-def packed_lstm_workload(steps: int, reps: int, batch=64, length=100, features=64, hidden=128):
-    """One training step (forward, backward, Adam) of an LSTM on a padded batch of random lengths: jaxnn with
-    ``seq_lengths`` against PyTorch's pack_padded_sequence -> LSTM -> pad_packed_sequence path, and jaxnn without
-    lengths (the cost of the mask). Steps/s."""
+def rnn_step_workload(cell: str, lengths: bool, steps: int, reps: int, batch=64, length=100, features=64, hidden=128):
+    """One training step (forward, backward, Adam) of a one-layer ``cell`` ('lstm' or 'gru') on a padded batch:
+    with ``lengths``, jaxnn's ``seq_lengths`` against PyTorch's pack_padded_sequence -> module ->
+    pad_packed_sequence path; without, both sides on the whole batch. Steps/s, and each side's forward alone
+    (``fwd_jax``, ``fwd_torch``: the loss with autograd recording, no backward) in ms, for the split."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, length, features)).astype(np.float32)
     target = rng.standard_normal((batch, length, hidden)).astype(np.float32)
-    lengths = rng.integers(1, length + 1, batch)
+    seq = rng.integers(1, length + 1, batch) if lengths else None
     torch.manual_seed(0)
-    tm = torch.nn.LSTM(features, hidden, batch_first=True)
-    model = RNN(hidden, cell="lstm", batch_first=True)
+    tm = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(features, hidden, batch_first=True)
+    model = RNN(hidden, cell=cell, batch_first=True)
     state = train.create_train_state(model, rnn_params_from_torch(tm.state_dict()), train.adam(1e-3))
     tm.to(DEVICE)
 
-    def step(state, x, target, lengths):
-        def loss_fn(params):
-            out, _ = state.apply_fn({"params": params}, x, seq_lengths=lengths)
-            return jnp.mean((out - target) ** 2)
+    def loss_fn(params, x, target, seq):
+        out, _ = model.apply({"params": params}, x, seq_lengths=seq)
+        return jnp.mean((out - target) ** 2)
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    def step(state, x, target, seq):
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, x, target, seq)
         return state.apply_gradients(grads=grads), loss
 
-    jx, jt, jl = jnp.asarray(x), jnp.asarray(target), jnp.asarray(lengths)
+    args = (jnp.asarray(x), jnp.asarray(target), None if seq is None else jnp.asarray(seq))
     t = time.perf_counter()
-    with_lengths = jax.jit(step, compiler_options=OPTIONS).lower(state, jx, jt, jl).compile()
+    compiled = jax.jit(step, compiler_options=OPTIONS).lower(state, *args).compile()
     compile_s = time.perf_counter() - t
-    without = jax.jit(lambda s, x_, t_: step(s, x_, t_, None), compiler_options=OPTIONS).lower(state, jx, jt).compile()
-    holder = {"with": state, "without": state}
+    forward = jax.jit(loss_fn, compiler_options=OPTIONS).lower(state.params, *args).compile()
+    holder = {"state": state}
 
-    def jax_block(kind):
-        s = holder[kind]
+    def jax_block():
+        s = holder["state"]
         for _ in range(steps):
-            s, loss = with_lengths(s, jx, jt, jl) if kind == "with" else without(s, jx, jt)
+            s, loss = compiled(s, *args)
         jax.block_until_ready(loss)
-        holder[kind] = s
+        holder["state"] = s
+
+    def jax_forward():
+        for _ in range(steps):
+            loss = forward(state.params, *args)
+        jax.block_until_ready(loss)
 
     tx, tt = torch.tensor(x, device=DEVICE), torch.tensor(target, device=DEVICE)
-    tl = torch.tensor(lengths)  # lengths stay on the CPU, as pack_padded_sequence wants them
+    tl = None if seq is None else torch.tensor(seq)  # lengths stay on the CPU, as pack_padded_sequence wants them
     opt = torch.optim.Adam(tm.parameters(), 1e-3)
 
     def torch_loss():
+        if tl is None:
+            return ((tm(tx)[0] - tt) ** 2).mean()
         packed = torch.nn.utils.rnn.pack_padded_sequence(tx, tl, batch_first=True, enforce_sorted=False)
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(tm(packed)[0], batch_first=True, total_length=length)
         return ((out - tt) ** 2).mean()
 
     with torch.no_grad():
-        loss_gap = abs(float(torch_loss()) - float(with_lengths(state, jx, jt, jl)[1]))
+        loss_gap = abs(float(torch_loss()) - float(forward(state.params, *args)))
 
     def torch_block():
         for _ in range(steps):
@@ -376,12 +386,93 @@ def packed_lstm_workload(steps: int, reps: int, batch=64, length=100, features=6
             opt.step()
         sync()
 
-    jax_block("with"), jax_block("without"), torch_block()  # warm-up
-    res = {"jax": [], "torch": [], "unmasked": [], "compile_s": compile_s, "loss_gap": loss_gap}
+    def torch_forward():
+        for _ in range(steps):
+            loss = torch_loss()
+        float(loss.detach())
+
+    jax_block(), jax_forward(), torch_block(), torch_forward()  # warm-up
+    res = {"jax": [], "torch": [], "fwd_jax": [], "fwd_torch": [], "compile_s": compile_s, "loss_gap": loss_gap}
     for _ in range(reps):
-        res["jax"] += [steps / t for t in timed(lambda: jax_block("with"), 1)]
-        res["unmasked"] += [steps / t for t in timed(lambda: jax_block("without"), 1)]
+        res["jax"] += [steps / t for t in timed(jax_block, 1)]
         res["torch"] += [steps / t for t in timed(torch_block, 1)]
+        res["fwd_jax"] += [1e3 * t / steps for t in timed(jax_forward, 1)]
+        res["fwd_torch"] += [1e3 * t / steps for t in timed(torch_forward, 1)]
+    return res
+
+
+def rnn_split(r) -> str:
+    """'forward F ms of S ms' for each side of an RNN step row."""
+    parts = []
+    for side, name in (("jax", "jaxnn"), ("torch", "PyTorch")):
+        step_ms = 1e3 / statistics.median(r[side])
+        parts.append(f"{name} forward {statistics.median(r['fwd_' + side]):.1f} ms of a {step_ms:.1f} ms step")
+        parts[-1] += f" (backward and Adam {step_ms - statistics.median(r['fwd_' + side]):.1f} ms)"
+    return "; ".join(parts)
+
+
+def mnist_end_to_end(epochs: int = 15, batch: int = 100, reps: int = 1, limit: int | None = None):
+    """Lab 10-1 from start to the last epoch's test accuracy: the MNIST files read and put on the device, MnistCNN
+    trained ``epochs`` epochs with Adam(1e-3) at ``batch`` (shuffled each epoch, the last partial batch dropped),
+    then the test accuracy. jaxnn runs each epoch as one compiled program (``train.train_loop`` over the epoch's
+    shuffled indices); PyTorch indexes its device-resident tensors batch by batch, with no DataLoader (the fastest
+    eager form). Compilation is inside jaxnn's time. ``limit``: train on the first images only (a smoke run).
+    Returns seconds and test accuracies per side."""
+    from jaxnn.data.mnist import default_manual_dir, read_idx
+
+    files = default_manual_dir()
+
+    def load():
+        xs, ys = [], []
+        for images, labels, n in (
+            ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
+            ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
+        ):
+            xs.append(read_idx(files / images, 16, (n, 28, 28, 1)).astype(np.float32) / 255.0)  # the lab's ToTensor
+            ys.append(read_idx(files / labels, 8, (n,)).astype(np.int32))
+        return (xs[0][:limit], xs[1]), (ys[0][:limit], ys[1])
+
+    def run_jax():
+        t = time.perf_counter()
+        (xtr, xte), (ytr, yte) = load()
+        data = {"inputs": jnp.asarray(xtr), "labels": jnp.asarray(ytr)}
+        model = MnistCNN()
+        key = jax.random.key(0)
+        state = train.create_train_state(model, train.init_params(model, key, data["inputs"][:1]), train.adam(1e-3))
+        steps = len(xtr) // batch
+        for epoch in range(epochs):
+            perm = jax.random.permutation(jax.random.fold_in(key, epoch), len(xtr))[: steps * batch]
+            state, _ = train.train_loop(state, data, key, steps, indices=perm.reshape(steps, batch))
+        logits = jax.jit(train.predict)(state, jnp.asarray(xte))
+        acc = float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(yte)))
+        return time.perf_counter() - t, acc
+
+    def run_torch():
+        t = time.perf_counter()
+        (xtr, xte), (ytr, yte) = load()
+        xtr, ytr = torch.tensor(nhwc_to_nchw(xtr).copy(), device=DEVICE), torch.tensor(ytr, device=DEVICE).long()
+        torch.manual_seed(0)
+        tm = torch_labs.CNN().to(DEVICE)
+        opt = torch.optim.Adam(tm.parameters(), 1e-3)
+        crit = torch.nn.CrossEntropyLoss()
+        steps = len(xtr) // batch
+        for _ in range(epochs):
+            perm = torch.randperm(len(xtr), device=DEVICE)
+            for i in range(steps):
+                idx = perm[i * batch : (i + 1) * batch]
+                opt.zero_grad()
+                crit(tm(xtr[idx]), ytr[idx]).backward()
+                opt.step()
+        with torch.no_grad():
+            pred = tm(torch.tensor(nhwc_to_nchw(xte).copy(), device=DEVICE)).argmax(1).cpu().numpy()
+        return time.perf_counter() - t, float(np.mean(pred == yte))
+
+    res = {"jax": [], "torch": [], "acc_jax": [], "acc_torch": []}
+    for _ in range(reps):
+        for side, fn in (("jax", run_jax), ("torch", run_torch)):
+            seconds, acc = fn()
+            res[side].append(seconds)
+            res["acc_" + side].append(acc)
     return res
 
 
@@ -480,23 +571,32 @@ def main(argv=None):
         )
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
 
-    r = packed_lstm_workload(max(2, steps // 4), reps)
-    mask_cost = statistics.median(r["unmasked"]) / statistics.median(r["jax"]) - 1
-    rows.append(
+    rnn = {}
+    for cell, lengths, what in (
         (
+            "lstm",
+            True,
             "LSTM step on a padded batch with lengths (B 64, T 100, I 64, H 128), against PyTorch's packed path",
-            "steps/s",
-            r,
-            f"jaxnn without lengths {fmt(r['unmasked'])} steps/s: the mask costs {mask_cost:.0%}; "
-            f"first loss differs by {r['loss_gap']:.1e}",
-        )
-    )
-    print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), fmt(r["unmasked"]), flush=True)
+        ),
+        ("lstm", False, "LSTM step without lengths (B 64, T 100, I 64, H 128), against torch.nn.LSTM"),
+        ("gru", False, "GRU step without lengths (B 64, T 100, I 64, H 128), against torch.nn.GRU"),
+    ):
+        r = rnn[cell, lengths] = rnn_step_workload(cell, lengths, max(2, steps // 4), reps)
+        note = f"{rnn_split(r)}; first loss differs by {r['loss_gap']:.1e}"
+        if (cell, lengths) == ("lstm", False):
+            mask_cost = statistics.median(r["jax"]) / statistics.median(rnn["lstm", True]["jax"]) - 1
+            note += f"; jaxnn's mask (the row above) costs {mask_cost:.0%}"
+        rows.append((what, "steps/s", r, note))
+        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), rows[-1][3], flush=True)
 
     # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
     e2e = None if GPU else end_to_end(reps)
     if e2e:
         print("longseq end to end", fmt(e2e["jax"], "{:.2f}"), fmt(e2e["torch"], "{:.2f}"), flush=True)
+    # Lab 10-1's whole run with the data on the device: a GPU row (on 2 CPU cores it is `make run`'s business).
+    mnist = mnist_end_to_end(epochs=1 if args.quick else 15) if GPU else None
+    if mnist:
+        print("lab 10-1 end to end", fmt(mnist["jax"], "{:.1f}"), fmt(mnist["torch"], "{:.1f}"), flush=True)
 
     backend = "gpu" if GPU else "cpu"
     lines = [
@@ -533,6 +633,15 @@ def main(argv=None):
             f"| longseq lab end to end (process start to printed sentence) | s | "
             f"{fmt(e2e['jax'], '{:.2f}')} | {fmt(e2e['torch'], '{:.2f}')} | {ratio:.2f}x faster | cache warm "
             f"| experiments/longseq.py (includes generation) against benchmarks/torch_longseq.py |"
+        )
+    if mnist:
+        ratio = statistics.median(mnist["torch"]) / statistics.median(mnist["jax"])
+        lines.append(
+            f"| lab 10-1 end to end ({1 if args.quick else 15} epochs, start to test accuracy, data on the device) "
+            "| s | "
+            f"{fmt(mnist['jax'], '{:.1f}')} | {fmt(mnist['torch'], '{:.1f}')} | {ratio:.2f}x faster | included "
+            f"| test accuracy jaxnn {mnist['acc_jax'][-1]:.4f}, PyTorch {mnist['acc_torch'][-1]:.4f}; jaxnn: one "
+            f"compiled `lax.scan` per epoch; PyTorch: device tensors indexed per batch |"
         )
     lines += ["", "Compile for the RNN labs is the first whole 100-step run (tracing, compilation and running).", ""]
     write_section(Path(args.output), backend, lines)
