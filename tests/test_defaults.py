@@ -103,6 +103,7 @@ INTENDED = {
     ("nn.RNN", "extra"): {
         "cell": "one module for torch.nn.RNN ('rnn'), LSTM ('lstm') and GRU ('gru')",
         "precision": PRECISION,
+        "fused_backward": "the time loop's hand-written VJP (default) or autodiff of the scan (for forward mode)",
     },
     ("nn.RNNCell", "missing"): {"input_size": INFERRED},
     ("nn.RNNCell", "extra"): {"precision": PRECISION},

@@ -245,3 +245,97 @@ def test_rnn_takes_dropout_1_as_pytorch_does():
         {"params": {k[:-1] + "0": v for k, v in params["params"].items() if "_l1" in k}}, jnp.zeros((3, 2, 4))
     )
     assert_close(out, zeros_in)
+
+
+@given(rnn_cases(), st.sampled_from([0.0, 0.0, 0.5]))
+def test_fused_backward_equals_autodiff_of_the_scan_in_float64(c, dropout):
+    # The hand-written backward of the time loop against jax's autodiff of the plain scan, in float64, where only
+    # the order of sums differs: every output, state and gradient (params, x, h0) to 1e-12.
+    r = np.random.default_rng(c["seed"])
+    d = 2 if c["bidirectional"] else 1
+    h_size = c.get("proj_size") or c["H"]
+    batch = (c["B"],) if c["batched"] else ()
+    x = r.standard_normal((c["T"], *batch, c["I"]))
+    lengths = r.integers(1, c["T"] + 1, c["B"]) if c["with_lengths"] and c["batched"] else None
+    h0 = None
+    if c["with_h0"]:
+        h0 = r.standard_normal((d * c["num_layers"], *batch, h_size))
+        if c["cell"] == "lstm":
+            h0 = (h0, r.standard_normal((d * c["num_layers"], *batch, c["H"])))
+    fused = _jax_module(c).clone(dropout=dropout, batch_first=False)
+    plain = fused.clone(fused_backward=False)
+    with jax.enable_x64(True):
+        params = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(r.standard_normal(a.shape)),
+            fused.init(jax.random.key(0), jnp.asarray(x, jnp.float32))["params"],
+        )
+        key = jax.random.key(c["seed"] % 1000)
+
+        def run(model):
+            def f(p, x_, h0_):
+                return model.apply(
+                    {"params": p}, x_, h0_, seq_lengths=lengths, deterministic=dropout == 0, rngs={"dropout": key}
+                )
+
+            def forward_and_vjp(p, x_, h0_, cotangent):  # one compiled program per drawn case
+                outputs, vjp = jax.vjp(f, p, x_, h0_)
+                return outputs, vjp(cotangent)
+
+            shapes = jax.eval_shape(f, params, jnp.asarray(x), h0)
+            cotangent = jax.tree_util.tree_map(
+                lambda a: jnp.asarray(np.random.default_rng(1).standard_normal(a.shape)), shapes
+            )
+            return jax.jit(forward_and_vjp)(params, jnp.asarray(x), h0, cotangent)
+
+        ours, ref = run(fused), run(plain)
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ours), jax.tree_util.tree_leaves(ref), strict=True):
+        assert a.dtype == jnp.float64
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=jax.tree_util.keystr(path))
+
+
+def test_fused_backward_second_order_and_forward_mode():
+    # jax.hessian (forward over reverse) and reverse over reverse differentiate through the hand-written backward
+    # and give the plain scan's second derivatives; forward mode alone (jax.jvp) raises JAX's clear TypeError,
+    # and fused_backward=False is the way to it.
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((3, 2, 2)), jnp.float32)
+    fused = RNN(2, cell="lstm")
+    plain = fused.clone(fused_backward=False)
+    params = fused.init(jax.random.key(0), x)["params"]
+
+    def loss(model):
+        return lambda p: jnp.sum(model.apply({"params": p}, x, seq_lengths=jnp.asarray([3, 2]))[0] ** 2)
+
+    def primitives(model):
+        return str(jax.make_jaxpr(loss(model))(params))
+
+    # The two paths differ: the default goes through the custom VJP, fused_backward=False through autodiff.
+    assert "custom_vjp_call" in primitives(fused) and "custom_vjp_call" not in primitives(plain)
+    expected = jax.hessian(loss(plain))(params)
+    for got in (jax.hessian(loss(fused))(params), jax.jacrev(jax.grad(loss(fused)))(params)):
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected), strict=True):
+            assert_close(a, b, what="hessian")
+    v = jax.tree_util.tree_map(jnp.ones_like, params)
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff \\(jvp\\) to a custom_vjp function"):
+        jax.jvp(loss(fused), (params,), (v,))
+    _, tangent = jax.jvp(loss(plain), (params,), (v,))
+    assert np.isfinite(tangent)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fused_backward_under_vmap_matches_one_sequence_at_a_time(cell):
+    # jax.vmap over a batch of unbatched sequences (T, I), each with its own length.
+    r = np.random.default_rng(3)
+    xs = jnp.asarray(r.standard_normal((4, 6, 3)), jnp.float32)
+    lengths = jnp.asarray([6, 1, 3, 5])
+    model = RNN(5, cell=cell, bidirectional=True)
+    params = model.init(jax.random.key(0), xs[0])["params"]
+
+    def loss(p, x, n):
+        out, _ = model.apply({"params": p}, x, seq_lengths=n[None])
+        return jnp.sum(jnp.sin(out))
+
+    batched = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None, 0, 0))(params, xs, lengths)
+    for i in range(len(xs)):
+        one = jax.grad(loss, argnums=(0, 1))(params, xs[i], lengths[i])
+        for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(one), strict=True):
+            assert_close(a[i], b, what=f"sequence {i}")

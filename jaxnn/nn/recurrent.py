@@ -23,44 +23,92 @@ from jaxnn.nn.layers import torch_uniform
 Carry = tuple[jax.Array, ...]  # (h,) for RNN and GRU, (h, c) for LSTM: every cell has one carry shape
 
 
-def _rnn_step(activation):
-    def step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
-        return (activation(gi + gh),)
+# Each cell is written once, as a forward that also returns what its hand-written backward needs ("saved"); the
+# plain step is that forward's carry. backward(d_new, saved, prev, new) -> (d_gi, d_gh, d_prev): the cotangents of
+# the input and hidden projections, and of the previous carry through paths other than the hidden projection (None
+# where there is none). RNN's time loop uses the pair for its custom VJP (jaxnn.nn.rnn).
 
-    return step
+
+def _rnn_forward(activation):
+    def forward(carry: Carry, gi: jax.Array, gh: jax.Array):
+        return (activation(gi + gh),), ()
+
+    return forward
 
 
-def _gru_step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
+def _rnn_tanh_backward(d_new: Carry, saved, prev: Carry, new: Carry):
+    (h,) = new
+    dz = d_new[0] * (1.0 - h * h)
+    return dz, dz, (None,)
+
+
+def _rnn_relu_backward(d_new: Carry, saved, prev: Carry, new: Carry):
+    dz = jnp.where(new[0] > 0, d_new[0], jnp.zeros_like(d_new[0]))  # jax.nn.relu's derivative: 0 at 0
+    return dz, dz, (None,)
+
+
+def _gru_forward(carry: Carry, gi: jax.Array, gh: jax.Array):
     (h,) = carry
     i_r, i_z, i_n = jnp.split(gi, 3, axis=-1)
     h_r, h_z, h_n = jnp.split(gh, 3, axis=-1)
     r = nn.sigmoid(i_r + h_r)
     z = nn.sigmoid(i_z + h_z)
     n = jnp.tanh(i_n + r * h_n)
-    return ((1.0 - z) * n + z * h,)
+    return ((1.0 - z) * n + z * h,), jnp.concatenate([r, z, n, h_n], axis=-1)
 
 
-def _lstm_step(carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
+def _gru_backward(d_new: Carry, saved, prev: Carry, new: Carry):
+    (dh,) = d_new
+    r, z, n, h_n = jnp.split(saved, 4, axis=-1)
+    d_pre_n = dh * (1.0 - z) * (1.0 - n * n)
+    d_pre_z = dh * (prev[0] - n) * z * (1.0 - z)
+    d_pre_r = d_pre_n * h_n * r * (1.0 - r)
+    d_gi = jnp.concatenate([d_pre_r, d_pre_z, d_pre_n], axis=-1)
+    d_gh = jnp.concatenate([d_pre_r, d_pre_z, d_pre_n * r], axis=-1)
+    return d_gi, d_gh, (dh * z,)
+
+
+def _lstm_forward(carry: Carry, gi: jax.Array, gh: jax.Array):
     h, c = carry
     i, f, g, o = jnp.split(gi + gh, 4, axis=-1)
-    c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
-    return nn.sigmoid(o) * jnp.tanh(c), c
+    i, f, g, o = nn.sigmoid(i), nn.sigmoid(f), jnp.tanh(g), nn.sigmoid(o)
+    c = f * c + i * g
+    return (o * jnp.tanh(c), c), jnp.concatenate([i, f, g, o], axis=-1)
+
+
+def _lstm_backward(d_new: Carry, saved, prev: Carry, new: Carry):
+    dh, dc = d_new
+    i, f, g, o = jnp.split(saved, 4, axis=-1)
+    tanh_c = jnp.tanh(new[1])
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+    dz = jnp.concatenate(
+        [dc * g * i * (1.0 - i), dc * prev[1] * f * (1.0 - f), dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)],
+        axis=-1,
+    )
+    return dz, dz, (None, dc * f)
 
 
 class Cell(NamedTuple):
-    """One recurrent cell: its gate count, its carry's length, and one time step ``step(carry, gi, gh) -> carry``
-    given the input and hidden projections ``gi``, ``gh`` of shape (B, gates*H). The output of a step is carry[0]."""
+    """One recurrent cell: its gate count, its carry's length, and one time step given the input and hidden
+    projections ``gi``, ``gh`` of shape (B, gates*H): ``forward(carry, gi, gh) -> (carry, saved)``, with
+    ``backward(d_carry, saved, prev_carry, carry) -> (d_gi, d_gh, d_prev)`` its hand-written derivative. The output
+    of a step is carry[0]."""
 
     gates: int
     states: int
-    step: Callable[[Carry, jax.Array, jax.Array], Carry]
+    forward: Callable[[Carry, jax.Array, jax.Array], tuple[Carry, Any]]
+    backward: Callable[[Carry, Any, Carry, Carry], tuple[jax.Array, jax.Array, tuple]]
+
+    def step(self, carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
+        """The new carry (what ``forward`` saves for the backward is dropped, and compiled away)."""
+        return self.forward(carry, gi, gh)[0]
 
 
 CELLS = {
-    ("rnn", "tanh"): Cell(1, 1, _rnn_step(jnp.tanh)),
-    ("rnn", "relu"): Cell(1, 1, _rnn_step(nn.relu)),
-    ("lstm", "tanh"): Cell(4, 2, _lstm_step),
-    ("gru", "tanh"): Cell(3, 1, _gru_step),
+    ("rnn", "tanh"): Cell(1, 1, _rnn_forward(jnp.tanh), _rnn_tanh_backward),
+    ("rnn", "relu"): Cell(1, 1, _rnn_forward(nn.relu), _rnn_relu_backward),
+    ("lstm", "tanh"): Cell(4, 2, _lstm_forward, _lstm_backward),
+    ("gru", "tanh"): Cell(3, 1, _gru_forward, _gru_backward),
 }
 
 
