@@ -271,23 +271,26 @@ def test_fused_backward_equals_autodiff_of_the_scan_in_float64(c, dropout):
         )
         key = jax.random.key(c["seed"] % 1000)
 
-        def run(model):
+        def apply(model):
             def f(p, x_, h0_):
                 return model.apply(
                     {"params": p}, x_, h0_, seq_lengths=lengths, deterministic=dropout == 0, rngs={"dropout": key}
                 )
 
-            def forward_and_vjp(p, x_, h0_, cotangent):  # one compiled program per drawn case
-                outputs, vjp = jax.vjp(f, p, x_, h0_)
+            return f
+
+        def both(p, x_, h0_, cotangent):  # one compiled program per drawn case, both paths in it
+            def forward_and_vjp(model):
+                outputs, vjp = jax.vjp(apply(model), p, x_, h0_)
                 return outputs, vjp(cotangent)
 
-            shapes = jax.eval_shape(f, params, jnp.asarray(x), h0)
-            cotangent = jax.tree_util.tree_map(
-                lambda a: jnp.asarray(np.random.default_rng(1).standard_normal(a.shape)), shapes
-            )
-            return jax.jit(forward_and_vjp)(params, jnp.asarray(x), h0, cotangent)
+            return forward_and_vjp(fused), forward_and_vjp(plain)
 
-        ours, ref = run(fused), run(plain)
+        shapes = jax.eval_shape(apply(plain), params, jnp.asarray(x), h0)
+        cotangent = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(np.random.default_rng(1).standard_normal(a.shape)), shapes
+        )
+        ours, ref = jax.jit(both)(params, jnp.asarray(x), h0, cotangent)
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ours), jax.tree_util.tree_leaves(ref), strict=True):
         assert a.dtype == jnp.float64
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=jax.tree_util.keystr(path))
