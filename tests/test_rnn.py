@@ -345,3 +345,26 @@ def test_fused_backward_under_vmap_matches_one_sequence_at_a_time(cell):
         one = jax.grad(loss, argnums=(0, 1))(params, xs[i], lengths[i])
         for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(one), strict=True):
             assert_close(a[i], b, what=f"sequence {i}")
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_fused_backward_keeps_each_gradient_in_its_primals_dtype(cell):
+    # float32 inputs with float64 parameters make a float64 recurrence; each gradient keeps its primal's dtype and
+    # equals autodiff's.
+    r = np.random.default_rng(5)
+    model = RNN(4, 2, cell=cell, bidirectional=True, proj_size=2 if cell == "lstm" else 0)
+    x = jnp.asarray(r.standard_normal((5, 3, 3)), jnp.float32)
+    with jax.enable_x64(True):
+        params = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(0), x)["params"])
+
+        def grads(m):
+            def loss(p, x_):
+                return jnp.sum(jnp.sin(m.apply({"params": p}, x_, seq_lengths=jnp.asarray([5, 2, 4]))[0]))
+
+            return jax.grad(loss, argnums=(0, 1))(params, x)
+
+        ours, ref = grads(model), grads(model.clone(fused_backward=False))
+    assert ours[1].dtype == jnp.float32
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(ours), jax.tree_util.tree_leaves(ref), strict=True):
+        assert a.dtype == b.dtype, jax.tree_util.keystr(path)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=jax.tree_util.keystr(path))

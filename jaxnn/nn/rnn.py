@@ -101,7 +101,8 @@ def _time_loop_fwd(cell, reverse, precision, xs, carry0, weights, mask):
 
 
 def _time_loop_bwd(cell, reverse, precision, residuals, d_carries):
-    xs, carry0, (w_ih, b_ih, w_hh, b_hh, w_hr), mask, carries, saved, h_full = residuals
+    xs, carry0, weights, mask, carries, saved, h_full = residuals
+    w_ih, b_ih, w_hh, b_hh, w_hr = weights
     # The carry each step started from, in the stacks' (original) time order.
     if reverse:
         prev = tuple(jnp.concatenate([s[1:], c[None]]) for s, c in zip(carries, carry0, strict=True))
@@ -132,13 +133,17 @@ def _time_loop_bwd(cell, reverse, precision, residuals, d_carries):
         body, d_carry0, (d_carries, saved, prev, carries, mask), reverse=not reverse
     )
     d_gh = d_gi if d_gh is None else d_gh
-    d_w_hh = _sum_of_outer_products(d_gh, prev[0], precision)
-    d_b_hh = None if b_hh is None else jnp.sum(d_gh, axis=(0, 1))
-    d_w_hr = None if w_hr is None else _sum_of_outer_products(d_out, h_full, precision)
-    d_w_ih = _sum_of_outer_products(d_gi, xs, precision)
-    d_b_ih = None if b_ih is None else jnp.sum(d_gi, axis=(0, 1))
+    d_weights = (
+        _sum_of_outer_products(d_gi, xs, precision),
+        None if b_ih is None else jnp.sum(d_gi, axis=(0, 1)),
+        _sum_of_outer_products(d_gh, prev[0], precision),
+        None if b_hh is None else jnp.sum(d_gh, axis=(0, 1)),
+        None if w_hr is None else _sum_of_outer_products(d_out, h_full, precision),
+    )
+    # Each cotangent in its primal's dtype (float32 inputs may meet float64 parameters, and the other way round).
+    d_weights = tuple(None if d is None else d.astype(w.dtype) for d, w in zip(d_weights, weights, strict=True))
     d_xs = jnp.matmul(d_gi, w_ih, precision=precision).astype(xs.dtype)
-    return d_xs, d_carry0, (d_w_ih, d_b_ih, d_w_hh, d_b_hh, d_w_hr), None
+    return d_xs, d_carry0, d_weights, None
 
 
 _time_loop.defvjp(_time_loop_fwd, _time_loop_bwd)
