@@ -70,14 +70,7 @@ def setup(name: str):
         tm, _, state = bench.cnn_models("BNCNN")
         batch, size, opt = 100, 28, torch.optim.Adam(tm.parameters(), 1e-3)
     else:
-        from jaxnn.interop.state_dict import from_state_dict
-
-        model, tm, batch, flatten_chw = bench.big_net(name)
-        sample = np.zeros((1, 32, 32, 1), np.float32)
-        variables = from_state_dict(model, tm.state_dict(), sample, flatten_chw=flatten_chw)
-        state = train.create_train_state(
-            model, variables["params"], train.sgd(0.01, momentum=0.9), variables.get("batch_stats")
-        )
+        state, tm, batch = bench.big_net(name)
         size, opt = 32, torch.optim.SGD(tm.parameters(), 0.01, momentum=0.9)
     x = rng.standard_normal((batch, size, size, 1)).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int32)

@@ -214,34 +214,36 @@ def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
 
 
 def big_net(name: str):
-    """Lab 10's big nets on 32x32 grey images, 10 classes: (jaxnn model, the labs' PyTorch model, batch,
-    flatten_chw for the state_dict port)."""
+    """Lab 10's big nets on 32x32 grey images, 10 classes: (jaxnn train state with SGD and momentum 0.9, the
+    labs' optimizer, from the PyTorch model's weights; the labs' PyTorch model; batch)."""
+    from jaxnn.interop.state_dict import from_state_dict
     from jaxnn.models import VGG, BasicBlock, ResNet
     from jaxnn.models.vgg import CFGS
 
     torch.manual_seed(0)
     if name == "ResNet-18":  # lab 10-6-2's CIFAR stem with ResNet-18's BasicBlock layout
         tm = torch_labs.ResNet(torch_labs.BasicBlock, [2, 2, 2, 2], 10, in_channels=1)
-        return ResNet(BasicBlock, (2, 2, 2, 2), num_classes=10), tm, 128, None
-    cfg = CFGS["cifar"]  # lab 10-5-2's VGG-BN
-    tm = torch_labs.VGG(torch_labs.make_layers(cfg, True, in_channels=1), 10, True)
-    return VGG(cfg, batch_norm=True, num_classes=10), tm, 64, {"classifier/0": (512, 4, 4)}
+        model, batch, flatten_chw = ResNet(BasicBlock, (2, 2, 2, 2), num_classes=10), 128, None
+    else:
+        cfg = CFGS["cifar"]  # lab 10-5-2's VGG-BN
+        tm = torch_labs.VGG(torch_labs.make_layers(cfg, True, in_channels=1), 10, True)
+        model, batch, flatten_chw = VGG(cfg, batch_norm=True, num_classes=10), 64, {"classifier/0": (512, 4, 4)}
+    sample = np.zeros((1, 32, 32, 1), np.float32)
+    variables = from_state_dict(model, tm.state_dict(), sample, flatten_chw=flatten_chw)
+    state = train.create_train_state(
+        model, variables["params"], train.sgd(0.01, momentum=0.9), variables.get("batch_stats")
+    )
+    return state, tm, batch
 
 
 def big_net_workload(name: str, steps: int, reps: int):
     """A training step (SGD with momentum 0.9, the labs' optimizer; BatchNorm in training mode; VGG's dropout) of
     ResNet-18 with the lab's CIFAR stem at batch 128 or lab 10-5-2's VGG-BN at batch 64, on 32x32 inputs, from the
     same weights on both sides. Images/s."""
-    from jaxnn.interop.state_dict import from_state_dict
-
-    model, tm, batch, flatten_chw = big_net(name)
+    state, tm, batch = big_net(name)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch, 32, 32, 1)).astype(np.float32)
     y = rng.integers(0, 10, batch).astype(np.int32)
-    variables = from_state_dict(model, tm.state_dict(), x, flatten_chw=flatten_chw)
-    state = train.create_train_state(
-        model, variables["params"], train.sgd(0.01, momentum=0.9), variables.get("batch_stats")
-    )
     tm.to(DEVICE)
     tm.train()
     return classifier_step_timing(state, tm, torch.optim.SGD(tm.parameters(), 0.01, momentum=0.9), x, y, steps, reps)
