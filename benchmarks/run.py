@@ -40,6 +40,8 @@ from jaxnn.layout import nhwc_to_nchw
 from jaxnn.models import RNN, DeepCNN, MnistCNN
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Before anything starts JAX's backend: each step then reuses the memory of the one before (both sides, one process).
+MEMORY_REUSED = runtime.reuse_step_memory()
 # jaxnn's CPU compiler options for the CNN steps, as the MNIST recipe compiles them (None on a GPU). The RNN labs'
 # compiled loop (train.train_loop) keeps XLA's defaults, as the char recipe runs it.
 OPTIONS = runtime.compiler_options()
@@ -619,6 +621,12 @@ def main(argv=None):
         ),
         f"- peak fp32 matrix multiply (XLA, {PEAK_N}^3, best of {reps + 3}): {peak / 1e9:,.0f} GFLOP/s",
         f"- {reps} alternating repetitions per workload; median (min-max)",
+        "- memory: "
+        + (
+            "each step reuses the one before's (`jaxnn.runtime.reuse_step_memory`)"
+            if MEMORY_REUSED
+            else "glibc's and JAX's defaults"
+        ),
         "",
         "| workload | unit | jaxnn | PyTorch (eager) | jaxnn / PyTorch | compile (jaxnn) | notes |",
         "| --- | --- | --- | --- | --- | --- | --- |",

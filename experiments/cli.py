@@ -320,18 +320,23 @@ LOST_PEER = "another process of this run has stopped (killed or failed); this on
 
 
 def _is_lost_peer(e: BaseException) -> bool:
-    """A collective or barrier that lost its peer in a multi-process run: the other process's failure, not a bug."""
+    """A collective or barrier that lost its peer in a multi-process run: the other process's failure, not a bug.
+    A step that runs on the calling thread (``runtime.reuse_step_memory``) raises a collective's failure from the
+    call itself, as a ValueError; read later from an asynchronous result it is a JaxRuntimeError."""
     keys = ("Gloo", "heartbeat", "CoordinationService")
-    return type(e).__name__ == "JaxRuntimeError" and any(k in str(e) for k in keys)
+    return type(e).__name__ in ("JaxRuntimeError", "ValueError") and any(k in str(e) for k in keys)
 
 
 def run(main) -> None:
     """Run a script's ``main()``: a user's mistake ends with one line on stderr and exit code 1 (``--debug`` shows
     the traceback); anything else keeps its traceback."""
+    from jaxnn import runtime
+
     global _DEBUG
     debug = _DEBUG = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
+    runtime.reuse_step_memory()  # before main() starts JAX: each training step reuses the memory of the one before
     try:
         main()
     except Exception as e:
