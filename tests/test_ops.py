@@ -110,6 +110,61 @@ def test_conv2d_matches_torch_forward_and_gradients(case):
         )
 
 
+@given(case=conv_cases(), n=st.integers(ops.conv.WEIGHT_GRAD_MIN_BATCH, ops.conv.WEIGHT_GRAD_MIN_BATCH + 9))
+def test_conv2d_weight_gradient_summed_over_batch_slices_matches_torch(case, n):
+    # From WEIGHT_GRAD_MIN_BATCH images on the CPU the weight gradient is a sum of convolutions over slices of the
+    # batch (even and uneven slices here): the same parity with PyTorch as one convolution.
+    r = np.random.default_rng(case["seed"])
+    x = r.standard_normal((n, *case["hw"], case["cin"])).astype(np.float32)
+    w = r.standard_normal(case["k"] + (case["cin"] // case["groups"], case["cout"])).astype(np.float32)
+    b = r.standard_normal(case["cout"]).astype(np.float32) if case["bias"] else None
+    kwargs = dict(stride=case["s"], padding=case["p"], dilation=case["d"], groups=case["groups"])
+    check_conv_against_torch(x, w, b, case["seed"], **kwargs)
+
+
+def _conv_count(fn, *args):
+    return str(jax.make_jaxpr(fn)(*args)).count("conv_general_dilated[")
+
+
+@pytest.mark.parametrize("n", [ops.conv.WEIGHT_GRAD_MIN_BATCH - 1, ops.conv.WEIGHT_GRAD_MIN_BATCH, 130])
+def test_conv2d_weight_gradient_slices_equal_one_convolution_in_float64(n):
+    rng = np.random.default_rng(n)
+    x = jnp.asarray(rng.standard_normal((n, 9, 7, 4)))
+    w = jnp.asarray(rng.standard_normal((3, 2, 2, 6)))
+    g = jnp.asarray(rng.standard_normal((n, 5, 5, 6)))
+    kwargs = dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+    with jax.enable_x64():
+        x, w, g = x.astype(jnp.float64), w.astype(jnp.float64), g.astype(jnp.float64)
+
+        def sliced(x, w):
+            return ops.conv2d(x, w, **kwargs)
+
+        def single(x, w):  # one lax convolution: autodiff's weight gradient is one convolution too
+            return jax.lax.conv_general_dilated(
+                x,
+                w,
+                (2, 1),
+                ((1, 1), (0, 0)),
+                rhs_dilation=(1, 2),
+                feature_group_count=2,
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+
+        y, vjp = jax.vjp(sliced, x, w)
+        y1, vjp1 = jax.vjp(single, x, w)
+        np.testing.assert_array_equal(y, y1)
+        for a, b in zip(vjp(g), vjp1(g), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        # the weight gradient's program: the forward convolution, then one per slice (or one below the threshold)
+        parts = ops.conv.weight_grad_parts(n)
+        assert parts == (ops.conv.WEIGHT_GRAD_PARTS if n >= ops.conv.WEIGHT_GRAD_MIN_BATCH else 1)
+        assert _conv_count(lambda w: jax.vjp(lambda w: sliced(x, w), w)[1](g), w) == 1 + parts
+        # forward mode: the tangent of both arguments
+        _, t = jax.jvp(sliced, (x, w), (x, w))
+        _, t1 = jax.jvp(single, (x, w), (x, w))
+        np.testing.assert_allclose(t, t1, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "x_shape, k, kwargs",
     [
