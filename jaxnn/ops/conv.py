@@ -146,7 +146,7 @@ def conv2d(
 # two (32x32x32 to 32 channels, batch 128: 15 ms either way). Written as the sum over four slices of the batch, the
 # four independent convolutions run side by side: a ResNet-18 step 15% faster on 2 cores (benchmarks/RESULTS.md).
 WEIGHT_GRAD_PARTS = 4
-WEIGHT_GRAD_MIN_BATCH = 32  # smaller batches keep one convolution
+WEIGHT_GRAD_MIN_BATCH = 64  # slices of at least 16 images; smaller batches keep one convolution
 
 
 def weight_grad_parts(batch: int) -> int:
