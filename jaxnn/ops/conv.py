@@ -135,8 +135,7 @@ def conv2d(
         # written out that gradient has other padding, and compiles. Only here: the written-out pad costs time.
         x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
         pads = ((0, 0), (0, 0))
-    config = (stride, pads, dilation, groups, precision, weight_grad_parts(x4.shape[0]))
-    y = _convolve(x4, weight, config)
+    y = _convolve(x4, weight, (stride, pads, dilation, groups, precision))
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return restore(y, batched)
@@ -158,7 +157,7 @@ def weight_grad_parts(batch: int) -> int:
 
 
 def _lax_conv(x, weight, config):
-    stride, pads, dilation, groups, precision, _ = config
+    stride, pads, dilation, groups, precision = config
     return lax.conv_general_dilated(
         x,
         weight,
@@ -173,9 +172,9 @@ def _lax_conv(x, weight, config):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _convolve(x, weight, config):
-    """The convolution, with its weight tangent taken slice by slice of the batch (``config[-1]`` slices): the
-    transpose of that tangent, the weight gradient, is then a sum of independent convolutions. Forward mode and
-    higher derivatives work as for ``lax.conv_general_dilated``."""
+    """The convolution, with its weight tangent taken slice by slice of the batch (:func:`weight_grad_parts`
+    slices): the transpose of that tangent, the weight gradient, is then a sum of independent convolutions. Forward
+    mode and higher derivatives work as for ``lax.conv_general_dilated``."""
     return _lax_conv(x, weight, config)
 
 
@@ -186,8 +185,7 @@ def _convolve_jvp(config, primals, tangents):
     if not isinstance(dx, jax.custom_derivatives.SymbolicZero):
         parts.append(_lax_conv(dx, weight, config))
     if not isinstance(dweight, jax.custom_derivatives.SymbolicZero):
-        slices = jnp.array_split(x, config[-1]) if config[-1] > 1 else [x]
-        ys = [_lax_conv(xs, dweight, config) for xs in slices]
+        ys = [_lax_conv(xs, dweight, config) for xs in jnp.array_split(x, weight_grad_parts(x.shape[0]))]
         parts.append(ys[0] if len(ys) == 1 else jnp.concatenate(ys, axis=0))
     y = _lax_conv(x, weight, config)
     if not parts:
