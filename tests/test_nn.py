@@ -71,3 +71,16 @@ def test_experiment_scripts_run(script, capsys):
     assert "==" in out
     if script == "conv_basics":
         assert "28 -> 28 -> 14 -> 14 -> 7" in out and "conv2d(x, w[::-1, ::-1]): True" in out
+
+
+def test_embedding_checks_closed_over_indices_under_jit():
+    """Indices closed over by a jitted function are concrete: checked on the host (a ConcretizationTypeError once)."""
+    import jax.numpy as jnp
+
+    layer = jnn.Embedding(7, 3)
+    indices = jnp.array([[1, 0, 6]])
+    variables = layer.init(jax.random.key(0), indices)
+    assert_close(jax.jit(lambda v: layer.apply(v, indices))(variables), layer.apply(variables, indices))
+    bad = jnp.array([[1, 0, 9]])
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 7\), got values in \[0, 9\]"):
+        jax.jit(lambda v: layer.apply(v, bad))(variables)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _normal(key, shape, dtype=jnp.float32):
@@ -73,7 +74,9 @@ class Embedding(nn.Module):
         if not jnp.issubdtype(indices.dtype, jnp.integer):
             raise TypeError(f"Embedding: indices must be integers, got {indices.dtype} (shape {tuple(indices.shape)})")
         if not isinstance(indices, jax.core.Tracer) and indices.size:
-            lo, hi = int(indices.min()), int(indices.max())
+            # On the host: under jit, jnp's min of a closed-over array would be traced, and int() of it would fail.
+            concrete = np.asarray(indices)
+            lo, hi = int(concrete.min()), int(concrete.max())
             if lo < 0 or hi >= self.num_embeddings:
                 raise ValueError(
                     f"Embedding: indices must lie in [0, {self.num_embeddings}), got values in "

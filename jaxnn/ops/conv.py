@@ -135,6 +135,14 @@ def conv2d(
         # written out that gradient has other padding, and compiles. Only here: the written-out pad costs time.
         x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
         pads = ((0, 0), (0, 0))
+    # Padding beyond dilation * (k - 1) is written out: the input gradient of a convolution padded by p has padding
+    # dilation * (k - 1) - p, negative past that, and XLA's CPU convolution with a negative low padding reads out of
+    # bounds (openxla/xla#48713).
+    reach = [d * (k - 1) for k, d in zip(weight.shape[:2], dilation, strict=True)]
+    if any(lo > r for (lo, _), r in zip(pads, reach, strict=True)):
+        excess = [(max(lo - r, 0), max(hi - r, 0)) for (lo, hi), r in zip(pads, reach, strict=True)]
+        x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in excess), (0, 0, 0)))
+        pads = tuple((lo - e_lo, hi - e_hi) for (lo, hi), (e_lo, e_hi) in zip(pads, excess, strict=True))
     y = _convolve(x4, weight, (stride, pads, dilation, groups, precision))
     if bias is not None:
         y = y + bias.astype(y.dtype)
@@ -317,17 +325,23 @@ def conv_transpose2d(
         for i in range(2)
     ]
     dtype = compute_dtype(x4, w, None if bias is None else jnp.asarray(bias))
+    # A negative padding (padding > dilation * (k - 1)) crops: with a stride-1 convolution, cropping its output's
+    # first rows is cropping its input's. The crop goes to lax.pad, never to the convolution: XLA's CPU float32
+    # convolution is wrong with a negative low padding (openxla/xla#48713), and so was this op's weight gradient.
     # The stride dilates the input with zeros, written out (lax.pad's interior padding) rather than as lhs_dilation:
     # XLA's CPU compiler (jaxlib 0.10.2) aborts the process on the weight gradient of some such convolutions
     # (algebraic_simplifier: "Window dimensions do not match RHS shape"; found by the explore profile).
+    crop = [(min(lo, 0), min(hi, 0)) for lo, hi in pads]
     x4 = lax.pad(
-        x4.astype(dtype), jnp.zeros((), dtype), [(0, 0, 0), (0, 0, stride[0] - 1), (0, 0, stride[1] - 1), (0, 0, 0)]
+        x4.astype(dtype),
+        jnp.zeros((), dtype),
+        [(0, 0, 0), (*crop[0], stride[0] - 1), (*crop[1], stride[1] - 1), (0, 0, 0)],
     )
     y = lax.conv_general_dilated(
         x4,
         w.astype(dtype),
         window_strides=(1, 1),
-        padding=pads,
+        padding=[(max(lo, 0), max(hi, 0)) for lo, hi in pads],
         rhs_dilation=dilation,
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
         feature_group_count=groups,
