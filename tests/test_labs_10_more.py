@@ -172,9 +172,29 @@ def test_cifar_config_takes_the_labs_values_and_names_bad_ones():
         (dict(momentum=float("nan")), "momentum"),
         (dict(test_subset=2**40), "test_subset"),
         (dict(arch="resnet101"), "arch"),
+        (dict(model="vgg", cfg="8,X"), "cfg"),
+        (dict(model="vgg", cfg="M,M"), "cfg"),
+        (dict(model="vgg", hidden_features=0), "hidden_features"),
+        (dict(model="resnet", hidden_features=16), "hidden_features"),
+        (dict(model="resnet", width=0), "width"),
+        (dict(model="vgg", width=4), "width"),
     ):
         with pytest.raises(ValueError, match=f"^{name} "):
             cifar.Config(**kwargs)
+
+
+def test_cifar_config_builds_narrow_models():
+    """A VGG's layers written out with a narrow classifier, and a ResNet whose stem starts at ``width`` channels."""
+    x = np.zeros((1, 32, 32, 1), np.float32)
+    vgg = cifar.Config(model="vgg", cfg="4, M, 8,M", hidden_features=16).build_model()
+    params = jax.eval_shape(lambda: vgg.init(jax.random.key(0), x))["params"]
+    assert params["features"]["0"]["kernel"].shape == (3, 3, 1, 4) and params["features"]["4"]["kernel"].shape[-1] == 8
+    assert params["classifier"]["0"]["kernel"].shape == (8 * 8 * 8, 16)
+    assert params["classifier"]["3"]["kernel"].shape == (16, 16)
+    resnet = cifar.Config(model="resnet", arch="resnet18", width=4).build_model()
+    params = jax.eval_shape(lambda: resnet.init(jax.random.key(0), x))["params"]
+    assert params["conv1"]["kernel"].shape == (3, 3, 1, 4) and params["fc"]["kernel"].shape == (32, 10)
+    assert params["layer4"]["0"]["conv1"]["kernel"].shape == (3, 3, 16, 32)
 
 
 def test_cifar_script_without_the_archive_is_one_line(tmp_path):

@@ -50,10 +50,12 @@ class Config(driver.RunOptions):
 
     model: str = "resnet"  # 'vgg' (lab 10-5) or 'resnet' (lab 10-6)
     arch: str = "lab"  # resnet: 'lab' (Bottleneck [3, 4, 6, 3], the lab's), 'resnet18', 'resnet34', 'resnet50'
-    cfg: str = "cifar"  # vgg: a key of jaxnn.models.vgg.CFGS ('cifar' is lab 10-5-2's)
+    cfg: str = "cifar"  # vgg: a key of jaxnn.models.vgg.CFGS ('cifar' is lab 10-5-2's) or channels and M, '8,M,16,M'
     batch_norm: bool = True  # vgg: BatchNorm after each convolution (VGG-BN)
+    hidden_features: int = 4096  # vgg: width of the classifier's two hidden layers (the lab's 4096)
     zero_init_residual: bool = True  # resnet: each block's last BatchNorm starts at 0, as the lab builds it
     stem: str = "cifar"  # resnet: 'cifar' (the lab's 3x3 stem) or 'imagenet' (torchvision's 7x7 stem and max pool)
+    width: int | None = None  # resnet: the stem's channels, the stages' in proportion (None: the lab's, 16 or 64)
     init_from: str | None = None  # resnet: a ported state_dict (.safetensors/.pth, PyTorch's names) to fine-tune
     rgb: bool = False  # repeat grey images to 3 channels (for weights ported from an RGB model)
     dataset: str = "mnist"  # 'cifar10' (needs the archive) or 'mnist' (shipped)
@@ -77,12 +79,14 @@ class Config(driver.RunOptions):
             raise ValueError(f"model must be one of {sorted(LAB)}, got {self.model!r}")
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {self.arch!r}")
-        if self.cfg not in CFGS:
-            raise ValueError(f"cfg must be one of {sorted(CFGS)}, got {self.cfg!r}")
+        self.vgg_layers()  # a bad cfg is refused here
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {sorted(STEMS)}, got {self.stem!r}")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        only = {"resnet": ("arch", "zero_init_residual", "stem", "init_from"), "vgg": ("cfg", "batch_norm")}
+        only = {
+            "resnet": ("arch", "zero_init_residual", "stem", "width", "init_from"),
+            "vgg": ("cfg", "batch_norm", "hidden_features"),
+        }
         for model, names in only.items():  # a flag of the other model would be silently ignored: refuse it
             for name in names:
                 if self.model != model and getattr(self, name) != defaults[name]:
@@ -93,6 +97,9 @@ class Config(driver.RunOptions):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)
         checks.fields(self, {"batch_size": 1, "step_size": 1})
+        checks.integer(self.hidden_features, "hidden_features", 1, 65536)
+        if self.width is not None:
+            checks.integer(self.width, "width", 1, 4096)
         checks.integer(self.crop_padding, "crop_padding", 0, 32)  # pixels around a 32x32 image
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
@@ -101,11 +108,28 @@ class Config(driver.RunOptions):
         for name in ("momentum", "weight_decay"):
             checks.finite(getattr(self, name), name, strict=False)
 
+    def vgg_layers(self) -> tuple[int | str, ...]:
+        """``cfg`` as VGG's layer list: a named one of :data:`CFGS`, or written out (``'8,M,16,M'``)."""
+        if self.cfg in CFGS:
+            return tuple(CFGS[self.cfg])
+        items = [v.strip() for v in self.cfg.split(",")]
+        if not all(v == "M" or (v.isdigit() and 0 < int(v) <= 4096) for v in items) or items == ["M"] * len(items):
+            raise ValueError(
+                f"cfg must be one of {sorted(CFGS)} or a comma list of channel counts in [1, 4096] and M "
+                f"(at least one count), got {self.cfg!r}"
+            )
+        return tuple(v if v == "M" else int(v) for v in items)
+
     def build_model(self, num_classes: int = 10):
         if self.model == "vgg":
-            return VGG(tuple(CFGS[self.cfg]), batch_norm=self.batch_norm, num_classes=num_classes)
+            return VGG(
+                self.vgg_layers(),
+                batch_norm=self.batch_norm,
+                num_classes=num_classes,
+                hidden_features=self.hidden_features,
+            )
         block, layers = ARCHS[self.arch]
-        return ResNet(block, layers, num_classes, self.zero_init_residual, self.stem)
+        return ResNet(block, layers, num_classes, self.zero_init_residual, self.stem, width=self.width)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -158,6 +158,7 @@ class ResNet(nn.Module):
     zero_init_residual: bool = False
     stem: str = "cifar"
     precision: PrecisionLike = None
+    width: int | None = None  # the stem's channels, the stages' planes in proportion (None: the stem's, 16 or 64)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
@@ -174,6 +175,10 @@ class ResNet(nn.Module):
         if jnp.ndim(x) != 4:
             raise ValueError(f"ResNet: x must be (N, H, W, C) images, got shape {tuple(jnp.shape(x))}")
         channels, planes, strides = STEMS[self.stem]
+        if self.width is not None:
+            if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
+                raise ValueError(f"ResNet: width must be a positive int or None, got {self.width!r}")
+            channels, planes = self.width, tuple(p * self.width // channels for p in planes)
         if self.stem == "cifar":
             x = _conv(channels, 3, 1, 1, self.precision, name="conv1")(x)
         else:

@@ -95,6 +95,7 @@ class VGG(nn.Module):
     dropout: float = 0.5
     avgpool: tuple[int, int] | None = None  # (7, 7): lab 10-5-1's AdaptiveAvgPool2d; None: lab 10-5-2 (32x32)
     precision: PrecisionLike = None
+    hidden_features: int = 4096  # the classifier's two hidden Linear layers (the labs' and torchvision's 4096)
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
@@ -110,23 +111,32 @@ class VGG(nn.Module):
         if self.avgpool is not None:
             x = ops.adaptive_avg_pool2d(x, self.avgpool)
         x = x.reshape(x.shape[0], -1)  # NHWC flatten: (h, w, c) order
-        return Classifier(self.num_classes, self.init_weights, self.dropout, self.precision, name="classifier")(
-            x, deterministic=deterministic
-        )
+        return Classifier(
+            self.num_classes, self.init_weights, self.dropout, self.precision, self.hidden_features, name="classifier"
+        )(x, deterministic=deterministic)
 
 
 class Classifier(nn.Module):
-    """Linear(4096)-ReLU-Dropout-Linear(4096)-ReLU-Dropout-Linear(num_classes), PyTorch's indices 0, 3 and 6."""
+    """Linear(4096)-ReLU-Dropout-Linear(4096)-ReLU-Dropout-Linear(num_classes), PyTorch's indices 0, 3 and 6
+    (``hidden_features`` instead of 4096 for a smaller model)."""
 
     num_classes: int
     init_weights: bool = True
     dropout: float = 0.5
     precision: PrecisionLike = None
+    hidden_features: int = 4096
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         kernel_init, bias_init = (init.normal(0.0, 0.01), init.constant(0.0)) if self.init_weights else (None, None)
-        for index, features in ((0, 4096), (3, 4096), (6, self.num_classes)):
+        if (
+            not isinstance(self.hidden_features, int)
+            or isinstance(self.hidden_features, bool)
+            or self.hidden_features < 1
+        ):
+            raise ValueError(f"VGG: hidden_features must be a positive int, got {self.hidden_features!r}")
+        hidden = self.hidden_features
+        for index, features in ((0, hidden), (3, hidden), (6, self.num_classes)):
             x = Linear(
                 features, kernel_init=kernel_init, bias_init=bias_init, precision=self.precision, name=str(index)
             )(x)
