@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -49,13 +50,26 @@ class MetricsLogger:
             self.tensorboard.close()
 
 
+def _summary_writer_class():
+    """tensorboardX's ``SummaryWriter``, imported without torch: tensorboardX imports torch whenever it is installed
+    (1.2 s), only to accept its tensors, and jaxnn writes NumPy values. A torch already imported is left as it is."""
+    blocked = "torch" not in sys.modules
+    if blocked:
+        sys.modules["torch"] = None  # `import torch` raises ImportError, which tensorboardX catches
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        if blocked:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class TensorBoard:
     """TensorBoard event files in ``logdir``, written with tensorboardX (no TensorFlow needed); their names end in
     ``filename_suffix``."""
 
     def __init__(self, logdir: str | Path, filename_suffix: str = ""):
-        from tensorboardX import SummaryWriter
-
+        SummaryWriter = _summary_writer_class()
         self.logdir = Path(logdir)
         self.logdir.mkdir(parents=True, exist_ok=True)
         self._writer = SummaryWriter(str(self.logdir), filename_suffix=filename_suffix)
