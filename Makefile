@@ -20,11 +20,13 @@ RUN_ARGS ?= --epochs 5
 run: $(STAMP)
 	$(PY) experiments/mnist_cnn.py --overwrite $(RUN_ARGS)
 
-# Lint (ruff check and format check) first: CI fails on a lint error.
+# Lint (ruff check and format check) first: CI fails on a lint error. pytest ends with its ten slowest tests and its
+# wall time, so that every change shows what it costs (the budget: README, "Development").
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m pytest -q -n 2 --dist worksteal $(TEST_ARGS)
+	@start=$$(date +%s); $(PY) -m pytest -q -n 2 --dist load --maxschedchunk 2 --durations 10 $(TEST_ARGS); \
+	status=$$?; echo "make test: pytest took $$(( $$(date +%s) - start )) s wall"; exit $$status
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

@@ -39,11 +39,15 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return dict(CPU_COMPILER_OPTIONS) if backend == "cpu" else None
 
 
-def enable_compilation_cache(path: str | Path = DEFAULT_CACHE_DIR) -> Path:
+def enable_compilation_cache(path: str | Path | None = None) -> Path:
     """Turn on JAX's persistent compilation cache under ``path``, so a second run of a script skips compilation.
 
-    Every compiled function is cached, however quickly it compiled (the lab programs are small and many).
+    ``path`` defaults to the folder JAX is already configured with (``$JAX_COMPILATION_CACHE_DIR``, JAX's own
+    setting), else :data:`DEFAULT_CACHE_DIR`. Every compiled function is cached, however quickly it compiled (the
+    lab programs are small and many).
     """
+    if path is None:
+        path = jax.config.jax_compilation_cache_dir or DEFAULT_CACHE_DIR
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))

@@ -1,5 +1,7 @@
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Tests run on CPU in float32, with a fixed number of threads for repeatable timings of anything that times.
@@ -13,6 +15,11 @@ from hypothesis import settings  # noqa: E402
 from jax import monitoring  # noqa: E402
 
 torch.set_num_threads(2)
+# The lab scripts the tests start as processes keep compiled programs in JAX's persistent cache, and a test session
+# gives them one of its own (pytest_configure), shared by its workers: a script run again (a resume after a SIGKILL,
+# the second process of a pair) loads its programs instead of compiling them. Never the user's cache, and not in the
+# test process itself, whose tests count their compilations.
+jax.config.update("jax_compilation_cache_dir", None)
 if jax.default_backend() != "cpu":  # JAX_PLATFORMS=cuda: parity is with full fp32, and GPUs may default to TF32
     jax.config.update("jax_default_matmul_precision", "highest")
 torch.use_deterministic_algorithms(True, warn_only=True)
@@ -25,19 +32,74 @@ settings.register_profile("explore", max_examples=100, deadline=None, derandomiz
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+# The longest tests (whole lab runs in processes, the RNN parity sweep), longest first: started first, so that the two
+# workers finish together instead of one waiting for a long test that started last. `make test` prints the ten
+# slowest; keep this list in step with it.
+LONGEST = (
+    "test_rnn.py::test_rnn_matches_torch_outputs_states_and_gradients",
+    "test_distributed.py::test_a_two_process_checkpoint_resumes_exactly",
+    "test_driver.py::test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill",
+    "test_port.py::test_port_guide_runs_on_a_pth_file",
+    "test_distributed.py::test_two_processes_train",
+    "test_rnn.py::test_fused_backward_equals_autodiff_of_the_scan_in_float64",
+    "test_parallel.py::test_eight_devices_agree_with_one",
+    "test_distributed.py::test_a_killed_process_stops_the_other_with_a_clear_error",
+    "test_resume.py::",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, name in enumerate(LONGEST) if name in item.nodeid), len(LONGEST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or "JAXNN_TEST_SESSION_CACHE" in os.environ:
+        return  # an xdist worker: its controller made the session's cache, and the environment carries it
+    path = tempfile.mkdtemp(prefix="jaxnn-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAXNN_TEST_SESSION_CACHE"] = path
+    config._jaxnn_session_cache = path
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "_jaxnn_session_cache", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        del os.environ["JAX_COMPILATION_CACHE_DIR"], os.environ["JAXNN_TEST_SESSION_CACHE"]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
 
+def shared_once(tmp_path_factory, worker_id, name, build):
+    """A folder that ``build(folder)`` fills once per test session, shared by xdist's workers (the folder above their
+    own temporary folders; a file lock lets the first build it while the others wait). Returns the folder."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != "master" else base
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def mnist_data_dir(tmp_path_factory):
-    """A TFDS data_dir with MNIST prepared from the shipped files, once per test session."""
+def mnist_data_dir(tmp_path_factory, worker_id):
+    """A TFDS data_dir with MNIST prepared from the shipped files, once per test session for all of xdist's workers
+    (:func:`shared_once`). Tests that damage a prepared dataset work on a copy (test_data_cache.py)."""
     from jaxnn.data import mnist
 
-    data_dir = tmp_path_factory.mktemp("tfds")
-    mnist.load_mnist(data_dir, verbose=False)
-    return data_dir
+    return shared_once(tmp_path_factory, worker_id, "tfds", lambda folder: mnist.load_mnist(folder, verbose=False))
 
 
 def forward_and_vjp(fn, args, seed):

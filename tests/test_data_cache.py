@@ -1,11 +1,14 @@
 """The MNIST cache heals itself: a truncated, bit-flipped or wrong cache and a missing or truncated prepared shard are
 reported in one line and rebuilt; a read-only data_dir works; two first preparations at once both succeed."""
 
+import gzip
+import hashlib
+import json
 import shutil
+import struct
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from jaxnn.data import mnist, tfds_cache
@@ -13,11 +16,57 @@ from jaxnn.data import mnist, tfds_cache
 SHARD = "mnist-train.array_record-00000-of-00001"
 
 
+SMALL = {"train": 600, "test": 100}
+
+
+def _write_small_mnist(folder):
+    """The first images of each shipped MNIST file, written in the original gzipped IDX format: ``(FILES, SPLITS)``
+    for :mod:`jaxnn.data.mnist` to read them as it reads MNIST."""
+    folder.mkdir(parents=True)
+    files, splits = {}, {}
+    for split, (images, labels, n) in mnist.SPLITS.items():
+        k = SMALL[split]
+        for name, magic, header, shape in ((images, 2051, 16, (n, 28, 28, 1)), (labels, 2049, 8, (n,))):
+            payload = mnist.read_idx(mnist.default_manual_dir() / name, header, shape)[:k].tobytes()
+            dims = (k, 28, 28) if magic == 2051 else (k,)
+            raw = struct.pack(f">{1 + len(dims)}i", magic, *dims) + payload
+            (folder / name).write_bytes(gzip.compress(raw, mtime=0))
+            files[name] = ((folder / name).stat().st_size, hashlib.sha256((folder / name).read_bytes()).hexdigest())
+        splits[split] = (images, labels, k)
+    return files, splits
+
+
+@pytest.fixture(scope="module")
+def small_mnist(tmp_path_factory):
+    """A 600 + 100 image MNIST, prepared once, and the digests of its arrays: ``(files, data_dir, patch)``, where
+    ``patch(monkeypatch)`` makes :mod:`jaxnn.data.mnist` take it for MNIST (file sizes and sha256, split sizes,
+    array digests). The healing properties (a damaged cache or shard found, reported in one line, rebuilt to the
+    same arrays) do not depend on the dataset's size, and each preparation of the real MNIST takes 25 s here; the
+    real one's cache is checked by the first test below and by every test that loads MNIST."""
+    root = tmp_path_factory.mktemp("small-mnist")
+    files, splits = _write_small_mnist(root / "files")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mnist, "FILES", files)
+        mp.setattr(mnist, "SPLITS", splits)
+        mp.setattr(mnist, "ARRAYS_SHA256", None)
+        digests = tfds_cache._digests(mnist.load_mnist(root / "tfds", root / "files", verbose=False))
+
+    def patch(monkeypatch):
+        monkeypatch.setattr(mnist, "FILES", files)
+        monkeypatch.setattr(mnist, "SPLITS", splits)
+        monkeypatch.setattr(mnist, "ARRAYS_SHA256", digests)
+        monkeypatch.setenv("JAXNN_MNIST_DIR", str(root / "files"))
+
+    return root / "files", root / "tfds", patch
+
+
 @pytest.fixture
-def data_dir(mnist_data_dir, tmp_path):
-    """A private copy of the session's prepared MNIST, cache included."""
+def data_dir(small_mnist, tmp_path, monkeypatch):
+    """A private copy of the small prepared MNIST, cache included, which jaxnn.data.mnist takes for MNIST."""
+    _, prepared, patch = small_mnist
+    patch(monkeypatch)
     target = tmp_path / "tfds"
-    shutil.copytree(mnist_data_dir, target)
+    shutil.copytree(prepared, target)
     return target
 
 
@@ -37,8 +86,10 @@ def _load_and_check(data_dir, capsys, expect_message):
     return data
 
 
-def test_a_valid_cache_is_used_silently(data_dir, capsys):
+def test_a_valid_cache_is_used_silently(mnist_data_dir, data_dir, capsys, monkeypatch):
     _load_and_check(data_dir, capsys, None)
+    monkeypatch.undo()  # and the session's real MNIST, its cache checked against MNIST's own digests
+    _load_and_check(mnist_data_dir, capsys, None)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "wrong"])
@@ -81,19 +132,24 @@ def test_a_read_only_data_dir_is_read_without_a_cache(data_dir, capsys, monkeypa
     assert not list(_folder(data_dir).glob("*.npz"))
 
 
-def test_two_first_preparations_at_once_both_succeed(tmp_path):
-    code = (
-        "import sys; from jaxnn.data import mnist, tfds_cache; "
+def test_two_first_preparations_at_once_both_succeed(small_mnist, tmp_path, monkeypatch):
+    small_mnist[2](monkeypatch)
+    spec = json.dumps({"FILES": mnist.FILES, "SPLITS": mnist.SPLITS, "ARRAYS_SHA256": mnist.ARRAYS_SHA256})
+    code = (  # each process takes the small MNIST for MNIST, as the fixture's patch does in this one
+        "import json, sys; from jaxnn.data import mnist, tfds_cache; "
+        "[setattr(mnist, k, v) for k, v in json.loads(sys.argv[2]).items()]; "
+        "mnist.SPLITS = {k: tuple(v) for k, v in mnist.SPLITS.items()}; "
+        "mnist.FILES = {k: tuple(v) for k, v in mnist.FILES.items()}; "
         "d = mnist.load_mnist(sys.argv[1], verbose=False); "
         "assert tfds_cache._digests(d) == mnist.ARRAYS_SHA256; print('ok')"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "tfds")], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "tfds"), spec], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     assert [p.communicate(timeout=600)[0].strip().splitlines()[-1] for p in procs] == ["ok", "ok"]
     assert all(p.returncode == 0 for p in procs)
-    np.testing.assert_array_equal(mnist.load_mnist(tmp_path / "tfds")["test"].labels[:5], [2, 0, 4, 8, 7])
+    assert tfds_cache._digests(mnist.load_mnist(tmp_path / "tfds")) == mnist.ARRAYS_SHA256
 
 
 def test_an_mnist_prepared_by_tensorflow_is_left_alone_and_prepared_beside_it(data_dir, capsys):

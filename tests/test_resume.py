@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import shared_once
 
 from jaxnn import train
 from jaxnn.checkpoint import Checkpointer, load_params
@@ -65,11 +66,14 @@ def _assert_same_params(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(mnist_data_dir, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("straight")
-    subprocess.run(_script(workdir, mnist_data_dir), check=True, capture_output=True, env=_env())
-    return workdir / "params.npz"
+@pytest.fixture(scope="session")
+def uninterrupted(mnist_data_dir, tmp_path_factory, worker_id):
+    """The uninterrupted run every resumed run is compared with, once for all of xdist's workers."""
+
+    def run(workdir):
+        subprocess.run(_script(workdir, mnist_data_dir), check=True, capture_output=True, env=_env())
+
+    return shared_once(tmp_path_factory, worker_id, "resume-straight", run) / "params.npz"
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, mnist_data_dir, tmp_path):
