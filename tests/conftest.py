@@ -56,18 +56,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_configure(config):
-    if hasattr(config, "workerinput") or "JAXNN_TEST_SESSION_CACHE" in os.environ:
+    if hasattr(config, "workerinput"):
         return  # an xdist worker: its controller made the session's cache, and the environment carries it
-    path = tempfile.mkdtemp(prefix="jaxnn-tests-xla-")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["JAXNN_TEST_SESSION_CACHE"] = path
-    config._jaxnn_session_cache = path
+    config._jaxnn_session_cache = os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxnn-tests-xla-")
 
 
 def pytest_unconfigure(config):
     path = getattr(config, "_jaxnn_session_cache", None)
     if path:
         shutil.rmtree(path, ignore_errors=True)
-        del os.environ["JAX_COMPILATION_CACHE_DIR"], os.environ["JAXNN_TEST_SESSION_CACHE"]
+        del os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 
 @pytest.fixture

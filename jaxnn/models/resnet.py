@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.lax import PrecisionLike
 
-from jaxnn import ops
+from jaxnn import checks, ops
 from jaxnn.nn import BatchNorm2d, Conv2d, Linear, init
 
 STEMS = {  # stem -> (stem channels, planes per stage, stride per stage)
@@ -176,9 +176,8 @@ class ResNet(nn.Module):
             raise ValueError(f"ResNet: x must be (N, H, W, C) images, got shape {tuple(jnp.shape(x))}")
         channels, planes, strides = STEMS[self.stem]
         if self.width is not None:
-            if not isinstance(self.width, int) or isinstance(self.width, bool) or self.width < 1:
-                raise ValueError(f"ResNet: width must be a positive int or None, got {self.width!r}")
-            channels, planes = self.width, tuple(p * self.width // channels for p in planes)
+            width = checks.positive_int(self.width, "ResNet: width")
+            channels, planes = width, tuple(p * width // channels for p in planes)
         if self.stem == "cifar":
             x = _conv(channels, 3, 1, 1, self.precision, name="conv1")(x)
         else:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.lax import PrecisionLike
 
-from jaxnn import ops
+from jaxnn import checks, ops
 from jaxnn.nn import BatchNorm2d, Conv2d, Linear, init
 
 CFGS: dict[str, list[int | str]] = {
@@ -129,13 +129,7 @@ class Classifier(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         kernel_init, bias_init = (init.normal(0.0, 0.01), init.constant(0.0)) if self.init_weights else (None, None)
-        if (
-            not isinstance(self.hidden_features, int)
-            or isinstance(self.hidden_features, bool)
-            or self.hidden_features < 1
-        ):
-            raise ValueError(f"VGG: hidden_features must be a positive int, got {self.hidden_features!r}")
-        hidden = self.hidden_features
+        hidden = checks.positive_int(self.hidden_features, "VGG: hidden_features")
         for index, features in ((0, hidden), (3, hidden), (6, self.num_classes)):
             x = Linear(
                 features, kernel_init=kernel_init, bias_init=bias_init, precision=self.precision, name=str(index)

@@ -133,20 +133,24 @@ def conv2d(
         # Kernel 2, stride 2, padding 1: the input gradient autodiff builds for this window makes XLA's CPU compiler
         # (jaxlib 0.10.2) abort when it swaps the convolution's operands (a small input beside it). With the padding
         # written out that gradient has other padding, and compiles. Only here: the written-out pad costs time.
-        x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in pads), (0, 0, 0)))
-        pads = ((0, 0), (0, 0))
+        x4, pads = _pad_hw(x4, pads), ((0, 0), (0, 0))
     # Padding beyond dilation * (k - 1) is written out: the input gradient of a convolution padded by p has padding
     # dilation * (k - 1) - p, negative past that, and XLA's CPU convolution with a negative low padding reads out of
     # bounds (openxla/xla#48713).
     reach = [d * (k - 1) for k, d in zip(weight.shape[:2], dilation, strict=True)]
     if any(lo > r for (lo, _), r in zip(pads, reach, strict=True)):
         excess = [(max(lo - r, 0), max(hi - r, 0)) for (lo, hi), r in zip(pads, reach, strict=True)]
-        x4 = lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in excess), (0, 0, 0)))
+        x4 = _pad_hw(x4, excess)
         pads = tuple((lo - e_lo, hi - e_hi) for (lo, hi), (e_lo, e_hi) in zip(pads, excess, strict=True))
     y = _convolve(x4, weight, (stride, pads, dilation, groups, precision))
     if bias is not None:
         y = y + bias.astype(y.dtype)
     return restore(y, batched)
+
+
+def _pad_hw(x4, widths):
+    """Zeros around an NHWC array's H and W axes, ``widths`` a (low, high) pair per axis."""
+    return lax.pad(x4, jnp.zeros((), x4.dtype), ((0, 0, 0), *((lo, hi, 0) for lo, hi in widths), (0, 0, 0)))
 
 
 # XLA's CPU convolution computes a weight gradient at lab 10's shapes on one thread: the same time on one core as on
