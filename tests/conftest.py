@@ -37,7 +37,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # slowest; keep this list in step with it.
 LONGEST = (
     "test_rnn.py::test_rnn_matches_torch_outputs_states_and_gradients",
-    "test_distributed.py::test_a_two_process_checkpoint_resumes_exactly",
+    "test_distributed.py::test_two_processes_train_like_one_process_and_resume_exactly_from_their_checkpoint",
     "test_driver.py::test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill",
     "test_port.py::test_port_guide_runs_on_a_pth_file",
     "test_distributed.py::test_two_processes_train",

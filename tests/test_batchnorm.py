@@ -53,13 +53,17 @@ def test_batchnorm_matches_torch_over_several_steps(dims, n, c, extent, momentum
                 tm.bias.copy_(torch.tensor(b))
         params = {"weight": w.astype(np.float32), "bias": b.astype(np.float32)}
         variables = {**variables, "params": params if bias else {"weight": params["weight"]}}
+
+    @jax.jit  # one compiled program for the three steps (eagerly, each primitive compiles on its own)
+    def train_step(variables, x, g):
+        f = functools.partial(_train_apply, model, variables)
+        y, pullback, updates = jax.vjp(f, variables.get("params", {}), x, has_aux=True)
+        return y, updates, pullback(g)
+
     for step in range(3):
         x = (3 * r.standard_normal(shape) + step).astype(np.float32)
         g = r.standard_normal(shape).astype(np.float32)
-        f = functools.partial(_train_apply, model, variables)
-        y, updates = f(variables.get("params", {}), x)
-        _, pullback = jax.vjp(lambda p, x_, f=f: f(p, x_)[0], variables.get("params", {}), x)
-        g_params, g_x = pullback(jnp.asarray(g))
+        y, updates, (g_params, g_x) = train_step(variables, x, g)
         # PyTorch in float32 is the reference, its float64 the exact answer for sums that cancel (the tolerance
         # model of conftest.assert_close): with 2 values per channel, BatchNorm's input gradient cancels heavily.
         ref = {dtype: _torch_train_step(copy.deepcopy(tm), x, g, dtype) for dtype in (torch.float32, torch.float64)}

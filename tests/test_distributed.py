@@ -85,26 +85,6 @@ def _wait_for(path, procs, timeout=180):
         time.sleep(0.02)
 
 
-def test_two_processes_train_like_one_process_over_two_devices(mnist_data_dir, tmp_path):
-    flags = ["--epochs", "1", "--train_subset", "400", "--seed", "1", "--checkpoint_every", "2"]
-    outs = _finish(_start_pair(tmp_path / "two", mnist_data_dir, *flags))
-    accuracies = [re.search(r"Accuracy: (\S+)", out) for out, _ in outs]
-    assert all(accuracies), outs
-    one = subprocess.run(
-        [sys.executable, SCRIPT, *_flags(tmp_path / "one", mnist_data_dir, *flags)],
-        capture_output=True,
-        text=True,
-        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-    )
-    assert one.returncode == 0, one.stderr
-    _assert_params(tmp_path / "two" / "params.npz", tmp_path / "one" / "params.npz", exact=False)
-    # both processes report the test accuracy of the one-process run
-    expected = re.search(r"Accuracy: (\S+)", one.stdout)[1]
-    assert [m[1] for m in accuracies] == [expected, expected]
-    # process 0 wrote the run's files, once
-    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 1
-
-
 def test_a_killed_process_stops_the_other_with_a_clear_error(mnist_data_dir, tmp_path):
     procs = _start_pair(tmp_path, mnist_data_dir, "--epochs", "1", "--train_subset", "30000", "--checkpoint_every", "5")
     _wait_for(tmp_path / "checkpoints" / "5", procs)
@@ -142,7 +122,7 @@ def test_a_peer_that_never_comes_or_a_twice_used_id_is_one_line_within_the_timeo
 
 
 def test_processes_that_run_different_configs_refuse_to_start(mnist_data_dir, tmp_path):
-    flags = ["--epochs", "1", "--train_subset", "400", "--seed", "1"]
+    flags = ["--epochs", "1", "--train_subset", "400", "--test_subset", "100", "--seed", "1"]
     procs = _start_pair(tmp_path, mnist_data_dir, *flags, per_process=((), ("--lr", "0.002")))
     for i, p in enumerate(procs):
         out, err = p.communicate(timeout=180)
@@ -152,9 +132,28 @@ def test_processes_that_run_different_configs_refuse_to_start(mnist_data_dir, tm
     assert not (tmp_path / "run.json").exists()
 
 
-def test_a_two_process_checkpoint_resumes_exactly(mnist_data_dir, tmp_path):
-    flags = ["--epochs", "2", "--train_subset", "1000", "--seed", "2", "--checkpoint_every", "3"]
-    _finish(_start_pair(tmp_path / "straight", mnist_data_dir, *flags))
+def test_two_processes_train_like_one_process_and_resume_exactly_from_their_checkpoint(mnist_data_dir, tmp_path):
+    """One two-process run is compared with one process over two devices (the same training, the same test
+    accuracy, files written once), and with the same run killed at a checkpoint and resumed (bit for bit)."""
+    flags = ["--epochs", "2", "--train_subset", "1000", "--test_subset", "1000", "--seed", "2"]
+    flags += ["--checkpoint_every", "3"]
+    outs = _finish(_start_pair(tmp_path / "straight", mnist_data_dir, *flags))
+    accuracies = [re.search(r"Accuracy: (\S+)", out) for out, _ in outs]
+    assert all(accuracies), outs
+    one = subprocess.run(
+        [sys.executable, SCRIPT, *_flags(tmp_path / "one", mnist_data_dir, *flags)],
+        capture_output=True,
+        text=True,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
+    assert one.returncode == 0, one.stderr
+    _assert_params(tmp_path / "straight" / "params.npz", tmp_path / "one" / "params.npz", exact=False)
+    # both processes report the test accuracy of the one-process run
+    expected = re.search(r"Accuracy: (\S+)", one.stdout)[1]
+    assert [m[1] for m in accuracies] == [expected, expected]
+    # process 0 wrote the run's files, once
+    assert len((tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()) == 2
+
     procs = _start_pair(tmp_path / "killed", mnist_data_dir, *flags)
     _wait_for(tmp_path / "killed" / "checkpoints" / "9", procs)
     time.sleep(0.5)

@@ -126,9 +126,11 @@ def test_image_folder_lab_trains_saves_and_reloads(tmp_path, mnist_data_dir):
 
 
 def test_cifar_recipe_on_mnist_writes_curves_and_tensorboard(tmp_path, mnist_data_dir):
+    """ResNet-18 with 4 stem channels: the schedule, the files and the BatchNorm counters do not depend on the width."""
     config = cifar.Config(
         model="resnet",
         arch="resnet18",
+        width=4,
         epochs=2,
         batch_size=32,
         step_size=1,
@@ -148,14 +150,22 @@ def test_cifar_recipe_on_mnist_writes_curves_and_tensorboard(tmp_path, mnist_dat
 
 
 def test_cifar_recipe_reads_a_prepared_cifar10(tmp_path):
+    """A narrow VGG (8 and 16 channels, a 16-wide classifier): what is checked is that the prepared CIFAR-10 is read
+    as 32x32 RGB images and trained on, whatever the width."""
     write_tiny_archive(tmp_path / "manual", per_file=8)
     cifar10.load_cifar10(tmp_path / "tfds", tmp_path / "manual", official=False, verbose=False)
     config = cifar.Config(
-        model="vgg", cfg="A", epochs=1, batch_size=8, data_dir=str(tmp_path / "tfds"), dataset="cifar10"
+        model="vgg",
+        cfg="8,M,16,M,16,M",
+        hidden_features=16,
+        epochs=1,
+        batch_size=8,
+        data_dir=str(tmp_path / "tfds"),
+        dataset="cifar10",
     )
     result = cifar.train_and_evaluate(config, tmp_path / "run")
     assert len(result.records) == 1 and 0 <= result.test_accuracy <= 1
-    assert result.state.params["features"]["0"]["kernel"].shape == (3, 3, 3, 64)  # RGB input
+    assert result.state.params["features"]["0"]["kernel"].shape == (3, 3, 3, 8)  # RGB input
 
 
 def test_cifar_config_takes_the_labs_values_and_names_bad_ones():

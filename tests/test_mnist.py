@@ -316,11 +316,16 @@ def test_adam_defaults_match_torch():
 
 
 def test_mnist_recipe_trains_evaluates_and_writes_its_files(mnist_data_dir, tmp_path):
+    # The first 1500 test images: the evaluation's batches of 1000 end in a partial one.
     config = mnist_lab.Config(
-        epochs=2, batch_size=50, train_subset=1000, data_dir=str(mnist_data_dir), checkpoints=False
+        epochs=2, batch_size=50, train_subset=1000, test_subset=1500, data_dir=str(mnist_data_dir), checkpoints=False
     )
     result = mnist_lab.train_and_evaluate(config, tmp_path / "a")
     assert result.test_accuracy > 0.8 and [r["epoch"] for r in result.records] == [1, 2]
+    for r in result.records:  # a mean over exactly 1500 images: a whole number of them right
+        assert abs(r["test_accuracy"] * 1500 - round(r["test_accuracy"] * 1500)) < 1e-3
+    with pytest.raises(ValueError, match="test_subset must be an int >= 1, got 0"):
+        dataclasses.replace(config, test_subset=0)
     assert result.test_accuracy == result.records[-1]["test_accuracy"]
     assert [r["epoch"] for r in report.read_metrics(result.metrics_path)] == [1, 2]
     assert result.predictions_path == tmp_path / "a" / "predictions.png" and result.predictions_path.is_file()

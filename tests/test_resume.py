@@ -21,12 +21,15 @@ from jaxnn.checkpoint import Checkpointer, load_params
 from jaxnn.models import MnistCNN
 
 ROOT = Path(__file__).resolve().parents[1]
-# 40 steps per epoch, 2 epochs; a checkpoint every 7 steps and at epoch ends.
+# 40 steps per epoch, 2 epochs; a checkpoint every 7 steps and at epoch ends. The first 1000 test images: what
+# resumes is the train state and the metrics file, whatever the size of the test split.
 ARGS = [
     "--epochs",
     "2",
     "--train_subset",
     "2000",
+    "--test_subset",
+    "1000",
     "--batch_size",
     "50",
     "--checkpoint_every",
@@ -163,7 +166,7 @@ def test_a_run_that_fails_its_checks_changes_nothing_and_a_busy_workdir_is_refus
     with pytest.raises(ValueError, match="batch_size 3000 is larger"):
         mnist_lab.train_and_evaluate(config, tmp_path)
     assert (tmp_path / "metrics.jsonl").read_text() == '{"epoch": 1}\n'
-    config = mnist_lab.Config(epochs=1, batch_size=50, train_subset=100, data_dir=str(mnist_data_dir))
+    config = mnist_lab.Config(epochs=1, batch_size=50, train_subset=100, test_subset=100, data_dir=str(mnist_data_dir))
     with workdir.claim(tmp_path / "busy", {"another": "run"}):
         with pytest.raises(
             ValueError, match=rf"workdir {tmp_path / 'busy'} is in use by another run \(pid {os.getpid()}"

@@ -21,7 +21,13 @@ MINE = ("mine.txt", "checkpoints/notes.txt", "tensorboard/mine.txt")  # a user's
 
 def _config(data_dir, **changes):
     base = mnist_lab.Config(
-        epochs=1, batch_size=50, train_subset=200, data_dir=str(data_dir), progress=False, checkpoints=False
+        epochs=1,
+        batch_size=50,
+        train_subset=200,
+        test_subset=200,
+        data_dir=str(data_dir),
+        progress=False,
+        checkpoints=False,
     )
     return dataclasses.replace(base, **changes)
 

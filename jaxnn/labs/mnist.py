@@ -39,6 +39,7 @@ class Config(driver.RunOptions):
     learning_rate: float = 1e-3  # Adam's learning rate (the lab's)
     schedule: str = "cosine"  # 'cosine' decay to 0 over the run, or 'constant' as in the lab
     train_subset: int | None = None  # train on the first N training images only
+    test_subset: int | None = None  # evaluate on the first N test images only
     data_dir: str | None = None  # TFDS data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)
     manual_dir: str | None = None  # the four MNIST .gz files (None: data/mnist)
 
@@ -49,8 +50,9 @@ class Config(driver.RunOptions):
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         checks.fields(self, {"batch_size": 1})
-        if self.train_subset is not None:
-            checks.fields(self, {"train_subset": 1})
+        for name in ("train_subset", "test_subset"):
+            if getattr(self, name) is not None:
+                checks.fields(self, {name: 1})
         checks.fields(self, positive=("learning_rate",))
 
 
@@ -74,7 +76,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     if config.train_subset is not None:
         images, labels = images[: config.train_subset], labels[: config.train_subset]
     train_x, train_y = jnp.asarray(mnist.normalize(images)), jnp.asarray(labels)
-    test_x, test_y = jnp.asarray(mnist.normalize(data["test"].images)), jnp.asarray(data["test"].labels)
+    test_images, test_labels = data["test"]
+    if config.test_subset is not None:
+        test_images, test_labels = test_images[: config.test_subset], test_labels[: config.test_subset]
+    test_x, test_y = jnp.asarray(mnist.normalize(test_images)), jnp.asarray(test_labels)
     batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size)
     log.info("MNIST: %d train, %d test images; devices: %s", train_x.shape[0], test_x.shape[0], jax.devices())
 

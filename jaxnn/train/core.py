@@ -75,12 +75,25 @@ class TrainState(train_state.TrainState):
     batch_stats: Any = None
 
 
-@functools.partial(jax.jit, static_argnames="model")
 def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> dict:
     """``model.init(rng, sample_inputs)``: ``params``, and ``batch_stats`` for a model with BatchNorm; compiled once
     per model and input shape (an RNN's eager init would trace and compile its scan anew on every call)."""
-    inputs = sample_inputs if isinstance(sample_inputs, tuple) else (sample_inputs,)
-    return model.init(rng, *inputs, deterministic=True)
+    return _init_program(jax.default_backend() == "cpu")(model, rng, sample_inputs)
+
+
+# On the CPU the initialisers' threefry draws unroll into thousands of integer ops that LLVM's full optimisation
+# takes seconds over, for a program that runs once (ResNet-18: 4.3 s, 1.7 s at level 1; benchmarks/RESULTS.md).
+# Level 1 gives every lab model the same values bit for bit (tests/test_init.py); level 0 does not.
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+@functools.cache
+def _init_program(cpu: bool) -> Callable:
+    def init(model, rng, sample_inputs):
+        inputs = sample_inputs if isinstance(sample_inputs, tuple) else (sample_inputs,)
+        return model.init(rng, *inputs, deterministic=True)
+
+    return jax.jit(init, static_argnames="model", compiler_options=INIT_COMPILER_OPTIONS if cpu else None)
 
 
 def init_params(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> Any:
