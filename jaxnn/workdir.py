@@ -16,9 +16,9 @@ previous run's result is never lost to a run that fails.
 - records the configuration (and the versions of jax, jaxlib, flax and optax, whose rounding the run depends on).
 
 Only the files jaxnn writes are moved or deleted (:func:`run_files`): ``run.json``, ``metrics.jsonl``,
-``params.npz``, ``curves.png``, ``predictions.png``, orbax's numbered step folders under ``checkpoints/`` and the
-event files this workdir's runs wrote to the logdir (their names end in :func:`event_suffix`). A file of your own
-anywhere in the workdir stays where it is.
+``params.npz``, ``curves.png``, ``predictions.png``, orbax's numbered step folders under ``checkpoints/`` with their
+``checkpoints/extra/<step>.json`` records, and the event files this workdir's runs wrote to the logdir (their names
+end in :func:`event_suffix`). A file of your own anywhere in the workdir stays where it is.
 
 Example::
 
@@ -68,6 +68,9 @@ def run_files(path: str | Path, logdir: str | Path | None = None) -> list[Path]:
     checkpoints = path / "checkpoints"
     if checkpoints.is_dir():  # orbax's step folders (and their temporary names while being written) only
         found += sorted(p for p in checkpoints.iterdir() if p.name[:1].isdigit())
+    extras = checkpoints / "extra"  # jaxnn.checkpoint's record of each step (an epoch's metrics so far)
+    if extras.is_dir():
+        found += sorted(p for p in extras.iterdir() if p.name.split(".")[0].isdigit() and ".json" in p.name)
     if logdir.is_dir():
         suffix = event_suffix(path)
         found += sorted(p for p in logdir.iterdir() if p.name.startswith("events.out.") and p.name.endswith(suffix))
@@ -83,25 +86,53 @@ def _remove(paths: list[Path]) -> None:
 
 
 def _set_aside(path: Path, files: list[Path]) -> None:
-    """Move ``files`` into ``<path>/.previous-run`` with a manifest of where they came from."""
+    """Move ``files`` into ``<path>/.previous-run``. The manifest of where each came from is written first, with
+    paths relative to the workdir (a copied workdir puts its files back into the copy; only an external logdir's
+    event files are recorded by absolute path). A move that fails (a full disk under a logdir on another
+    filesystem) moves back what was moved and raises: the previous result is never left half aside."""
     aside = path / PREVIOUS
     aside.mkdir()
+    resolved = path.resolve()
     manifest = {}
     for i, f in enumerate(files):
-        name = f"{i}-{f.name}"
-        shutil.move(f, aside / name)  # a rename, or a copy when an external logdir is on another filesystem
-        manifest[name] = str(f.resolve().parent / f.name)
-    (aside / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        original = f.resolve().parent / f.name
+        inside = original.is_relative_to(resolved)
+        manifest[f"{i}-{f.name}"] = str(original.relative_to(resolved)) if inside else str(original)
+    tmp = aside / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, aside / "manifest.json")
+    try:
+        for name, f in zip(manifest, files, strict=True):
+            shutil.move(f, aside / name)  # a rename, or a copy when an external logdir is on another filesystem
+    except BaseException:
+        _move_back(path, aside, manifest)
+        shutil.rmtree(aside)
+        raise
+
+
+def _move_back(path: Path, aside: Path, manifest: Mapping[str, str]) -> None:
+    for name, original in manifest.items():
+        if (aside / name).exists() or (aside / name).is_symlink():
+            target = path / original  # an absolute original stays absolute
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(aside / name, target)
 
 
 def _put_back(path: Path, logdir: Path | None) -> None:
-    """Delete what the failed run wrote and move the set-aside files back where they were."""
+    """Delete what the failed run wrote and move the set-aside files back where they were. A manifest that cannot
+    be read is a ValueError naming the folder, which is then left as it is."""
     aside = path / PREVIOUS
-    manifest = json.loads((aside / "manifest.json").read_text())
+    try:
+        manifest = json.loads((aside / "manifest.json").read_text())
+        if not isinstance(manifest, dict) or not all(isinstance(v, str) for v in manifest.values()):
+            raise ValueError("not a JSON object of file names")
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"the previous run's files in {aside} could not be put back ({aside / 'manifest.json'}: {e}); they are "
+            f"still there"
+        ) from None
     _remove(run_files(path, logdir))
-    for name, original in manifest.items():
-        Path(original).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(aside / name, original)
+    _move_back(path, aside, manifest)
     shutil.rmtree(aside)
 
 
@@ -200,8 +231,11 @@ def claim(
             yield path
         except BaseException:
             if not resume and aside.is_dir():
-                _put_back(path, logdir)
-                log.info("this run failed: the previous run's files are back in %s", path)
+                try:
+                    _put_back(path, logdir)
+                    log.info("this run failed: the previous run's files are back in %s", path)
+                except ValueError as e:  # said beside the run's own error, which is the one raised
+                    log.error("%s", e)
             raise
         if aside.is_dir():
             shutil.rmtree(aside)  # this run has its own result now

@@ -3,8 +3,10 @@ files byte-identical, a run killed outright leaves them aside for the next one, 
 a resume never rewrites intact metric lines and leaves a completed run alone, and the logdir is the run's own."""
 
 import dataclasses
+import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +122,13 @@ def test_a_resume_keeps_intact_lines_reports_a_damaged_one_and_leaves_a_complete
     with pytest.raises(ValueError, match=rf"{metrics} line 1 is damaged .*repair or remove that line"):
         mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True, resume=True), tmp_path)
     assert metrics.read_bytes() == damaged
+    # Valid JSON that is not this run's record of that epoch: refused by line, the file left as it is.
+    record = before[str(metrics)]
+    for text, number in ((record + b"{}\n", 2), (record.replace(b'"epoch": 1', b'"epoch": 2'), 1)):
+        metrics.write_bytes(text)
+        with pytest.raises(ValueError, match=rf"{metrics} line {number} is not the record of epoch {number} of this"):
+            mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True, resume=True), tmp_path)
+        assert metrics.read_bytes() == text
 
 
 def test_keep_metrics_cuts_after_the_kept_lines_and_drops_only_a_torn_last_line(tmp_path):
@@ -190,3 +199,53 @@ def test_a_rerun_that_meets_an_unreadable_or_oversized_image_leaves_the_previous
     with pytest.raises(ValueError, match=r"cannot read image .*9\.png: Image size \(196000000 pixels\) exceeds"):
         image_folder.train_and_evaluate(config, run)
     assert _snapshot(run) == before
+
+
+def _old_result(path):
+    with workdir.claim(path, {"run": "old"}):
+        (path / "metrics.jsonl").write_text("old\n")
+        (path / "params.npz").write_bytes(b"old params")
+    return _snapshot(path)
+
+
+def test_a_copied_workdir_puts_its_previous_result_back_into_the_copy(tmp_path):
+    original = tmp_path / "original"
+    _old_result(original)
+    assert _claim_and_die(original, "kill").returncode == 9  # the old result aside, with its manifest
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    before = _snapshot(original)
+    with pytest.raises(RuntimeError, match="fails"), workdir.claim(copy, {"run": "in the copy"}, overwrite=True):
+        (copy / "params.npz").write_bytes(b"the copy's failed run")
+        raise RuntimeError("fails")
+    assert _snapshot(original) == before  # nothing moved into the original
+    assert (copy / "params.npz").read_bytes() == b"old params" and not (copy / workdir.PREVIOUS).exists()
+
+
+def test_a_move_aside_that_fails_half_way_leaves_the_previous_result_in_place(tmp_path, monkeypatch):
+    before = _old_result(tmp_path)
+    real_move = shutil.move
+
+    def full_disk(src, dst):
+        if Path(src).name == "params.npz":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_move(src, dst)
+
+    monkeypatch.setattr(workdir.shutil, "move", full_disk)
+    with pytest.raises(OSError, match="No space left"), workdir.claim(tmp_path, {"run": "new"}):
+        pass
+    monkeypatch.setattr(workdir.shutil, "move", real_move)
+    assert _snapshot(tmp_path) == before and not (tmp_path / workdir.PREVIOUS).exists()
+    # and the next run that succeeds sets the whole previous result aside, then replaces it
+    with workdir.claim(tmp_path, {"run": "next"}):
+        assert not (tmp_path / "params.npz").exists() and (tmp_path / workdir.PREVIOUS / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("manifest", ["", "{not json", "[1, 2]"])
+def test_a_damaged_move_aside_record_does_not_hide_the_runs_own_error(manifest, tmp_path, caplog):
+    _old_result(tmp_path)
+    with pytest.raises(RuntimeError, match="the run's own error"), workdir.claim(tmp_path, {"run": "new"}):
+        (tmp_path / workdir.PREVIOUS / "manifest.json").write_text(manifest)
+        raise RuntimeError("the run's own error")
+    assert "could not be put back" in caplog.text and "they are still there" in caplog.text
+    assert (tmp_path / workdir.PREVIOUS / "2-params.npz").read_bytes() == b"old params"  # nothing lost

@@ -227,6 +227,17 @@ def _flatten(run: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _check_records(path: Path) -> None:
+    """Before a resume cuts ``metrics.jsonl`` back to its checkpoint: every line must be this driver's record of
+    epoch 1, 2, ... in turn (else a ValueError naming the line; the file is left as it is)."""
+    for number, record in enumerate(report.read_metrics(path), 1):
+        if not (type(record.get("epoch")) is int and record["epoch"] == number and "train_loss" in record):
+            raise ValueError(
+                f"{path} line {number} is not the record of epoch {number} of this run ({json.dumps(record)[:80]}); "
+                f"repair or remove that line"
+            )
+
+
 def _fit(
     options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
 ) -> Fit:
@@ -260,7 +271,8 @@ def _fit(
     # Keep the lines of the epochs the checkpoint covers (byte for byte); an epoch logged after it will run again.
     records = []
     if options.resume:
-        keep = lambda r: isinstance(r.get("epoch"), int) and r["epoch"] <= first_epoch  # noqa: E731
+        _check_records(metrics_path)
+        keep = lambda r: r["epoch"] <= first_epoch  # noqa: E731
         records = report.keep_metrics(metrics_path, keep) if primary else report.read_metrics(metrics_path)
         records = [r for r in records if keep(r)]
 
