@@ -1,6 +1,7 @@
 """The rest of lab 10: image folders (10-4), the VGG/ResNet recipe (10-5, 10-6) on MNIST and on a tiny CIFAR-10,
 TensorBoard event files read back, and the scripts' one-line errors."""
 
+import os
 import subprocess
 import sys
 
@@ -92,6 +93,14 @@ def test_image_folder_errors_name_the_folder_or_file(tmp_path, folder):
         ImageFolder(folder, size=(0, 4))
     with pytest.raises(ValueError, match="batch_size"):
         next(ImageFolder(folder, size=(4, 4)).batches(0))
+    # Only regular files are read: a FIFO named like an image would block the reader forever.
+    os.mkfifo(folder / "c" / "pipe.png")
+    with pytest.raises(ValueError, match=r"pipe\.png is named like an image but is not a regular file"):
+        ImageFolder(folder)
+    os.unlink(folder / "c" / "pipe.png")
+    os.symlink(folder / "c" / "gone.png", folder / "c" / "link.png")  # a broken link
+    with pytest.raises(ValueError, match=r"link\.png is named like an image but is not a regular file"):
+        ImageFolder(folder)
 
 
 def test_folder_cnn_matches_the_labs_pytorch_cnn():
@@ -123,6 +132,20 @@ def test_image_folder_lab_trains_saves_and_reloads(tmp_path, mnist_data_dir):
     assert [v for _, v in scalars["test/accuracy"]] == pytest.approx([r["test_accuracy"] for r in result.records])
     again = image_folder.train_and_evaluate(config, tmp_path / "again")  # the same seed: the same numbers
     assert again.records[-1]["train_loss"] == result.records[-1]["train_loss"]
+
+
+def test_image_folders_written_by_two_runs_at_once_end_as_one_without_leftovers(tmp_path, mnist_data_dir, monkeypatch):
+    real = image_folder.write_mnist_folder
+
+    def racing(folder, *args):  # another run renames its finished copy while this one writes
+        real(folder, *args)
+        real(folder.with_name(folder.name.split(".")[0]), *args)
+
+    monkeypatch.setattr(image_folder, "write_mnist_folder", racing)
+    config = image_folder.Config(per_class=4, data_dir=str(mnist_data_dir))
+    train_root, test_root = image_folder.default_folders(config, tmp_path)
+    assert sorted((tmp_path / "images").iterdir()) == sorted([train_root, test_root])
+    assert len(list((train_root / "0").glob("*.png"))) == 4
 
 
 def test_cifar_recipe_on_mnist_writes_curves_and_tensorboard(tmp_path, mnist_data_dir):

@@ -31,11 +31,15 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", 
 
 def _walk(folder: Path) -> Iterator[Path]:
     """torchvision's ``make_dataset`` order: the folders of ``sorted(os.walk(folder, followlinks=True))`` (by path
-    string), each folder's image files by sorted name."""
+    string), each folder's image files by sorted name. A name with an image's extension that is not a regular file
+    (a FIFO would block the reader forever; a socket, a device, a broken link) is a ValueError naming it."""
     for root, _, names in sorted(os.walk(folder, followlinks=True)):
         for name in sorted(names):
             if name.lower().endswith(EXTENSIONS):
-                yield Path(root) / name
+                path = Path(root) / name
+                if not path.is_file():
+                    raise ValueError(f"{path} is named like an image but is not a regular file; remove or rename it")
+                yield path
 
 
 class ImageFolder:

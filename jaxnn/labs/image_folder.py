@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +78,18 @@ def default_folders(config: Config, workdir: Path) -> tuple[Path, Path]:
         folder = base / f"{split}_{config.digits[0]}{config.digits[1]}_{count}"
         if not folder.is_dir():
             data = data or mnist.load_mnist(config.data_dir, config.manual_dir, verbose=False)
-            tmp = folder.with_name(folder.name + ".tmp")
-            write_mnist_folder(tmp, data[split].images, data[split].labels, config.digits, count, FOLDER_SHAPE[:2])
-            tmp.rename(folder)  # complete or absent: a killed run leaves no half-written folder behind
+            # Written under a name of this process's own, then renamed: complete or absent. A second run started
+            # at the same moment writes its own copy, keeps the one renamed first, and then meets the workdir's
+            # lock like any second run.
+            tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+            try:
+                write_mnist_folder(tmp, data[split].images, data[split].labels, config.digits, count, FOLDER_SHAPE[:2])
+                tmp.rename(folder)
+            except OSError:
+                if not folder.is_dir():
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         folders[split] = folder
     return folders["train"], folders["test"]
 
