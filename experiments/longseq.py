@@ -5,6 +5,7 @@ import math
 
 import cli
 import jax
+import numpy as np
 from cli import char_lab_arguments, print_run
 
 from jaxnn import runtime
@@ -25,8 +26,8 @@ def main(argv=None):
     parser, args, names = char_lab_arguments(__doc__, argv, generation_arguments)
     config = cli.char_lab_config(parser, args, names, LAB)
     cli.in_range(parser, args, "length", 1, MAX_GENERATED)
-    if not (math.isfinite(args.temperature) and args.temperature > 0):
-        parser.error(f"--temperature must be > 0 (greedy is always shown), got {args.temperature}")
+    if not (math.isfinite(args.temperature) and np.float32(args.temperature) > 0):  # 1e-300 is 0 in float32
+        parser.error(f"--temperature must be > 0 in float32 (greedy is always shown), got {args.temperature}")
     runtime.enable_compilation_cache()
     lab = make_lab(LAB, config.cell)
     try:

@@ -178,6 +178,13 @@ def test_generate_greedy_continues_the_learned_sentence():
     np.testing.assert_array_equal(a, b)  # same key, same sample
     with pytest.raises(ValueError, match="temperature must be a finite number >= 0, got -1.0"):
         generate(lab.model, run.state.params, lab.vocab.encode(prompt), 5, None, -1.0)
+    # A temperature far below the logits' gaps samples the greedy continuation (the limit), even where the logits
+    # divided by it overflow float32; one that is 0 in float32 is refused.
+    for tiny in (1e-30, 1e-44):
+        sampled = generate(lab.model, run.state.params, lab.vocab.encode(prompt), 20, jax.random.key(3), tiny)
+        np.testing.assert_array_equal(sampled, out)
+    with pytest.raises(ValueError, match=r"temperature must be 0 \(greedy\) or at least float32's smallest positive"):
+        generate(lab.model, run.state.params, lab.vocab.encode(prompt), 5, None, 1e-300)
 
 
 def test_char_rnn_rejects_bad_input():

@@ -10,6 +10,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.lax import PrecisionLike
 
 from jaxnn import checks
@@ -91,6 +92,11 @@ def generate(
         )
     checks.positive_int(length, "length", MAX_GENERATED)
     checks.finite(temperature, "temperature", strict=False)
+    if temperature != 0 and np.float32(temperature) == 0:  # logits / 0: every sample the first character
+        raise ValueError(
+            f"temperature must be 0 (greedy) or at least float32's smallest positive number "
+            f"({float(np.finfo(np.float32).smallest_subnormal):g}), got {temperature!r}"
+        )
     rng = jax.random.key(0) if rng is None else rng
     return _generate(model, params, prompt, rng, length=length, temperature=float(temperature))
 
@@ -102,7 +108,9 @@ def _generate(model, params, prompt, rng, *, length, temperature):
     def pick(logits_t, key):
         if temperature == 0.0:
             return jnp.argmax(logits_t, -1)
-        return jax.random.categorical(key, logits_t / temperature, axis=-1)
+        # Shifted by the largest logit (softmax is unchanged): a tiny temperature then gives the greedy choice, not
+        # an overflow to +inf that picks the first positive logit.
+        return jax.random.categorical(key, (logits_t - logits_t.max(-1, keepdims=True)) / temperature, axis=-1)
 
     first = pick(logits[0, -1], jax.random.fold_in(rng, 0))
 
