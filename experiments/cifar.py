@@ -10,7 +10,6 @@ nothing is downloaded. Writes metrics.jsonl, TensorBoard event files (--logdir),
 params.npz to --workdir. The recipe is jaxnn.labs.cifar.train_and_evaluate.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -25,9 +24,11 @@ from jaxnn.labs import cifar
 
 def parse_args(argv=None) -> tuple[cifar.Config, Path]:
     """The flags as a recipe config and the workdir; a bad flag exits with argparse's message and code 2."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, cifar.Config, RUN_FLAGS)
-    p.add_argument("--workdir", default=None, help="where results go (default: runs/<model>_<dataset>)")
+    p.add_argument(
+        "--workdir", type=cli.path_flag, default=None, help="where results go (default: runs/<model>_<dataset>)"
+    )
     add_process_flags(p)
     args = p.parse_args(argv)
     start_processes(p, args)  # before anything else touches JAX

@@ -64,6 +64,18 @@ def _flag_type(annotation):
     return annotation, None
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, its description shown as written, and every command-line mistake one line on stderr
+    (``script.py: error: ...``) with exit code 2, without argparse's usage block (``--help`` shows it)."""
+
+    def __init__(self, description: str | None = None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(description=description, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def add_config_flags(parser: argparse.ArgumentParser, config_cls, flags: dict[str, str] | None = None, skip=()):
     """A flag for every field of the recipe's config dataclass, its default and help taken from the field: ``--f``
     for a field ``f`` (``flags`` renames: ``{'learning_rate': 'lr'}``); a bool field that is on by default gets the
@@ -90,6 +102,14 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls, flags: dict[st
             )
         names[field.name] = f"--{name}"
     return names
+
+
+def path_flag(text: str) -> str:
+    """An argparse ``type`` for a flag that names a file or folder: an empty one would quietly be the current
+    folder, so it is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a path, got {text!r}")
+    return text
 
 
 def add_process_flags(parser: argparse.ArgumentParser) -> None:
@@ -273,7 +293,7 @@ def char_lab_arguments(description: str, argv=None, add_more=None):
     --iterations, --lr), plus ``add_more(parser)``. Returns ``(parser, args, names)``."""
     from jaxnn.labs.char import Config
 
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description)
     names = add_config_flags(parser, Config, RUN_FLAGS, skip=("lab",))
     if add_more is not None:
         add_more(parser)
@@ -328,8 +348,8 @@ def _is_lost_peer(e: BaseException) -> bool:
 
 
 def run(main) -> None:
-    """Run a script's ``main()``: a user's mistake ends with one line on stderr and exit code 1 (``--debug`` shows
-    the traceback); anything else keeps its traceback."""
+    """Run a script's ``main()``: a user's mistake ends with one line on stderr and exit code 1, Ctrl-C with one line
+    and exit code 130 (``--debug`` shows the traceback of either); anything else keeps its traceback."""
     from jaxnn import runtime
 
     global _DEBUG
@@ -339,6 +359,11 @@ def run(main) -> None:
     runtime.reuse_step_memory()  # before main() starts JAX: each training step reuses the memory of the one before
     try:
         main()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{Path(sys.argv[0]).name}: interrupted (Ctrl-C)", file=sys.stderr)
+        _exit(130)
     except Exception as e:
         if debug or not (isinstance(e, USER_ERRORS) or _is_lost_peer(e)):
             raise

@@ -5,8 +5,6 @@ stride 1 against stride 2, zero padding on a small input, and convolution agains
 asymmetric kernel, with the flip identity that links them.
 """
 
-import argparse
-
 import cli
 import numpy as np
 
@@ -35,7 +33,7 @@ def grid(a: np.ndarray) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--size", type=int, default=5, help="side of the small demo input (default 5)")
     args = parser.parse_args(argv)
     cli.in_range(parser, args, "size", 3, 64, " (the demo kernel is 3x3; the demo prints the input)")

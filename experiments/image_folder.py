@@ -9,7 +9,6 @@ test accuracy. Writes metrics.jsonl, TensorBoard event files (--logdir) and para
 jaxnn.labs.image_folder.train_and_evaluate.
 """
 
-import argparse
 import os
 import sys
 
@@ -21,9 +20,11 @@ from jaxnn.labs import image_folder
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, image_folder.Config, RUN_FLAGS)
-    p.add_argument("--workdir", default="runs/image_folder", help="where results go (runs/image_folder)")
+    p.add_argument(
+        "--workdir", type=cli.path_flag, default="runs/image_folder", help="where results go (runs/image_folder)"
+    )
     add_process_flags(p)
     args = p.parse_args(argv)
     start_processes(p, args)  # before anything else touches JAX

@@ -10,7 +10,6 @@ curves.png and params.npz to --workdir.
 The recipe is jaxnn.labs.mnist.train_and_evaluate.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -25,9 +24,14 @@ from jaxnn.labs import mnist
 
 def parse_args(argv=None) -> tuple[mnist.Config, Path]:
     """The flags as a recipe config and the workdir; a bad flag exits with argparse's message and code 2."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, mnist.Config, RUN_FLAGS)
-    p.add_argument("--workdir", default=None, help="where metrics, plot and parameters go (default: runs/mnist_MODEL)")
+    p.add_argument(
+        "--workdir",
+        type=cli.path_flag,
+        default=None,
+        help="where metrics, plot and parameters go (default: runs/mnist_MODEL)",
+    )
     add_process_flags(p)
     args = p.parse_args(argv)
     start_processes(p, args)  # before anything else touches JAX

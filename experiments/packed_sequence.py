@@ -3,8 +3,6 @@ torch.nn.utils.rnn does, then runs RNN(19, 30) on the padded batch with and with
 two differ and why. The recipe is jaxnn.labs.packed.run.
 """
 
-import argparse
-
 import cli
 import numpy as np
 
@@ -12,7 +10,7 @@ from jaxnn.labs import packed
 
 
 def main(argv=None) -> packed.PackedLab:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     p.add_argument("--seed", type=int, default=0, help="seed of the RNN's initialisation (0)")
     args = p.parse_args(argv)
     cli.seed_in_range(p, args)

@@ -4,8 +4,6 @@ Max against average pooling, then every MaxPool2d argument: the stride default (
 dilation, ceil_mode, and return_indices with max_unpool2d.
 """
 
-import argparse
-
 import cli
 import numpy as np
 
@@ -24,7 +22,7 @@ def show(title: str, y) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--size", type=int, default=5, help="side of the demo input (default 5, at least 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the demo input")
     args = parser.parse_args(argv)

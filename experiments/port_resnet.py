@@ -13,7 +13,6 @@
 4. ``jaxnn.labs.cifar`` fine-tunes it on MNIST padded to 32x32 and repeated to 3 channels, with a new 10-class head.
 """
 
-import argparse
 from pathlib import Path
 
 import cli
@@ -29,8 +28,13 @@ from jaxnn.testing import compare_with_torch
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", default=None, help="a ResNet-18 state_dict (.safetensors or .pth), torchvision names")
+    p = cli.ArgumentParser(__doc__)
+    p.add_argument(
+        "--weights",
+        type=cli.path_flag,
+        default=None,
+        help="a ResNet-18 state_dict (.safetensors or .pth), torchvision names",
+    )
     p.add_argument("--num_classes", type=int, default=1000, help="rows of the file's fc layer (1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated weights, test images and training")
     p.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs (1)")
@@ -38,8 +42,13 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=128, help="fine-tuning batch size (128)")
     p.add_argument("--train_subset", type=int, default=2048, help="fine-tune on the first N MNIST images (2048)")
     p.add_argument("--test_subset", type=int, default=1000, help="test on the first N MNIST test images (1000)")
-    p.add_argument("--workdir", default="runs/port_resnet", help="where the weights and results go")
-    p.add_argument("--data_dir", default=None, help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--workdir", type=cli.path_flag, default="runs/port_resnet", help="where the weights and results go")
+    p.add_argument(
+        "--data_dir",
+        type=cli.path_flag,
+        default=None,
+        help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+    )
     args = p.parse_args(argv)
     if args.weights is not None and not Path(args.weights).is_file():
         p.error(f"--weights: {args.weights} does not exist")

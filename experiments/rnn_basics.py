@@ -5,8 +5,6 @@ sequences of 5 characters, so PyTorch reads it as 3 time steps of a batch of 5. 
 ``batch_first=True`` the hidden state runs along each word, time-major it runs across words.
 """
 
-import argparse
-
 import cli
 import jax
 import numpy as np
@@ -18,7 +16,7 @@ WORDS = {word: [ONE_HOT[c] for c in word] for word in ("hello", "eolll", "lleel"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--cell", choices=["rnn", "lstm", "gru"], default="rnn", help="recurrent cell (rnn)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation (0)")
     args = parser.parse_args(argv)

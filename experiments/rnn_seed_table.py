@@ -1,14 +1,12 @@
 """How often each lab 11 character task ends on its target over several seeds (a Markdown table for README.md)."""
 
-import argparse
-
 import cli
 
 from jaxnn.labs.char import make_lab, run_lab
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (10)")
     parser.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated cells (rnn,lstm,gru)")
     args = parser.parse_args(argv)

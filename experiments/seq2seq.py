@@ -6,8 +6,6 @@ source sentence greedily, as the lab prints it (> source, = target, < translatio
 jaxnn.labs.seq2seq.train_and_evaluate.
 """
 
-import argparse
-
 import cli
 from cli import RUN_FLAGS, add_config_flags, config_from_flags
 
@@ -16,7 +14,7 @@ from jaxnn.labs import seq2seq
 
 
 def main(argv=None) -> seq2seq.Result:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, seq2seq.Config, RUN_FLAGS)
     args = p.parse_args(argv)
     config = config_from_flags(p, seq2seq.Config, args, names)

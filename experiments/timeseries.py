@@ -7,7 +7,6 @@ predicted against the true values on the test split to --workdir. The recipe is
 jaxnn.labs.timeseries.train_and_evaluate.
 """
 
-import argparse
 from pathlib import Path
 
 import cli
@@ -18,9 +17,11 @@ from jaxnn.labs import timeseries
 
 
 def main(argv=None) -> timeseries.Result:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, timeseries.Config, RUN_FLAGS)
-    p.add_argument("--workdir", default="runs/timeseries", help="where predictions.png goes (runs/timeseries)")
+    p.add_argument(
+        "--workdir", type=cli.path_flag, default="runs/timeseries", help="where predictions.png goes (runs/timeseries)"
+    )
     args = p.parse_args(argv)
     config = config_from_flags(p, timeseries.Config, args, names)
     runtime.enable_compilation_cache()

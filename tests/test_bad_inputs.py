@@ -258,7 +258,30 @@ def test_nan_parameters_are_never_saved(tmp_path):
 def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         load_script("mnist_cnn").parse_args(argv)
-    assert e.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err  # one line, no usage
+
+
+@pytest.mark.parametrize(
+    "script, flag",
+    [
+        ("mnist_cnn", "--workdir"),
+        ("cifar", "--workdir"),
+        ("image_folder", "--workdir"),
+        ("timeseries", "--workdir"),
+        ("port_resnet", "--workdir"),
+        ("port_resnet", "--weights"),
+        ("port_resnet", "--data_dir"),
+    ],
+)
+def test_an_empty_path_flag_is_refused_before_anything_runs(script, flag, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # an empty path would be this folder
+    with pytest.raises(SystemExit) as e:
+        load_script(script).main([flag, ""])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.endswith(f": error: argument {flag}: must be a path, got ''\n"), err
+    assert err.count("\n") == 1, err  # one line, no usage block
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -281,6 +304,7 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
         ("charseq", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
         ("charseq", ["--lr", "inf"], "--lr must be a finite number > 0, got inf"),
         ("longseq", ["--temperature", "nan"], "--temperature must be > 0"),
+        ("longseq", ["--temperature", "1e-300"], "--temperature must be > 0 in float32"),
         ("longseq", ["--cell", "tcn"], "--cell must be one of ['rnn', 'lstm', 'gru'], got 'tcn'"),
         ("longseq", ["--length", "0"], "--length must be an int in [1, 1000000], got 0"),
         ("longseq", ["--prompt", "QQ"], "--prompt: characters ['Q']"),
@@ -291,7 +315,8 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
 def test_lab_clis_reject_bad_flags(script, argv, message, capsys):
     with pytest.raises(SystemExit) as e:
         load_script(script).main(argv)
-    assert e.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err  # one line, no usage
 
 
 def test_a_run_that_diverges_names_its_first_non_finite_step():

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -169,3 +170,25 @@ def test_a_run_whose_step_count_overflows_is_refused_before_the_workdir_is_touch
     with pytest.raises(ValueError, match=r"epochs 1073741824 x 2 steps per epoch must be <= 2147483647 steps"):
         driver.fit(options, tmp_path / "run", identity={}, state=state, data=data, rng=jax.random.key(0))
     assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_is_one_line_exit_130_and_the_previous_result_comes_back_byte_for_byte(mnist_data_dir, tmp_path):
+    small = ["--train_subset", "200", "--test_subset", "100", "--batch_size", "50", "--no_progress"]
+    first = [sys.executable, str(ROOT / "experiments" / "mnist_cnn.py"), *small, "--epochs", "1", "--workdir"]
+    subprocess.run(
+        [*first, str(tmp_path), "--data_dir", str(mnist_data_dir)], check=True, capture_output=True, env=_env()
+    )
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
+    long = [*first, str(tmp_path), "--data_dir", str(mnist_data_dir), "--epochs", "100", "--overwrite"]
+    long += ["--checkpoint_every", "2"]
+    proc = subprocess.Popen(long, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.time() + 120
+    while not (tmp_path / "checkpoints" / "6").is_dir():  # training, with files of its own written
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.splitlines() == ["mnist_cnn.py: interrupted (Ctrl-C)"], err[-3000:]
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert sorted(after) == sorted(before)
+    assert after == before
