@@ -1,5 +1,6 @@
 """Run a lab script, killing the process with SIGKILL right after the checkpoint of step N has been handed to
-orbax (its asynchronous write under way): ``python kill_at_save.py N <script.py> <its flags>``."""
+orbax (its asynchronous write under way): ``python kill_at_save.py N [SIGNAL] <script.py> <its flags>``; SIGINT
+instead of SIGKILL is Ctrl-C at that same moment."""
 
 import os
 import runpy
@@ -10,6 +11,7 @@ from pathlib import Path
 from jaxnn.checkpoint import Checkpointer
 
 KILL_AT = int(sys.argv.pop(1))
+SIGNAL = getattr(signal, sys.argv.pop(1)) if sys.argv[1].startswith("SIG") else signal.SIGKILL
 SCRIPT = Path(sys.argv.pop(1)).resolve()
 _save = Checkpointer.save
 
@@ -17,7 +19,7 @@ _save = Checkpointer.save
 def save_then_die(self, state, extra=None):
     step = _save(self, state, extra)
     if step == KILL_AT:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), SIGNAL)
     return step
 
 
