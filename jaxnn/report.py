@@ -158,19 +158,21 @@ def keep_metrics(path: str | Path, keep: Callable[[dict[str, Any]], bool]) -> li
 
 
 def plot_metrics(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path | None:
-    """Loss and accuracy per epoch (``train_*`` and ``test_*`` keys) as a PNG. Returns the path, or None when
-    matplotlib is not installed."""
+    """Every metric per epoch (``train_*`` and ``test_*`` keys: the loss first, then accuracy or whatever the loss
+    returned), one panel each, as a PNG. Returns the path, or None when matplotlib is not installed."""
     plt = _pyplot()
     if plt is None:
         return None
     epochs = [r["epoch"] for r in records]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric, label in zip(axes, ("loss", "accuracy"), ("cross-entropy", "accuracy"), strict=True):
+    names = {k.split("_", 1)[1] for r in records for k in r if k.startswith(("train_", "test_"))} - {"loss"}
+    metrics = ["loss", *sorted(names)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
         for split, marker in (("train", "o-"), ("test", "s-")):
             if all(f"{split}_{metric}" in r for r in records):
                 ax.plot(epochs, [r[f"{split}_{metric}"] for r in records], marker, label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
+        ax.set_ylabel(metric)
         ax.legend()
     fig.suptitle(title)
     return _save(plt, fig, path)

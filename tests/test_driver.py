@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -174,21 +173,110 @@ def test_a_run_whose_step_count_overflows_is_refused_before_the_workdir_is_touch
 
 def test_ctrl_c_is_one_line_exit_130_and_the_previous_result_comes_back_byte_for_byte(mnist_data_dir, tmp_path):
     small = ["--train_subset", "200", "--test_subset", "100", "--batch_size", "50", "--no_progress"]
-    first = [sys.executable, str(ROOT / "experiments" / "mnist_cnn.py"), *small, "--epochs", "1", "--workdir"]
-    subprocess.run(
-        [*first, str(tmp_path), "--data_dir", str(mnist_data_dir)], check=True, capture_output=True, env=_env()
-    )
+    run = [str(ROOT / "experiments" / "mnist_cnn.py"), *small, "--workdir", str(tmp_path), "--data_dir"]
+    run += [str(mnist_data_dir)]
+    subprocess.run([sys.executable, *run, "--epochs", "1"], check=True, capture_output=True, env=_env())
     before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
-    long = [*first, str(tmp_path), "--data_dir", str(mnist_data_dir), "--epochs", "100", "--overwrite"]
-    long += ["--checkpoint_every", "2"]
-    proc = subprocess.Popen(long, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    deadline = time.time() + 120
-    while not (tmp_path / "checkpoints" / "6").is_dir():  # training, with files of its own written
-        assert proc.poll() is None and time.time() < deadline, proc.communicate()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and err.splitlines() == ["mnist_cnn.py: interrupted (Ctrl-C)"], err[-3000:]
+    # Ctrl-C in the middle of the second epoch of a new run, its own files written (checkpoints, extras, metrics)
+    interrupted = [str(ROOT / "tests" / "kill_at_save.py"), "6", "SIGINT", *run, "--epochs", "3", "--overwrite"]
+    out = subprocess.run(
+        [sys.executable, *interrupted, "--checkpoint_every", "2"], capture_output=True, text=True, env=_env()
+    )
+    assert out.returncode == 130 and out.stderr.splitlines() == ["mnist_cnn.py: interrupted (Ctrl-C)"], out.stderr
     after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
     assert sorted(after) == sorted(before)
     assert after == before
+
+
+class _Affine(train.core.nn.Module):
+    """y = x @ w + b: a regression model for the driver's tests."""
+
+    @train.core.nn.compact
+    def __call__(self, x, deterministic=True):
+        w = self.param("w", lambda k: jax.random.normal(k, (3, 1)))
+        return x @ w + self.param("b", lambda k: np.zeros(1, np.float32))
+
+
+def test_the_driver_trains_any_loss_and_records_what_it_returns(tmp_path, caplog):
+    """An MSE regression through driver.fit: the epoch records hold the loss's own metrics (no accuracy), in
+    metrics.jsonl, TensorBoard and curves.png, and the log line says the test loss."""
+    import functools
+    import logging
+
+    from jaxnn import report
+    from jaxnn.train import driver
+
+    r = np.random.default_rng(0)
+    x = r.standard_normal((40, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], np.float32) + 0.1).astype(np.float32)
+    model = _Affine()
+    state = train.create_train_state(model, train.init_params(model, jax.random.key(0), x[:1]), train.adam(0.1))
+    data = driver.Data(x[:32], y[:32], x[32:], y[32:], batch_size=8)
+    mse_step = functools.partial(train.train_step, loss=train.mse)
+    mse_eval = functools.partial(train.eval_step, loss=train.mse)
+    with caplog.at_level(logging.INFO, logger="jaxnn.train"):
+        fit = driver.fit(
+            driver.RunOptions(epochs=3, progress=False),
+            tmp_path,
+            identity={"lab": "regression"},
+            state=state,
+            data=data,
+            rng=jax.random.key(1),
+            train_step=mse_step,
+            eval_step=mse_eval,
+        )
+    assert [sorted(r) for r in fit.records] == [["epoch", "test_loss", "train_loss"]] * 3
+    assert fit.records[-1]["test_loss"] < fit.records[0]["test_loss"] and set(fit.test) == {"loss"}
+    assert [{k: v for k, v in r.items() if k != "time_s"} for r in report.read_metrics(fit.metrics_path)] == fit.records
+    assert [step for step, _ in report.read_scalars(fit.logdir)["test/loss"]] == [1, 2, 3]
+    assert fit.curves_path.is_file()
+    lines = [m for m in caplog.messages if m.startswith("[Epoch:")]
+    assert len(lines) == 3 and "test loss = " in lines[0] and "acc" not in lines[0], lines
+
+
+def test_an_epoch_resumed_mid_way_has_the_means_of_every_metric_of_the_straight_one():
+    import functools
+
+    import jax.numpy as jnp
+
+    def mse_and_mae(outputs, batch):  # a loss that returns a metric of its own
+        error = outputs - batch["labels"]
+        return jnp.mean(error**2), {"mae": jnp.mean(jnp.abs(error))}
+
+    r = np.random.default_rng(1)
+    batches = [{"inputs": r.standard_normal((4, 3), np.float32), "labels": r.standard_normal((4, 1), np.float32)}]
+    batches *= 4
+    model = _Affine()
+    state = train.create_train_state(
+        model, train.init_params(model, jax.random.key(0), batches[0]["inputs"]), train.sgd(0.1)
+    )
+    step = jax.jit(functools.partial(train.train_step, loss=mse_and_mae))
+    _, straight = train.train_epoch(step, state, batches, jax.random.key(0))
+    saved = {}
+    half, _ = train.train_epoch(step, state, batches[:2], jax.random.key(0), lambda s, so_far: saved.update(so_far))
+    previous = {k: [float(v) for v in vs] for k, vs in saved.items()}  # as a checkpoint's JSON holds them
+    _, resumed = train.train_epoch(step, half, batches[2:], jax.random.key(0), previous=previous)
+    assert sorted(straight) == sorted(previous) == ["loss", "mae"]
+    assert resumed == straight
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_an_epoch_stops_at_the_first_non_finite_loss_of_any_kind(bad, checkpointing):
+    import functools
+
+    import jax.numpy as jnp
+
+    def loss(outputs, batch):  # finite but at step 2
+        return jnp.where(batch["bad"], bad, jnp.mean(outputs**2)), {}
+
+    x = np.ones((2, 3), np.float32)
+    batches = [{"inputs": x, "labels": x[:, :1], "bad": np.bool_(i == 2)} for i in range(4)]
+    model = _Affine()
+    state = train.create_train_state(model, train.init_params(model, jax.random.key(0), x), train.sgd(0.1))
+    saved = []
+    after = (lambda s, so_far: saved.append(int(s.step))) if checkpointing else None
+    step = jax.jit(functools.partial(train.train_step, loss=loss))
+    with pytest.raises(train.NonFiniteLossError, match=rf"non-finite loss {bad} at step 2:"):
+        train.train_epoch(step, state, batches, jax.random.key(0), after)
+    assert saved == ([1, 2] if checkpointing else [])  # nothing after the bad step is handed on

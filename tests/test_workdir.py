@@ -249,3 +249,26 @@ def test_a_damaged_move_aside_record_does_not_hide_the_runs_own_error(manifest, 
         raise RuntimeError("the run's own error")
     assert "could not be put back" in caplog.text and "they are still there" in caplog.text
     assert (tmp_path / workdir.PREVIOUS / "2-params.npz").read_bytes() == b"old params"  # nothing lost
+
+
+def test_a_resume_after_the_data_changed_is_refused_naming_it(tmp_path):
+    """The run's identity holds the data's content (the image folder's names and sizes), not only its path: an image
+    added to --root would otherwise resume with another epoch length."""
+    import numpy as np
+    import PIL.Image
+
+    from jaxnn.labs import image_folder
+
+    root = tmp_path / "images"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            PIL.Image.fromarray(np.full((64, 128, 3), 40 * i, np.uint8)).save(root / label / f"{i}.png")
+    config = image_folder.Config(root=str(root), epochs=1, batch_size=4, progress=False)
+    image_folder.train_and_evaluate(config, tmp_path / "run")
+    PIL.Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(root / "dog" / "4.png")
+    resume = dataclasses.replace(config, resume=True)
+    with pytest.raises(ValueError, match=r"resume refused: workdir .* holds a run with another data: "):
+        image_folder.train_and_evaluate(resume, tmp_path / "run")
+    (root / "dog" / "4.png").unlink()
+    image_folder.train_and_evaluate(resume, tmp_path / "run")  # the same images again: it resumes

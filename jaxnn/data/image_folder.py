@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,14 @@ class ImageFolder:
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def fingerprint(self) -> str:
+        """A digest of every image's path under ``root``, size in bytes and label: it changes when an image is
+        added, removed, renamed, moved to another class or rewritten with another size."""
+        import hashlib
+
+        listing = [(str(p.relative_to(self.root)), p.stat().st_size, label) for p, label in self.samples]
+        return hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.int32]:
         import PIL.Image

@@ -122,6 +122,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         eval_batch_size=100,
         batches=lambda epoch, start, rng: folder.batches(config.batch_size, config.seed, epoch, start=start),
         steps_per_epoch=steps,
+        fingerprint=folder.fingerprint(),
     )
     fit = driver.fit(
         config,

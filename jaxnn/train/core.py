@@ -311,6 +311,10 @@ def _check_step(step: int, metrics: Metrics) -> None:
         raise NonFiniteLossError(step, value)
 
 
+# Metrics that are checks, not means: the loops raise on them instead of averaging them.
+CHECKS = ("labels_out_of_range",)
+
+
 def train_epoch(
     step_fn: Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]],
     state: TrainState,
@@ -319,20 +323,19 @@ def train_epoch(
     after_step: Callable[[TrainState, dict[str, list]], None] | None = None,
     previous: dict[str, list[float]] | None = None,
 ) -> tuple[TrainState, dict[str, float]]:
-    """Run ``step_fn`` (a jitted :func:`train_step`) over ``batches``; returns the state and the mean loss and
-    accuracy of the epoch's steps (NaN when there were none).
+    """Run ``step_fn`` (a jitted :func:`train_step`) over ``batches``; returns the state and the mean of every
+    metric the steps return (``'loss'`` and what the loss adds: ``'accuracy'`` for :func:`cross_entropy`, nothing
+    for :func:`mse`), NaN when there were no steps.
 
     Place the batches where the step needs them before they come in (``map(place, batches)``).
     ``after_step(state, so_far)`` runs after every step (saving checkpoints, say), only on states from steps with a
-    finite loss; ``so_far`` holds the epoch's per-step ``'loss'`` and ``'accuracy'`` values up to that step. A run
-    resumed in the middle of an epoch passes the values of the steps before as ``previous`` (what ``so_far`` held
-    at the checkpoint), and the epoch's means are then those of the uninterrupted run, bit for bit. Raises
+    finite loss; ``so_far`` holds the epoch's per-step values of each metric up to that step. A run resumed in the
+    middle of an epoch passes the values of the steps before as ``previous`` (what ``so_far`` held at the
+    checkpoint), and the epoch's means are then those of the uninterrupted run, bit for bit. Raises
     :class:`NonFiniteLossError` naming the step when a loss is NaN or infinite, and ValueError naming the step when
     a batch's labels lie outside the model's classes.
     """
-    previous = previous or {"loss": [], "accuracy": []}
-    losses = [jnp.float32(v) for v in previous["loss"]]
-    accs = [jnp.float32(v) for v in previous["accuracy"]]
+    values = {k: [jnp.float32(v) for v in vs] for k, vs in (previous or {}).items()}
     step = int(state.step)  # read once: reading state.step after every step would wait for each step to finish
     pending = None  # (step, metrics) of the previous step, checked one step behind to keep the device busy
     for batch in batches:
@@ -341,17 +344,18 @@ def train_epoch(
             _check_step(*pending)
         pending = (step, metrics)
         step += 1
-        losses.append(metrics["loss"])
-        accs.append(metrics["accuracy"])
+        for k, v in metrics.items():
+            if k not in CHECKS:
+                values.setdefault(k, []).append(v)
         if after_step is not None:  # the state handed on must come from a finite step
             _check_step(*pending)
             pending = None
-            after_step(state, {"loss": losses, "accuracy": accs})
+            after_step(state, values)
     if pending is not None:
         _check_step(*pending)
-    if not losses:
-        return state, {"loss": float("nan"), "accuracy": float("nan")}
-    return state, {"loss": float(jnp.mean(jnp.stack(losses))), "accuracy": float(jnp.mean(jnp.stack(accs)))}
+    if not values.get("loss"):
+        return state, {"loss": float("nan"), **{k: float("nan") for k in values if k != "loss"}}
+    return state, {k: float(jnp.mean(jnp.stack(vs))) for k, vs in values.items()}
 
 
 def evaluate(
@@ -361,12 +365,12 @@ def evaluate(
     labels: jax.Array,
     batch_size: int = 1000,
 ) -> dict[str, float]:
-    """Mean loss and accuracy over a whole split with ``eval_fn`` (a jitted :func:`eval_step`), in batches of
-    ``batch_size`` (the last one may be smaller)."""
+    """The mean of every metric ``eval_fn`` (a jitted :func:`eval_step`) returns over a whole split, in batches of
+    ``batch_size`` (the last one may be smaller), each batch weighted by its size."""
     n = inputs.shape[0]
     if n == 0:
-        raise ValueError(f"evaluate: the split is empty (inputs shape {tuple(inputs.shape)}): no loss or accuracy")
-    total_loss, total_correct = 0.0, 0.0
+        raise ValueError(f"evaluate: the split is empty (inputs shape {tuple(inputs.shape)}): no metrics")
+    totals: dict[str, float] = {}
     for start in range(0, n, batch_size):
         x, y = inputs[start : start + batch_size], labels[start : start + batch_size]
         m = eval_fn(state, {"inputs": x, "labels": y})
@@ -375,6 +379,7 @@ def evaluate(
                 f"evaluate: {int(m['labels_out_of_range'])} labels of examples {start}-{start + x.shape[0] - 1} "
                 f"lie outside [0, number of classes): check the labels"
             )
-        total_loss += float(m["loss"]) * x.shape[0]
-        total_correct += float(m["accuracy"]) * x.shape[0]
-    return {"loss": total_loss / n, "accuracy": total_correct / n}
+        for k, v in m.items():
+            if k not in CHECKS:
+                totals[k] = totals.get(k, 0.0) + float(v) * x.shape[0]
+    return {k: total / n for k, total in totals.items()}

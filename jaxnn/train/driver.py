@@ -1,10 +1,15 @@
-"""The one epoch driver every epoch recipe runs (MNIST, VGG/ResNet, image folders).
+"""The one epoch driver every epoch recipe runs (MNIST, VGG/ResNet, image folders), for any loss.
 
 A recipe loads and checks its data, builds its model and first train state, and hands them to :func:`fit` with its
-:class:`RunOptions`. ``fit`` owns everything a run guarantees, for every recipe alike:
+:class:`RunOptions` (and, for a loss other than cross-entropy, its train and eval steps:
+``functools.partial(train.train_step, loss=train.mse)``). ``fit`` owns everything a run guarantees, for every recipe
+alike:
 
-- the workdir (:func:`jaxnn.workdir.claim`): one run at a time, its identity recorded in ``run.json`` and compared
-  on resume, a previous run's files replaced only by a run that passed its checks;
+- the epoch records: the mean of every metric the loss returns, ``train_<metric>`` and ``test_<metric>``
+  (``loss``, and ``accuracy`` for cross-entropy);
+- the workdir (:func:`jaxnn.workdir.claim`): one run at a time, its identity (the config and the data's content)
+  recorded in ``run.json`` and compared on resume, a previous run's files replaced only by a run that passed its
+  checks;
 - orbax checkpoints (every ``checkpoint_every`` steps and at each epoch end; parameters, optimizer state and
   BatchNorm statistics) and ``resume``, bit-identical to the uninterrupted run after a SIGKILL at any step;
 - the non-finite guard (a NaN or infinite loss stops the run naming the step, nothing non-finite is saved);
@@ -98,7 +103,9 @@ class Data:
 
     ``batches(epoch, start, rng)`` yields the batches of one epoch from batch ``start`` on, in an order that depends
     on ``(rng, epoch)`` alone (default: :func:`jaxnn.train.epoch_batches` over ``train_x``/``train_y``);
-    ``steps_per_epoch`` is how many it yields from ``start=0``.
+    ``steps_per_epoch`` is how many it yields from ``start=0``, and ``fingerprint`` a string that changes whenever
+    what it yields does (an image folder's file names and sizes, say): with the arrays' digests it is part of the
+    run's identity, so a resume after the data changed is refused.
     """
 
     train_x: Any
@@ -109,6 +116,7 @@ class Data:
     eval_batch_size: int = 1000
     batches: Callable[[int, int, jax.Array], Iterator[core.Batch]] | None = None
     steps_per_epoch: int | None = None
+    fingerprint: str | None = None
 
     def __post_init__(self):
         if self.batches is None:
@@ -120,8 +128,9 @@ class Data:
 
 @dataclasses.dataclass(frozen=True)
 class Fit:
-    """What :func:`fit` gives back: the trained state, one record per epoch run (``epoch``, ``train_*`` and, with a
-    test split, ``test_*``; ``learning_rate`` with a schedule), the last test metrics and the files written."""
+    """What :func:`fit` gives back: the trained state, one record per epoch run (``epoch``, ``train_<metric>`` and,
+    with a test split, ``test_<metric>`` for each metric of the loss; ``learning_rate`` with a schedule), the last
+    test metrics and the files written."""
 
     state: core.TrainState
     records: list[dict[str, Any]]
@@ -151,7 +160,8 @@ def fit(
 
     ``train_step(state, batch, rng)`` and ``eval_step(state, batch)`` are pure (jitted here, with jaxnn's CPU
     compiler options unless ``options.cpu_compiler_options`` is off). ``identity`` is what the run is (its config
-    without :data:`NOT_IDENTITY`): recorded in ``run.json`` and compared on resume. ``schedule(step)`` adds the
+    without :data:`NOT_IDENTITY`, to which ``fit`` adds the device count and the data's fingerprint): recorded in
+    ``run.json`` and compared on resume. ``schedule(step)`` adds the
     epoch's ``learning_rate`` to its record. ``finish(state, workdir, write)`` runs after the last epoch in every
     process (it may run collectives) and returns extra results for :attr:`Fit.extra`; it writes files only when
     ``write`` (process 0, and not a resume of a run that was complete already).
@@ -164,6 +174,7 @@ def fit(
         )
     identity = {k: v for k, v in identity.items() if k not in NOT_IDENTITY}
     identity["devices"] = jax.device_count()
+    identity["data"] = _fingerprint(data)  # what was trained on, not only where it was read from
     identity = json.loads(json.dumps(identity))  # as run.json holds it (a tuple reads back as a list)
     mesh = None
     if jax.device_count() > 1:  # data parallel over every device: the batch split, everything else replicated
@@ -184,6 +195,8 @@ def fit(
 def _fingerprint(data: Data) -> dict[str, Any]:
     """What identifies a run's data: a digest of the arrays (or the batch count of a ``batches`` source)."""
     out = {"batch_size": data.batch_size, "steps_per_epoch": data.steps_per_epoch}
+    if data.fingerprint is not None:
+        out["batches"] = data.fingerprint
     for name in ("train_x", "train_y", "test_x", "test_y"):
         value = getattr(data, name)
         if value is not None and (data.batches is None or name.startswith("test")):
@@ -199,7 +212,7 @@ def _check_processes_agree(identity: dict[str, Any], workdir: Path, data: Data) 
         return
     from jax.experimental import multihost_utils
 
-    mine = {"config": identity, "workdir": str(workdir), "data": _fingerprint(data)}
+    mine = {"config": identity, "workdir": str(workdir)}  # the identity holds the data's fingerprint
     text = json.dumps(mine, sort_keys=True).encode()
     digest = np.frombuffer(hashlib.sha256(text).digest(), np.uint8)
     digests = np.asarray(multihost_utils.process_allgather(digest))  # (processes, 32) in every process
@@ -225,6 +238,21 @@ def _flatten(run: dict[str, Any]) -> dict[str, Any]:
         else:
             flat[part] = value
     return flat
+
+
+def _epoch_line(epoch: int, train: dict[str, float], test: dict[str, float] | None) -> str:
+    """The labs' line, ``[Epoch:    1] cost = 0.123456789``, then the other metrics: ``train acc`` and ``test acc``
+    for accuracy, ``test loss`` for a loss without one."""
+    line = f"[Epoch: {epoch:4d}] cost = {train['loss']:.9f}"
+    line += "".join(f"  train {_short(k)} = {v:.4f}" for k, v in train.items() if k != "loss")
+    if test is not None:
+        shown = {k: v for k, v in test.items() if k != "loss"} or {"loss": test["loss"]}
+        line += "".join(f"  test {_short(k)} = {v:.{9 if k == 'loss' else 4}f}" for k, v in shown.items())
+    return line
+
+
+def _short(metric: str) -> str:
+    return {"accuracy": "acc"}.get(metric, metric)
 
 
 def _check_records(path: Path) -> None:
@@ -307,17 +335,11 @@ def _fit(
             record = {"epoch": epoch + 1}
             if schedule is not None:
                 record["learning_rate"] = float(schedule(epoch * steps))
-            record.update(train_loss=m["loss"], train_accuracy=m["accuracy"])
+            record.update({f"train_{k}": v for k, v in m.items()})
             if test_x is not None:
                 test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
-                record.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-            log.info(
-                "[Epoch: %4d] cost = %.9f  train acc = %.4f%s",
-                epoch + 1,
-                m["loss"],
-                m["accuracy"],
-                f"  test acc = {test['accuracy']:.4f}" if test is not None else "",
-            )
+                record.update({f"test_{k}": v for k, v in test.items()})
+            log.info("%s", _epoch_line(epoch + 1, m, test))
             if logger is not None:  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
                 logger.write(**record)
             records.append(record)
