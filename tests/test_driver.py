@@ -171,23 +171,6 @@ def test_a_run_whose_step_count_overflows_is_refused_before_the_workdir_is_touch
     assert not (tmp_path / "run").exists()
 
 
-def test_ctrl_c_is_one_line_exit_130_and_the_previous_result_comes_back_byte_for_byte(mnist_data_dir, tmp_path):
-    small = ["--train_subset", "200", "--test_subset", "100", "--batch_size", "50", "--no_progress"]
-    run = [str(ROOT / "experiments" / "mnist_cnn.py"), *small, "--workdir", str(tmp_path), "--data_dir"]
-    run += [str(mnist_data_dir)]
-    subprocess.run([sys.executable, *run, "--epochs", "1"], check=True, capture_output=True, env=_env())
-    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
-    # Ctrl-C in the middle of the second epoch of a new run, its own files written (checkpoints, extras, metrics)
-    interrupted = [str(ROOT / "tests" / "kill_at_save.py"), "6", "SIGINT", *run, "--epochs", "3", "--overwrite"]
-    out = subprocess.run(
-        [sys.executable, *interrupted, "--checkpoint_every", "2"], capture_output=True, text=True, env=_env()
-    )
-    assert out.returncode == 130 and out.stderr.splitlines() == ["mnist_cnn.py: interrupted (Ctrl-C)"], out.stderr
-    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
-    assert sorted(after) == sorted(before)
-    assert after == before
-
-
 class _Affine(train.core.nn.Module):
     """y = x @ w + b: a regression model for the driver's tests."""
 

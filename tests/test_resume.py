@@ -3,6 +3,7 @@ bit-identical to an uninterrupted run; a damaged latest checkpoint falls back to
 
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,21 @@ def test_sigkill_during_checkpoint_write_then_resume_is_bit_identical(uninterrup
     )
     assert "resumed from step 14" in out.stdout or "resumed from step 21" in out.stdout, out.stdout
     _assert_same_params(tmp_path / "params.npz", uninterrupted)
+
+
+def test_ctrl_c_is_one_line_exit_130_and_the_previous_result_comes_back_byte_for_byte(
+    uninterrupted, mnist_data_dir, tmp_path
+):
+    shutil.copytree(uninterrupted.parent, tmp_path, dirs_exist_ok=True)  # a finished run's workdir
+    before = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
+    # Ctrl-C in a new run just after its checkpoint of step 14: its own files written (checkpoints, their extras)
+    command = _script(tmp_path, mnist_data_dir, "--overwrite")
+    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), "14", "SIGINT", command[1]]
+    out = subprocess.run(command, capture_output=True, text=True, env=_env())
+    assert out.returncode == 130 and out.stderr.splitlines() == ["mnist_cnn.py: interrupted (Ctrl-C)"], out.stderr
+    after = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert sorted(after) == sorted(before)
+    assert after == before
 
 
 def _records(workdir):
