@@ -12,6 +12,8 @@ from jaxnn.checkpoint import Checkpointer
 
 KILL_AT = int(sys.argv.pop(1))
 SIGNAL = getattr(signal, sys.argv.pop(1)) if sys.argv[1].startswith("SIG") else signal.SIGKILL
+if SIGNAL == signal.SIGINT:  # Ctrl-C as in a terminal: a shell's background job starts with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 SCRIPT = Path(sys.argv.pop(1)).resolve()
 _save = Checkpointer.save
 
