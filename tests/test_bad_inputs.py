@@ -1,13 +1,15 @@
 """A sweep of bad inputs across ops, models, data, training, checkpoints and command-line flags: each one gets a
 clear ValueError/TypeError (or argparse's exit 2 with a message), never a silent wrong answer or an XLA trace."""
 
+import subprocess
+import sys
 import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, load_script
+from conftest import COMPILES, ROOT, load_script
 
 from jaxnn import ops, parallel, train
 from jaxnn.checkpoint import Checkpointer
@@ -357,3 +359,24 @@ def test_script_errors_are_one_line_unless_debug(tmp_path):
     assert len(lines) == 1 and "mnist_cnn.py: error: MNIST files missing from" in lines[0]
     debug = subprocess.run(script + ["--debug"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_a_model_too_large_for_memory_is_one_line_before_anything_compiles(tmp_path):
+    from jaxnn.labs import timeseries
+    from jaxnn.models import RNNRegressor
+
+    with pytest.raises(ValueError, match=r"RNNRegressor has 40,002,900,001 parameters \(149\.0 GiB\); training keeps"):
+        timeseries.train_and_evaluate(timeseries.Config(hidden_size=100000))
+    key, x = jax.random.key(0), jnp.ones((1, 7, 5))
+    before = COMPILES.count
+    with pytest.raises(ValueError, match="choose smaller sizes"):
+        train.init_params(RNNRegressor(hidden_size=100000), key, x)
+    assert COMPILES.count == before  # refused from the shapes alone
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "timeseries.py"), "--hidden_size", "100000"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "choose smaller sizes" in out.stderr and "RESOURCE_EXHAUSTED" not in out.stderr

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -77,8 +78,36 @@ class TrainState(train_state.TrainState):
 
 def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> dict:
     """``model.init(rng, sample_inputs)``: ``params``, and ``batch_stats`` for a model with BatchNorm; compiled once
-    per model and input shape (an RNN's eager init would trace and compile its scan anew on every call)."""
-    return _init_program(jax.default_backend() == "cpu")(model, rng, sample_inputs)
+    per model and input shape (an RNN's eager init would trace and compile its scan anew on every call).
+
+    A model whose parameters, with the gradients and two optimizer moments that training keeps beside them, could
+    not fit in the device's memory is a ValueError saying so, before anything is compiled or allocated."""
+    program = _init_program(jax.default_backend() == "cpu")
+    _check_fits(model, program.eval_shape(model, rng, sample_inputs))  # traced once, for both
+    return program(model, rng, sample_inputs)
+
+
+def _memory_bytes() -> int | None:
+    """The default device's memory: its allocator's limit, or the machine's physical memory for the CPU."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_fits(model: nn.Module, shapes: Any) -> None:
+    leaves = jax.tree_util.tree_leaves(shapes)
+    size = sum(math.prod(a.shape) * a.dtype.itemsize for a in leaves)
+    memory = _memory_bytes()
+    if memory is not None and 4 * size > memory:
+        count = sum(math.prod(a.shape) for a in leaves)
+        raise ValueError(
+            f"{type(model).__name__} has {count:,} parameters ({size / 2**30:.1f} GiB); training keeps four times "
+            f"that ({4 * size / 2**30:.1f} GiB), more than this device's {memory / 2**30:.1f} GiB: choose smaller sizes"
+        )
 
 
 # On the CPU the initialisers' threefry draws unroll into thousands of integer ops that LLVM's full optimisation
