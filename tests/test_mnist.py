@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import functools
+import logging
 import shutil
 
 import jax
@@ -60,14 +61,17 @@ def test_loader_is_served_from_the_npz_cache_afterwards(mnist_data, mnist_data_d
     np.testing.assert_array_equal(again["test"].labels, mnist_data["test"].labels)
 
 
-def test_missing_files_fail_at_once_naming_the_folder(tmp_path):
+def test_missing_files_fail_at_once_naming_the_folder(tmp_path, caplog):
     manual = tmp_path / "manual"
     manual.mkdir()
     shutil.copy(mnist.default_manual_dir() / "t10k-labels-idx1-ubyte.gz", manual)
+    (tmp_path / "tfds" / "mnist" / mnist.VERSION).mkdir(parents=True)  # an empty folder, as a failed try leaves
     with pytest.raises(FileNotFoundError, match=r"missing from .*manual: train-images-idx3-ubyte.gz"):
         mnist.load_mnist(tmp_path / "tfds", manual)
-    # Refused before TFDS was asked to prepare anything (so nothing was downloaded or half-written).
-    assert not (tmp_path / "tfds" / "mnist").exists()
+    # Refused before TFDS was asked to prepare anything (so nothing was downloaded or half-written), and before
+    # TFDS logged a warning about the empty folder: the error is the one line the user sees.
+    assert not [p for p in (tmp_path / "tfds" / "mnist").rglob("*") if p.is_file()]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 def test_corrupt_file_fails_with_sha256_mismatch(tmp_path):

@@ -136,10 +136,14 @@ def load_cifar10(
     def prepare():
         import tensorflow_datasets as tfds
 
+        folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
+        verified = not (data_dir / "cifar10" / VERSION / "dataset_info.json").is_file()
+        if verified:  # before TFDS, which would log a warning about the empty folder first
+            verify_archive(folder, official)
         builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
         if not builder.is_prepared():
-            folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-            verify_archive(folder, official)
+            if not verified:
+                verify_archive(folder, official)
             if verbose:
                 print(f"Preparing CIFAR-10 from {folder} into {data_dir} (once)...", flush=True)
             builder.download_and_prepare(
