@@ -88,8 +88,9 @@ def init_variables(model: nn.Module, rng: jax.Array, sample_inputs: Any) -> dict
 
 
 def _memory_bytes() -> int | None:
-    """The default device's memory: its allocator's limit, or the machine's physical memory for the CPU."""
-    stats = jax.devices()[0].memory_stats() or {}
+    """This process's first device's memory: its allocator's limit, or the machine's physical memory for the CPU.
+    (In a multi-process run ``jax.devices()[0]`` may be another process's, whose statistics cannot be read here.)"""
+    stats = jax.local_devices()[0].memory_stats() or {}
     if stats.get("bytes_limit"):
         return int(stats["bytes_limit"])
     try:
