@@ -162,6 +162,19 @@ def _lock(path: Path):
     return handle
 
 
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[Path]:
+    """Hold the workdir's lock (as :func:`claim` does) while a recipe writes into it before claiming it (data it
+    prepares there, say); a second run meets the same one-line error. Released at the end, for the claim to take."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    handle = _lock(path)
+    try:
+        yield path
+    finally:
+        handle.close()
+
+
 def read_run_file(path: str | Path) -> dict[str, Any] | None:
     """The recorded ``run.json`` of workdir ``path`` (None when absent); a damaged one is a ValueError naming it."""
     run_file = Path(path) / RUN_FILE

@@ -148,6 +148,16 @@ def test_image_folders_written_by_two_runs_at_once_end_as_one_without_leftovers(
     assert len(list((train_root / "0").glob("*.png"))) == 4
 
 
+def test_a_second_image_folder_run_at_once_writes_nothing_and_says_why(tmp_path, mnist_data_dir):
+    from jaxnn import workdir
+
+    config = image_folder.Config(per_class=4, data_dir=str(mnist_data_dir))
+    with workdir.claim(tmp_path, {"another": "run"}):  # the first run holds the workdir
+        with pytest.raises(ValueError, match=rf"workdir {tmp_path} is in use by another run \(pid {os.getpid()}\)"):
+            image_folder.train_and_evaluate(config, tmp_path)
+        assert not (tmp_path / "images").exists()  # the lock before any write
+
+
 def test_cifar_recipe_on_mnist_writes_curves_and_tensorboard(tmp_path, mnist_data_dir):
     """ResNet-18 with 4 stem channels: the schedule, the files and the BatchNorm counters do not depend on the width."""
     config = cifar.Config(

@@ -29,6 +29,7 @@ from jaxnn.data.image_folder import ImageFolder, write_mnist_folder
 from jaxnn.models import FolderCNN
 from jaxnn.models.cnn import FOLDER_SHAPE
 from jaxnn.train import driver
+from jaxnn.workdir import locked
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train FolderCNN on the image folder, save and re-load it, evaluate it on the test folder."""
     workdir = Path(workdir)
     if config.root is None:
-        root, test_root = default_folders(config, workdir)
+        with locked(workdir):  # the lock before any write: a second run at once writes nothing
+            root, test_root = default_folders(config, workdir)
     else:
         root, test_root = Path(config.root), Path(config.test_root) if config.test_root else None
     folder = ImageFolder(root, size=FOLDER_SHAPE[:2])
