@@ -203,8 +203,7 @@ def claim(
     path.mkdir(parents=True, exist_ok=True)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
-    handle = _lock(path)
-    try:
+    with locked(path):  # released when the run ends, whichever way
         current = {"config": dict(config), "versions": versions()}
         checkpoints = path / "checkpoints"
         has_checkpoints = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
@@ -252,5 +251,3 @@ def claim(
             raise
         if aside.is_dir():
             shutil.rmtree(aside)  # this run has its own result now
-    finally:
-        handle.close()  # releases the lock
