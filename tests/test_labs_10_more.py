@@ -134,15 +134,10 @@ def test_image_folder_lab_trains_saves_and_reloads(tmp_path, mnist_data_dir):
     assert again.records[-1]["train_loss"] == result.records[-1]["train_loss"]
 
 
-def test_image_folders_written_by_two_runs_at_once_end_as_one_without_leftovers(tmp_path, mnist_data_dir, monkeypatch):
-    real = image_folder.write_mnist_folder
-
-    def racing(folder, *args):  # another run renames its finished copy while this one writes
-        real(folder, *args)
-        real(folder.with_name(folder.name.split(".")[0]), *args)
-
-    monkeypatch.setattr(image_folder, "write_mnist_folder", racing)
+def test_image_folders_left_half_written_by_a_killed_run_are_written_again_without_leftovers(tmp_path, mnist_data_dir):
     config = image_folder.Config(per_class=4, data_dir=str(mnist_data_dir))
+    (tmp_path / "images" / "train_01_4.tmp" / "0").mkdir(parents=True)  # a run killed while writing
+    (tmp_path / "images" / "train_01_4.tmp" / "0" / "half.png").write_bytes(b"cut short")
     train_root, test_root = image_folder.default_folders(config, tmp_path)
     assert sorted((tmp_path / "images").iterdir()) == sorted([train_root, test_root])
     assert len(list((train_root / "0").glob("*.png"))) == 4

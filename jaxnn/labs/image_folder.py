@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -71,27 +70,23 @@ class Result:
 
 
 def default_folders(config: Config, workdir: Path) -> tuple[Path, Path]:
-    """The MNIST-made training and test folders under ``workdir/images`` (written once)."""
+    """The MNIST-made training and test folders under ``workdir/images`` (written once), written under the
+    workdir's lock: a second run started at once writes nothing and says the workdir is in use."""
     base = workdir / "images"
     data = None
     folders = {}
-    for split, count in (("train", config.per_class), ("test", max(config.per_class // 2, 1))):
-        folder = base / f"{split}_{config.digits[0]}{config.digits[1]}_{count}"
-        if not folder.is_dir():
-            data = data or mnist.load_mnist(config.data_dir, config.manual_dir, verbose=False)
-            # Written under a name of this process's own, then renamed: complete or absent. A second run started
-            # at the same moment writes its own copy, keeps the one renamed first, and then meets the workdir's
-            # lock like any second run.
-            tmp = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
-            try:
+    with locked(workdir):
+        for split, count in (("train", config.per_class), ("test", max(config.per_class // 2, 1))):
+            folder = base / f"{split}_{config.digits[0]}{config.digits[1]}_{count}"
+            if not folder.is_dir():
+                data = data or mnist.load_mnist(config.data_dir, config.manual_dir, verbose=False)
+                # Written aside, then renamed: complete or absent. Under the lock a folder already there under the
+                # temporary name is what a killed run left.
+                tmp = folder.with_name(folder.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
                 write_mnist_folder(tmp, data[split].images, data[split].labels, config.digits, count, FOLDER_SHAPE[:2])
                 tmp.rename(folder)
-            except OSError:
-                if not folder.is_dir():
-                    raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        folders[split] = folder
+            folders[split] = folder
     return folders["train"], folders["test"]
 
 
@@ -99,8 +94,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train FolderCNN on the image folder, save and re-load it, evaluate it on the test folder."""
     workdir = Path(workdir)
     if config.root is None:
-        with locked(workdir):  # the lock before any write: a second run at once writes nothing
-            root, test_root = default_folders(config, workdir)
+        root, test_root = default_folders(config, workdir)
     else:
         root, test_root = Path(config.root), Path(config.test_root) if config.test_root else None
     folder = ImageFolder(root, size=FOLDER_SHAPE[:2])
