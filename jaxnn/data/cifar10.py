@@ -137,12 +137,12 @@ def load_cifar10(
         import tensorflow_datasets as tfds
 
         folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-        verified = not (data_dir / "cifar10" / VERSION / "dataset_info.json").is_file()
-        if verified:  # before TFDS, which would log a warning about the empty folder first
+        has_info = (data_dir / "cifar10" / VERSION / "dataset_info.json").is_file()
+        if not has_info:  # checked before TFDS, which would first log a warning about the empty folder
             verify_archive(folder, official)
         builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
         if not builder.is_prepared():
-            if not verified:
+            if has_info:  # a damaged preparation: the source was not checked above
                 verify_archive(folder, official)
             if verbose:
                 print(f"Preparing CIFAR-10 from {folder} into {data_dir} (once)...", flush=True)

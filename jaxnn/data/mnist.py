@@ -146,12 +146,12 @@ def load_mnist(
         import tensorflow_datasets as tfds
 
         folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-        verified = not (data_dir / "mnist" / VERSION / "dataset_info.json").is_file()
-        if verified:  # before TFDS, which would log a warning about the empty folder first
+        has_info = (data_dir / "mnist" / VERSION / "dataset_info.json").is_file()
+        if not has_info:  # checked before TFDS, which would first log a warning about the empty folder
             verify_files(folder)
         builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
         if not builder.is_prepared():
-            if not verified:
+            if has_info:  # a damaged preparation: the source was not checked above
                 verify_files(folder)
             if verbose:
                 print(f"Preparing MNIST from {folder} into {data_dir} (once)...", flush=True)
