@@ -1,12 +1,11 @@
 """Lab 11-3: charseq, an RNN learns to predict each next character of ' if you want you' (see jaxnn/labs/char.py for
-the data and model)."""
+the data and model).
 
-import cli
+The same command as ``python -m jaxnn charseq``; its flags and printout:
+jaxnn/cli/commands/charseq.py.
+"""
 
-
-def main(argv=None):
-    return cli.char_lab_main("charseq", __doc__, argv)
-
+from jaxnn.cli import launch
 
 if __name__ == "__main__":
-    cli.run(main)
+    launch("charseq")

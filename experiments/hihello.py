@@ -1,11 +1,10 @@
-"""Lab 11-2: hihello, an RNN learns to map 'hihell' to 'ihello' (see jaxnn/labs/char.py for the data and model)."""
+"""Lab 11-2: hihello, an RNN learns to map 'hihell' to 'ihello' (see jaxnn/labs/char.py for the data and model).
 
-import cli
+The same command as ``python -m jaxnn hihello``; its flags and printout:
+jaxnn/cli/commands/hihello.py.
+"""
 
-
-def main(argv=None):
-    return cli.char_lab_main("hihello", __doc__, argv)
-
+from jaxnn.cli import launch
 
 if __name__ == "__main__":
-    cli.run(main)
+    launch("hihello")

@@ -1,47 +1,11 @@
 """Lab 11-4: longseq, a 2-layer RNN plus a Dense head learns a sentence from windows of 10 characters, then
-generates text from a prompt, greedily and with a temperature (see jaxnn/labs/char.py for the data and model)."""
+generates text from a prompt, greedily and with a temperature (see jaxnn/labs/char.py for the data and model).
 
-import math
+The same command as ``python -m jaxnn longseq``; its flags and printout:
+jaxnn/cli/commands/longseq.py.
+"""
 
-import cli
-import jax
-import numpy as np
-from cli import char_lab_arguments, print_run
-
-from jaxnn import runtime
-from jaxnn.labs.char import make_lab, run_lab
-from jaxnn.models import generate
-from jaxnn.models.rnn import MAX_GENERATED
-
-LAB = "longseq"
-
-
-def generation_arguments(parser):
-    parser.add_argument("--prompt", default="if you want", help="text to continue after training")
-    parser.add_argument("--length", type=int, default=80, help="characters to generate (80)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of the second sample")
-
-
-def main(argv=None):
-    parser, args, names = char_lab_arguments(__doc__, argv, generation_arguments)
-    config = cli.char_lab_config(parser, args, names, LAB)
-    cli.in_range(parser, args, "length", 1, MAX_GENERATED)
-    if not (math.isfinite(args.temperature) and np.float32(args.temperature) > 0):  # 1e-300 is 0 in float32
-        parser.error(f"--temperature must be > 0 in float32 (greedy is always shown), got {args.temperature}")
-    runtime.enable_compilation_cache()
-    lab = make_lab(LAB, config.cell)
-    try:
-        prompt = lab.vocab.encode(args.prompt)
-    except ValueError as e:  # a character outside the sentence
-        parser.error(f"--prompt: {e}")
-    run = run_lab(lab, config.seed, config.iterations, config.learning_rate)
-    print_run(lab, run)
-    greedy = generate(lab.model, run.state.params, prompt, args.length)
-    sampled = generate(lab.model, run.state.params, prompt, args.length, jax.random.key(args.seed), args.temperature)
-    print(f"\ngreedy:             {args.prompt}|{lab.vocab.decode(greedy)}")
-    print(f"temperature {args.temperature:<6}  {args.prompt}|{lab.vocab.decode(sampled)}")
-    return lab, run
-
+from jaxnn.cli import launch
 
 if __name__ == "__main__":
-    cli.run(main)
+    launch("longseq")

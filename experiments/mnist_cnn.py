@@ -1,61 +1,10 @@
 """Labs 10-1 and 10-2: the MNIST CNN and the deep CNN, trained with Adam on the real MNIST.
 
-    python experiments/mnist_cnn.py                    # lab 10-1, 15 epochs, as the lab
-    python experiments/mnist_cnn.py --model deep       # lab 10-2
-
-Prints each epoch's average cost like the lab, then the test accuracy (the test images are normalised like the
-training images). The one departure from the lab's recipe is the learning rate, which decays to zero along a cosine
-by default (--schedule constant restores the lab's). Writes metrics.jsonl, TensorBoard event files (--logdir),
-curves.png and params.npz to --workdir.
-The recipe is jaxnn.labs.mnist.train_and_evaluate.
+The same command as ``python -m jaxnn mnist_cnn``; its flags and printout:
+jaxnn/cli/commands/mnist_cnn.py.
 """
 
-import os
-import sys
-import time
-from pathlib import Path
-
-import cli
-from cli import RUN_FLAGS, add_config_flags, add_process_flags, config_from_flags, show_progress, start_processes
-
-from jaxnn import runtime
-from jaxnn.labs import mnist
-
-
-def parse_args(argv=None) -> tuple[mnist.Config, Path]:
-    """The flags as a recipe config and the workdir; a bad flag exits with argparse's message and code 2."""
-    p = cli.ArgumentParser(__doc__)
-    names = add_config_flags(p, mnist.Config, RUN_FLAGS)
-    p.add_argument(
-        "--workdir",
-        type=cli.path_flag,
-        default=None,
-        help="where metrics, plot and parameters go (default: runs/mnist_MODEL)",
-    )
-    add_process_flags(p)
-    args = p.parse_args(argv)
-    start_processes(p, args)  # before anything else touches JAX
-    config = config_from_flags(p, mnist.Config, args, names, progress=args.progress and sys.stderr.isatty())
-    return config, Path(args.workdir or Path("runs") / f"mnist_{args.model}")
-
-
-def main(argv=None) -> mnist.Result:
-    config, workdir = parse_args(argv)
-    show_progress()
-    runtime.enable_compilation_cache()
-    t_start = time.time()
-    print("Learning started. It takes sometime.", flush=True)
-    result = mnist.train_and_evaluate(config, workdir)
-    print("Learning Finished!")
-    print(f"Accuracy: {result.test_accuracy:.4f}")
-    print(
-        f"wall time {time.time() - t_start:.1f} s; metrics in {result.metrics_path}"
-        + (f", curves in {result.curves_path}" if result.curves_path else "")
-        + f", parameters in {result.params_path}"
-    )
-    return result
-
+from jaxnn.cli import launch
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cli.run(main)
+    launch("mnist_cnn")

@@ -1,7 +1,7 @@
 """How often each lab 11 character task ends on its target over several seeds (a Markdown table for README.md)."""
 
-import cli
-
+from jaxnn.cli import errors
+from jaxnn.cli import flags as cli
 from jaxnn.labs.char import make_lab, run_lab
 
 
@@ -34,4 +34,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    errors.run(main, "rnn_seed_table.py")

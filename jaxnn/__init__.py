@@ -7,7 +7,15 @@ loops), ``report`` (metric files, curves, progress), ``runtime`` (compiler optio
 ``interop.torch`` (import it explicitly; it needs PyTorch).
 """
 
-from jaxnn import layout, nn, ops
+import importlib
 
 __version__ = "0.1.0"
 __all__ = ["layout", "nn", "ops", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: ``import jaxnn`` alone does not start JAX, so that a command line is parsed (and a
+    # multi-process run supervised) before it does.
+    if name in ("layout", "nn", "ops"):
+        return importlib.import_module(f"jaxnn.{name}")
+    raise AttributeError(f"module 'jaxnn' has no attribute {name!r}")

@@ -31,7 +31,7 @@ def initialize(
     instead of waiting for it. Every process must join within ``initialization_timeout`` seconds.
 
     Both failures end in a native abort of the process (XLA's coordination service); the lab scripts run each
-    process under a supervisor that turns that into one line (``experiments/cli.py``)."""
+    process under a supervisor that turns that into one line (:mod:`jaxnn.cli.processes`)."""
     if not isinstance(num_processes, int) or num_processes < 1:
         raise ValueError(f"num_processes must be a positive int, got {num_processes!r}")
     if not isinstance(process_id, int) or not 0 <= process_id < num_processes:

@@ -135,7 +135,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_script(name):
-    """An experiments/ script as a module, to call its main(argv) in this process."""
+    """A lab's command (what ``experiments/NAME.py`` and ``python -m jaxnn NAME`` run), or another script of
+    experiments/, to call its main(argv) in this process."""
+    from jaxnn.labs.registry import LABS
+
+    if name in LABS:
+        return importlib.import_module(LABS[name].command)
     spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

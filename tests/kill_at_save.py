@@ -27,5 +27,5 @@ def save_then_die(self, state, extra=None):
 
 Checkpointer.save = save_then_die
 sys.argv[0] = str(SCRIPT)
-sys.path.insert(0, str(SCRIPT.parent))
+
 runpy.run_path(str(SCRIPT), run_name="__main__")

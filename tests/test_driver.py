@@ -136,9 +136,8 @@ def test_train_loop_names_the_first_non_finite_step():
 
 
 def test_flags_come_from_the_config_and_contradictions_are_refused():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    import cifar as cifar_script
-    import image_folder as folder_script
+    from jaxnn.cli.commands import cifar as cifar_script
+    from jaxnn.cli.commands import image_folder as folder_script
 
     config, _ = cifar_script.parse_args(["--model", "vgg", "--no_batch_norm", "--lr", "0.1", "--keep", "2"])
     assert (config.batch_norm, config.learning_rate, config.keep) == (False, 0.1, 2)
