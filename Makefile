@@ -34,7 +34,7 @@ bench: $(STAMP)
 # Every lab script but the MNIST one, quickly: VGG-BN and ResNet-18 (CIFAR stem) on a slice of MNIST padded to 32x32,
 # and the port guide (a torchvision-layout ResNet-18 compared with PyTorch layer by layer, then fine-tuned).
 labs: $(STAMP)
-	for lab in conv_basics pooling rnn_basics hihello charseq longseq timeseries seq2seq packed_sequence image_folder; do $(PY) experiments/$$lab.py || exit 1; done
+	for lab in conv_basics pooling rnn_basics hihello charseq longseq timeseries timeseries_conv seq2seq packed_sequence image_folder; do $(PY) experiments/$$lab.py || exit 1; done
 	$(PY) experiments/cifar.py --model vgg --batch_size 128 --train_subset 1024 --test_subset 500 --no_progress --overwrite
 	$(PY) experiments/cifar.py --model resnet --arch resnet18 --train_subset 2048 --test_subset 1000 --no_progress --overwrite
 	$(PY) experiments/port_resnet.py

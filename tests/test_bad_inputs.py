@@ -271,6 +271,8 @@ def test_mnist_cli_rejects_bad_flags(argv, message, capsys):
         ("cifar", "--workdir"),
         ("image_folder", "--workdir"),
         ("timeseries", "--workdir"),
+        ("hihello", "--workdir"),
+        ("seq2seq", "--workdir"),
         ("port_resnet", "--workdir"),
         ("port_resnet", "--weights"),
         ("port_resnet", "--data_dir"),
@@ -366,7 +368,7 @@ def test_a_model_too_large_for_memory_is_one_line_before_anything_compiles(tmp_p
     from jaxnn.models import RNNRegressor
 
     with pytest.raises(ValueError, match=r"RNNRegressor has 40,002,900,001 parameters \(149\.0 GiB\); training keeps"):
-        timeseries.train_and_evaluate(timeseries.Config(hidden_size=100000))
+        timeseries.train_and_evaluate(timeseries.Config(hidden_size=100000), tmp_path / "run")
     key, x = jax.random.key(0), jnp.ones((1, 7, 5))
     before = COMPILES.count
     with pytest.raises(ValueError, match="choose smaller sizes"):

@@ -23,10 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 # wide its arrays, so the property does not depend on the width; the lab-sized models cost minutes of compute here.
 SMALL = ["--train_subset", "96", "--batch_size", "16", "--test_subset", "32"]
 NARROW_VGG = ["--model", "vgg", "--cfg", "4,M,8,M,8,M", "--hidden_features", "16"]
-RECIPES = {
-    "vgg-bn": ("cifar.py", [*NARROW_VGG, *SMALL]),
-    "resnet18": ("cifar.py", ["--model", "resnet", "--arch", "resnet18", "--width", "4", *SMALL]),
-    "image_folder": ("image_folder.py", ["--per_class", "16"]),
+RECIPES = {  # name -> (script, flags, the step whose checkpoint the killed run dies at)
+    "vgg-bn": ("cifar.py", [*NARROW_VGG, *SMALL], 4),
+    "resnet18": ("cifar.py", ["--model", "resnet", "--arch", "resnet18", "--width", "4", *SMALL], 4),
+    "image_folder": ("image_folder.py", ["--per_class", "16"], 4),
+    # Full-batch epochs, each one compiled scan of 10 steps, checkpointed at its end: killed after epoch 2 of 3. The
+    # character labs run the same driver path as these two (tests/test_rnn_labs.py: bit for bit run_lab's steps);
+    # seq2seq adds tuple inputs and the lab's one random pair per step, drawn from the step number.
+    "timeseries": ("timeseries.py", ["--iterations", "30", "--epochs", "3"], 20),
+    "seq2seq": ("seq2seq.py", ["--iterations", "30", "--epochs", "3", "--one_pair_per_step"], 20),
 }
 
 
@@ -35,21 +40,10 @@ def _env():
 
 
 def _command(script, args, workdir, data_dir, *extra):
-    return [
-        sys.executable,
-        str(ROOT / "experiments" / script),
-        *args,
-        "--epochs",
-        "2",
-        "--checkpoint_every",
-        "2",
-        "--no_progress",
-        "--data_dir",
-        str(data_dir),
-        "--workdir",
-        str(workdir),
-        *extra,
-    ]
+    if script not in ("timeseries.py", "seq2seq.py"):  # the image recipes: 2 epochs, a checkpoint every 2 steps
+        args = [*args, "--epochs", "2", "--checkpoint_every", "2", "--data_dir", str(data_dir)]
+    script = str(ROOT / "experiments" / script)
+    return [sys.executable, script, *args, "--no_progress", "--workdir", str(workdir), *extra]
 
 
 def _same_variables(a, b):
@@ -61,12 +55,12 @@ def _same_variables(a, b):
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill(recipe, mnist_data_dir, tmp_path):
-    script, args = RECIPES[recipe]
+    script, args, kill_at = RECIPES[recipe]
     straight = tmp_path / "straight"
     subprocess.run(_command(script, args, straight, mnist_data_dir), check=True, capture_output=True, env=_env())
     killed = tmp_path / "killed"
     command = _command(script, args, killed, mnist_data_dir)
-    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), "4", command[1]]
+    command[1:2] = [str(ROOT / "tests" / "kill_at_save.py"), str(kill_at), command[1]]
     run = subprocess.run(command, capture_output=True, text=True, env=_env())
     assert run.returncode == -signal.SIGKILL, run.stderr
     assert not (killed / "params.npz").exists()
@@ -79,7 +73,7 @@ def test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill(recipe, mnis
     )
     assert "resumed from step" in out.stdout, out.stdout
     _same_variables(killed / "params.npz", straight / "params.npz")
-    if recipe != "image_folder":  # BatchNorm's running statistics are part of what resumes
+    if recipe in ("vgg-bn", "resnet18"):  # BatchNorm's running statistics are part of what resumes
         assert "batch_stats" in load_params(straight / "params.npz")
     lines = lambda w: [line.split('"time_s"')[0] for line in (w / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert lines(killed) == lines(straight)

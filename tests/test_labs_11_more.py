@@ -12,8 +12,8 @@ from jaxnn.labs import packed, seq2seq, timeseries
 from jaxnn.testing import assert_close
 
 
-def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, no_compilation_cache):
-    result = load_script("seq2seq").main([])
+def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, no_compilation_cache, tmp_path):
+    result = load_script("seq2seq").main(["--workdir", str(tmp_path)])
     assert result.exact == [True, True, True, True], result.translations
     assert result.losses[-100:].mean() < 0.05 < result.losses[:100].mean()
     out = capsys.readouterr().out
@@ -22,6 +22,17 @@ def test_seq2seq_translates_all_four_pairs_exactly_at_the_default_seed(capsys, n
     for source, target in pairs:  # each source, its target and the translation, as the lab prints them
         assert f"> {source}\n= {target}\n< {target} <EOS>\n" in out, (source, target)
     assert out.rstrip().endswith("4 of 4 translations exact")
+
+
+def test_seq2seq_one_pair_per_step_draws_one_pair_each_step_from_the_step_number(tmp_path):
+    """The lab's recipe: each step trains on one pair, drawn from (seed, step), so a run cut into more epochs (or
+    resumed) trains on the same pairs."""
+    one = seq2seq.train_and_evaluate(seq2seq.Config(iterations=12, epochs=1, one_pair_per_step=True), tmp_path / "a")
+    three = seq2seq.train_and_evaluate(seq2seq.Config(iterations=12, epochs=3, one_pair_per_step=True), tmp_path / "b")
+    np.testing.assert_array_equal(one.losses, three.losses)
+    all_pairs = seq2seq.train_and_evaluate(seq2seq.Config(iterations=12, epochs=1), tmp_path / "c")
+    assert one.losses.shape == (12,) and not np.array_equal(one.losses, all_pairs.losses)
+    assert len(set(np.round(one.losses, 4))) > 1 and np.all(np.isfinite(one.losses))
 
 
 def test_seq2seq_vocabularies_are_the_labs():
@@ -75,17 +86,33 @@ def test_timeseries_scales_with_the_training_split_only_and_learns(tmp_path):
     assert test_y.max() > 1.0  # the test split runs past the training range, as real GDP does
     np.testing.assert_allclose(train_x[1, -1], train_x[2, -2])  # step-1 windows
     result = timeseries.train_and_evaluate(config, tmp_path)
-    assert result.losses[-1] < 0.01 * result.losses[0]
+    losses = [r["train_loss"] for r in result.records]  # each epoch's mean
+    assert len(losses) == config.epochs and losses[-1] < 0.02 * losses[0]
+    assert result.records[-1]["test_loss"] < result.records[0]["test_loss"]
+    assert {p.name for p in tmp_path.iterdir()} >= {"metrics.jsonl", "curves.png", "params.npz", "predictions.png"}
     assert result.train_rmse < 150 and result.test_rmse < 1000
     assert result.plot_path is not None and result.plot_path.stat().st_size > 10_000
     assert_close(result.test_targets, values[train_size:, -1], rtol=1e-5)
+
+
+def test_the_conv_gru_time_series_recipe_learns_on_the_labs_windows(tmp_path):
+    """The recipe added as README's "Adding a lab" describes: the lab's data and training, a Conv1d + GRU model."""
+    from jaxnn.labs import timeseries_conv
+
+    config = timeseries_conv.Config(iterations=200, epochs=2)
+    result = timeseries_conv.train_and_evaluate(config, tmp_path)
+    assert result.records[-1]["train_loss"] < 0.2 * result.records[0]["train_loss"]
+    assert result.test_predictions.shape == result.test_targets.shape == (203 - int(203 * 0.7),)
+    params = result.state.params
+    assert params["conv"]["kernel"].shape == (3, 5, 16) and params["rnn"]["weight_hh_l0"].shape == (30, 10)
+    assert np.isfinite(result.test_rmse) and result.plot_path.is_file()
 
 
 @pytest.mark.parametrize(
     "script, expect",
     [
         # the README's numbers, to the 0.1 printed
-        ("timeseries", "\ntrain RMSE: 62.2, test RMSE: 391.5 (billions of chained 2005 dollars"),
+        ("timeseries", "train RMSE: 62.2, test RMSE: 391.5 (billions of chained 2005 dollars"),
         (
             "packed_sequence",
             "pad_packed_sequence(packed, batch_first=True) gives back the padded batch and lengths: True",
@@ -103,6 +130,8 @@ def test_lab_scripts_print_what_the_readme_says(script, expect, capsys, no_compi
         ("seq2seq", ["--iterations", "0"], "--iterations must be an int >= 1, got 0"),
         ("seq2seq", ["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
         ("timeseries", ["--lr", "-1"], "--lr must be a finite number > 0, got -1.0"),
+        ("timeseries", ["--iterations", "7"], "--iterations must be a multiple of epochs 5, got 7"),
+        ("timeseries", ["--checkpoint_every", "3"], "--checkpoint_every must be 0 (checkpoints come at epoch ends)"),
     ],
 )
 def test_new_lab_scripts_reject_bad_flags(script, argv, message, capsys):

@@ -14,6 +14,7 @@ from conftest import COMPILES, load_script
 from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, char_rnn_params_to_torch
+from jaxnn.labs import char
 from jaxnn.labs.char import LONGSEQ, make_lab, run_lab
 from jaxnn.models import CharRNN, generate
 
@@ -208,8 +209,8 @@ def test_char_rnn_rejects_bad_input():
         ),
     ],
 )
-def test_rnn_experiment_scripts(script, expect, capsys, no_compilation_cache):
-    load_script(script).main([])
+def test_rnn_experiment_scripts(script, expect, capsys, no_compilation_cache, tmp_path):
+    load_script(script).main([] if script == "rnn_basics" else ["--workdir", str(tmp_path)])
     assert expect in capsys.readouterr().out
 
 
@@ -217,6 +218,21 @@ def test_longseq_script_rejects_prompt_outside_vocabulary(capsys):
     with pytest.raises(SystemExit) as e:
         load_script("longseq").main(["--prompt", "xyz"])
     assert e.value.code == 2 and "--prompt: characters ['x', 'z']" in capsys.readouterr().err
+
+
+def test_the_recipe_through_the_driver_trains_as_run_lab_bit_for_bit(tmp_path):
+    """char.train_and_evaluate cuts the iterations into epochs, each one compiled scan of steps, and writes the
+    driver's files; every iteration's loss and prediction and the final parameters are run_lab's, bit for bit."""
+    lab = make_lab("charseq", "gru")
+    expected = run_lab(lab, seed=3, iterations=20)
+    result = char.train_and_evaluate(char.Config(lab="charseq", cell="gru", iterations=20, seed=3, epochs=4), tmp_path)
+    np.testing.assert_array_equal(result.losses, expected.losses)
+    assert result.predictions == expected.predictions and result.first_iteration == 0
+    for a, b in zip(jax.tree.leaves(result.state.params), jax.tree.leaves(expected.state.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [r["epoch"] for r in result.records] == [1, 2, 3, 4]
+    np.testing.assert_allclose(result.records[0]["train_loss"], expected.losses[:5].mean(), rtol=1e-6)
+    assert result.params_path.is_file() and result.metrics_path.is_file()
 
 
 def test_a_second_run_lab_with_another_seed_compiles_nothing():

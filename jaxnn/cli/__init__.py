@@ -34,4 +34,8 @@ def launch(name: str, argv: list[str] | None = None, prog: str | None = None) ->
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ log lines (TFDS may load it)
     processes.supervise_if_asked(argv, prog, debug)  # a multi-process run: returns only in the supervised child
     processes.use_supervised_stderr(debug)
-    errors.run(lambda: importlib.import_module(lab.command).main(argv), prog, debug)
+    if lab.command is not None:
+        main = lambda: importlib.import_module(lab.command).main(argv)  # noqa: E731
+    else:  # a recipe without a command of its own
+        main = lambda: importlib.import_module("jaxnn.cli.commands._recipe").main(lab, argv)  # noqa: E731
+    errors.run(main, prog, debug)

@@ -1,14 +1,23 @@
 """Labs 11-2 to 11-4, the character tasks (hihello, charseq, longseq): their data, model and a compiled training run.
 
-Each lab trains one small model on one fixed batch with Adam for a number of iterations; the whole run is one
-compiled loop (:func:`jaxnn.train.train_loop`). Every iteration's loss and prediction (from that iteration's forward
-pass, before the update, as the labs print them) come back as arrays.
+Each lab trains one small model on one fixed batch with Adam for a number of iterations. Every iteration's loss and
+prediction (from that iteration's forward pass, before the update, as the labs print them) come back as arrays.
+
+- :func:`train_and_evaluate` ``(config, workdir)``: the recipe, through the epoch driver
+  (:func:`jaxnn.train.driver.fit`): the iterations as ``epochs`` compiled ``lax.scan`` programs, with
+  ``metrics.jsonl``, TensorBoard, ``curves.png``, ``params.npz`` and a checkpoint after each (``resume``
+  continues a killed run exactly);
+- :func:`run_lab`: the same training as one compiled loop (:func:`jaxnn.train.train_loop`), nothing written: for
+  seed sweeps and for starting from given parameters (PyTorch's, say).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,8 +27,10 @@ import numpy as np
 from jaxnn import checks, parallel, train
 from jaxnn.data.text import Vocab, next_char_pair, sliding_windows, windows_to_text
 from jaxnn.models.rnn import CharRNN
+from jaxnn.train import driver
 
 LABS = ("hihello", "charseq", "longseq")
+ITERATIONS = {"hihello": 100, "charseq": 50, "longseq": 100}  # each lab's Adam steps
 CELLS = ("rnn", "lstm", "gru")
 HIHELLO = "hihello"
 CHARSEQ = " if you want you"
@@ -52,25 +63,38 @@ class CharLab:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(driver.RunOptions):
     """One run of a character lab. Every value is checked here, once; a bad one is a ValueError naming the field."""
 
     lab: str = "hihello"  # 'hihello' (11-2), 'charseq' (11-3) or 'longseq' (11-4)
     cell: str = "rnn"  # recurrent cell: 'rnn' (the labs'), 'lstm' or 'gru'
-    seed: int = 0  # of the initialisation
     iterations: int | None = None  # Adam steps (None: the lab's 100, or 50 for charseq)
     learning_rate: float | None = None  # Adam's learning rate (None: the lab's 0.1)
+    epochs: int = 1  # the iterations cut into epochs, a record and a checkpoint after each (1: one program, as the lab)
+    # XLA's default options: the labs' float32 training is chaotic (Adam at lr 0.1), and they keep the rounding that
+    # ends on PyTorch's sentence
+    cpu_compiler_options: bool = False  # jaxnn's CPU compiler options (made for convolutions)
 
     def __post_init__(self):
+        self.check_run_options()
         if self.lab not in LABS:
             raise ValueError(f"lab must be one of {list(LABS)}, got {self.lab!r}")
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {list(CELLS)}, got {self.cell!r}")
-        checks.seed(self.seed)
         if self.iterations is not None:
             checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
         if self.learning_rate is not None:
             checks.fields(self, positive=("learning_rate",))
+        if self.total_iterations % self.epochs:
+            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {self.total_iterations}")
+        if self.checkpoint_every:  # an epoch is one compiled program: nothing to checkpoint inside it
+            raise ValueError(
+                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
+            )
+
+    @property
+    def total_iterations(self) -> int:
+        return ITERATIONS.get(self.lab, 1) if self.iterations is None else self.iterations
 
 
 @dataclass(frozen=True)
@@ -139,7 +163,57 @@ def run_lab(
     return LabRun(state, np.asarray(metrics["loss"]), [lab.to_text(p) for p in preds])
 
 
-def train_and_evaluate(config: Config) -> tuple[CharLab, LabRun]:
-    """The lab ``config.lab`` (:func:`make_lab`) trained as ``config`` says (:func:`run_lab`)."""
+@dataclass(frozen=True)
+class Result:
+    """A character lab's run: every iteration's loss and predicted string (of the iterations run in this call: a
+    resumed run's from ``first_iteration`` on), one record per epoch and the files written."""
+
+    lab: CharLab
+    losses: np.ndarray  # (iterations run,) each iteration's loss, before its update
+    predictions: list[str]  # each iteration's predicted string
+    first_iteration: int  # 0, or the iteration a resumed run continued from
+    records: list[dict[str, Any]]  # one per epoch: train_loss, train_accuracy (means over the epoch's iterations)
+    state: train.TrainState
+    params_path: Path
+    metrics_path: Path
+    curves_path: Path | None  # None without matplotlib
+
+    @property
+    def final(self) -> str | None:
+        """The last iteration's prediction (None when nothing was left to train)."""
+        return self.predictions[-1] if self.predictions else None
+
+
+def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
+    """The lab ``config.lab`` (:func:`make_lab`) trained as ``config`` says through :func:`driver.fit`: the same
+    steps as :func:`run_lab` from the same seed."""
     lab = make_lab(config.lab, config.cell)
-    return lab, run_lab(lab, config.seed, config.iterations, config.learning_rate)
+    init_rng, train_rng = jax.random.split(jax.random.key(config.seed))  # as run_lab
+    x, y = jnp.asarray(lab.x), jnp.asarray(lab.y)
+    params = train.init_params(lab.model, init_rng, x)
+    lr = lab.learning_rate if config.learning_rate is None else config.learning_rate
+    state = train.create_train_state(lab.model, params, train.adam(lr))
+    fit = driver.fit(
+        config,
+        workdir,
+        identity=dataclasses.asdict(config),
+        state=state,
+        data=driver.Data(x, y, full_batch_steps=config.total_iterations // config.epochs),
+        rng=train_rng,
+        train_step=functools.partial(train.train_step, loss=cross_entropy_and_predictions),
+        title=f"{config.lab} ({config.cell}), seed {config.seed}",
+    )
+    steps = fit.steps or {}
+    losses = np.asarray(steps.get("loss", np.zeros(0, np.float32)))
+    predictions = [lab.to_text(p) for p in steps.get("predictions", [])]
+    return Result(
+        lab,
+        losses,
+        predictions,
+        int(fit.state.step) - len(losses),
+        fit.records,
+        fit.state,
+        fit.params_path,
+        fit.metrics_path,
+        fit.curves_path,
+    )

@@ -5,14 +5,18 @@ lower-casing), hidden size 16, LogSoftmax + NLL summed over each target sentence
 teacher forcing, then greedy decoding of every source sentence (at most 12 words).
 
 By default every iteration trains on the four pairs at once, padded, the encoder run with ``seq_lengths``; with
-``one_pair_per_step`` each iteration trains on one pair drawn at random, as the lab does. Either way the whole
-training run is one compiled loop (:func:`jaxnn.train.train_loop`).
+``one_pair_per_step`` each iteration trains on one pair drawn at random, as the lab does. The run goes through the
+epoch driver (:func:`jaxnn.train.driver.fit`): the iterations as ``epochs`` compiled ``lax.scan`` programs, with
+``metrics.jsonl``, TensorBoard, ``curves.png``, ``params.npz`` and a checkpoint after each (``resume`` continues a
+killed run exactly).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +26,7 @@ import optax
 from jaxnn import checks, train
 from jaxnn.data.text import check_indices
 from jaxnn.models.seq2seq import Seq2Seq
+from jaxnn.train import driver
 
 RAW = (
     ("I feel hungry.", "나는 배가 고프다."),
@@ -69,26 +74,37 @@ class WordVocab:
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    iterations: int = 5000  # SGD steps (the lab's 5000)
+class Config(driver.RunOptions):
+    iterations: int = 5000  # SGD steps (the lab's 5000), epochs x iterations per epoch
+    epochs: int = 5  # the iterations cut into epochs: a record and a checkpoint after each
     learning_rate: float = 0.01  # SGD learning rate (the lab's)
     hidden_size: int = 16  # GRU hidden size of the encoder and the decoder (the lab's 16)
-    seed: int = 0  # of the initialisation and of the pair order
     one_pair_per_step: bool = False  # the lab's recipe: one random pair per iteration
+    cpu_compiler_options: bool = False  # XLA's default options: a GRU has no convolution to speed up
 
     def __post_init__(self):
+        self.check_run_options()
         checks.fields(self, {"hidden_size": 1})
         checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
-        checks.seed(self.seed)
         checks.fields(self, positive=("learning_rate",))
+        if self.iterations % self.epochs:
+            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {self.iterations}")
+        if self.checkpoint_every:  # an epoch is one compiled program: nothing to checkpoint inside it
+            raise ValueError(
+                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class Result:
     pairs: tuple[tuple[str, str], ...]  # (source, target), lower-cased as the lab reads them
     translations: list[list[str]]  # greedy decoding of each source, up to and including <EOS>
-    losses: np.ndarray  # (iterations,) mean NLL per target word of each iteration
-    params: dict
+    losses: np.ndarray  # (iterations run,) mean NLL per target word of each iteration (a resume's from its checkpoint)
+    records: list[dict[str, Any]]  # one per epoch: train_loss, train_nll_per_word (means over the epoch)
+    state: train.TrainState
+    params_path: Path
+    metrics_path: Path
+    curves_path: Path | None  # None without matplotlib
 
     @property
     def exact(self) -> list[bool]:
@@ -133,29 +149,48 @@ def prepare(pairs=RAW):
 def sentence_nll(log_probs, batch):
     """NLL summed over each target sentence's words (the lab's ``loss += criterion(...)`` per word), averaged over
     the sentences of the batch; and, as the lab prints it, the NLL per target word."""
-    nll = -jnp.take_along_axis(log_probs, batch["targets"][..., None], axis=-1)[..., 0]
-    mask = jnp.arange(nll.shape[1])[None, :] < batch["target_lengths"][:, None]
+    targets, lengths = batch["labels"]
+    nll = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    mask = jnp.arange(nll.shape[1])[None, :] < lengths[:, None]
     per_sentence = jnp.where(mask, nll, 0.0).sum(axis=1)
     return per_sentence.mean(), {"nll_per_word": per_sentence.sum() / mask.sum()}
 
 
-def train_and_evaluate(config: Config) -> Result:
-    """Train the lab's translator and decode every source sentence greedily."""
+def one_pair_step(state: train.TrainState, batch, rng: jax.Array):
+    """:func:`jaxnn.train.train_step` on one pair of ``batch``, drawn from ``(rng, step)``: the lab's iteration (a
+    resumed run draws the same pairs)."""
+    n = jax.tree_util.tree_leaves(batch)[0].shape[0]
+    pick = jax.random.randint(jax.random.fold_in(rng, state.step), (1,), 0, n)
+    pair = jax.tree_util.tree_map(lambda a: a[pick], batch)
+    return train.train_step(state, pair, rng, loss=sentence_nll)
+
+
+def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
+    """Train the lab's translator with :func:`driver.fit` and decode every source sentence greedily."""
     pairs, source_vocab, target_vocab, arrays = prepare()
     model = Seq2Seq(len(source_vocab), len(target_vocab), config.hidden_size)
-    init_rng, choice_rng = jax.random.split(jax.random.key(config.seed))
+    init_rng, pair_rng = jax.random.split(jax.random.key(config.seed))
     arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
     inputs = (arrays["source"], arrays["source_lengths"], arrays["decoder_inputs"])
     params = train.init_params(model, init_rng, inputs)
     state = train.create_train_state(model, params, optax.sgd(config.learning_rate))
-    batch = {"inputs": inputs, "targets": arrays["targets"], "target_lengths": arrays["target_lengths"]}
-    indices = None
-    if config.one_pair_per_step:  # one random pair a step, still padded to the longest sentence: one program
-        indices = jax.random.randint(choice_rng, (config.iterations, 1), 0, len(pairs))
-    state, metrics = train.train_loop(state, batch, choice_rng, config.iterations, sentence_nll, indices)
-    losses = metrics["nll_per_word"]
+    labels = (arrays["targets"], arrays["target_lengths"])
+    step = one_pair_step if config.one_pair_per_step else functools.partial(train.train_step, loss=sentence_nll)
+    fit = driver.fit(
+        config,
+        workdir,
+        identity=dataclasses.asdict(config),
+        state=state,
+        data=driver.Data(inputs, labels, full_batch_steps=config.iterations // config.epochs),
+        rng=pair_rng,
+        train_step=step,
+        title=f"seq2seq, hidden {config.hidden_size}, seed {config.seed}",
+    )
     words = jax.jit(functools.partial(model.apply, method=Seq2Seq.translate), static_argnums=(3, 4))(
-        {"params": state.params}, arrays["source"], arrays["source_lengths"], SOS, TARGET_MAX_LENGTH
+        {"params": fit.state.params}, arrays["source"], arrays["source_lengths"], SOS, TARGET_MAX_LENGTH
     )
     translations = [target_vocab.decode(w) for w in np.asarray(words)]
-    return Result(pairs, translations, np.asarray(losses), state.params)
+    losses = np.asarray((fit.steps or {}).get("nll_per_word", np.zeros(0, np.float32)))
+    return Result(
+        pairs, translations, losses, fit.records, fit.state, fit.params_path, fit.metrics_path, fit.curves_path
+    )

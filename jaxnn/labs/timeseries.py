@@ -9,6 +9,11 @@ next Close). That is 203 quarters instead of the lab's 732 days.
 Scaling: the lab min-max scales the test split with the test split's own minimum and maximum, which uses the future
 and moves the test targets onto another scale. Here the scaler is fitted on the training split only and applied to
 both; test values beyond the training range then scale past 1, as they should.
+
+The run goes through the epoch driver (:func:`jaxnn.train.driver.fit`): the lab's 500 full-batch iterations are cut
+into ``epochs`` epochs, each one compiled ``lax.scan`` of steps, with a test evaluation, a ``metrics.jsonl`` record,
+TensorBoard and a checkpoint at each epoch's end (``resume`` continues a killed run exactly), then ``curves.png``,
+``params.npz`` and ``predictions.png``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,24 +31,32 @@ import numpy as np
 from jaxnn import checks, report, train
 from jaxnn.data.macro import load_macrodata
 from jaxnn.models import RNNRegressor
+from jaxnn.train import driver
 
 FEATURES = ("realcons", "realinv", "realgovt", "realdpi", "realgdp")  # the last one is the target
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(driver.RunOptions):
     seq_length: int = 7  # quarters of history per prediction (the lab's 7)
     hidden_size: int = 10  # LSTM hidden size (the lab's 10)
     learning_rate: float = 0.01  # Adam's learning rate (the lab's)
-    iterations: int = 500  # Adam steps over the whole training split (the lab's 500)
+    iterations: int = 500  # Adam steps over the whole training split (the lab's 500), epochs x iterations per epoch
+    epochs: int = 5  # the iterations cut into epochs: a record, a test evaluation and a checkpoint after each
     train_fraction: float = 0.7  # the first part of the series that trains, in time order (the lab's 0.7)
-    seed: int = 0  # of the initialisation
+    cpu_compiler_options: bool = False  # XLA's default options: this LSTM has no convolution to speed up
 
     def __post_init__(self):
+        self.check_run_options()
         checks.fields(self, {"seq_length": 1, "hidden_size": 1})
         checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
-        checks.seed(self.seed)
         checks.fields(self, positive=("learning_rate",))
+        if self.iterations % self.epochs:
+            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {self.iterations}")
+        if self.checkpoint_every:  # an epoch is one compiled program: nothing to checkpoint inside it
+            raise ValueError(
+                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
+            )
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
 
@@ -52,9 +67,12 @@ class Result:
     test_rmse: float
     test_predictions: np.ndarray  # (N_test,) in the target's units
     test_targets: np.ndarray
-    losses: np.ndarray  # (iterations,) training MSE on the scaled data, before each update
-    params: dict
-    plot_path: Path | None  # None without matplotlib
+    records: list[dict[str, Any]]  # one per epoch: train_loss (the epoch's mean MSE, scaled), test_loss
+    state: train.TrainState
+    params_path: Path
+    metrics_path: Path
+    curves_path: Path | None  # None without matplotlib
+    plot_path: Path | None  # predictions.png; None without matplotlib
 
 
 class MinMaxScaler:
@@ -88,37 +106,69 @@ def split(values: np.ndarray, config: Config):
     return scaler, *windows(scaler(train_set), config.seq_length), *windows(scaler(test_set), config.seq_length)
 
 
-def train_and_evaluate(config: Config, workdir: str | Path | None = None) -> Result:
-    """Train on the training windows, predict the test windows; with ``workdir``, save ``predictions.png`` there."""
+def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | None = None) -> Result:
+    """Train ``model`` (default: the lab's ``RNNRegressor(config.hidden_size)``, an LSTM) on the training windows
+    with :func:`driver.fit`, evaluating the test windows after every epoch; then predict both splits in the target's
+    units and save ``predictions.png`` in ``workdir``. A model maps ``(B, seq_length, 5)`` windows to ``(B, 1)``."""
+    workdir = Path(workdir)
     _, values = load_macrodata(columns=FEATURES)
     scaler, train_x, train_y, test_x, test_y = split(values.astype(np.float32), config)
-    model = RNNRegressor(config.hidden_size)
-    params = train.init_params(model, jax.random.key(config.seed), jnp.asarray(train_x[:1]))
+    model = RNNRegressor(config.hidden_size) if model is None else model
+    rng = jax.random.key(config.seed)  # the initialisation's; training draws nothing (no dropout, full batches)
+    params = train.init_params(model, rng, jnp.asarray(train_x[:1]))
     state = train.create_train_state(model, params, train.adam(config.learning_rate))
-    batch = {"inputs": jnp.asarray(train_x), "labels": jnp.asarray(train_y)}
-    state, metrics = train.train_loop(state, batch, jax.random.key(config.seed), config.iterations, loss=train.mse)
-    losses = metrics["loss"]
-    predict = jax.jit(train.predict)
+    data = driver.Data(
+        jnp.asarray(train_x),
+        jnp.asarray(train_y),
+        jnp.asarray(test_x),
+        jnp.asarray(test_y),
+        full_batch_steps=config.iterations // config.epochs,
+    )
     target = len(FEATURES) - 1
     in_units = functools.partial(scaler.inverse, column=target)
-    train_pred = in_units(np.asarray(predict(state, jnp.asarray(train_x)))[:, 0])
-    test_pred = in_units(np.asarray(predict(state, jnp.asarray(test_x)))[:, 0])
-    train_true, test_true = in_units(train_y[:, 0]), in_units(test_y[:, 0])
-    plot = None
-    if workdir is not None:
-        plot = report.plot_series(
-            {"true": test_true, "predicted": test_pred},
-            Path(workdir) / "predictions.png",
-            f"next-quarter real GDP, test split (LSTM({len(FEATURES)}, {config.hidden_size}), seed {config.seed})",
+    name = f"LSTM({len(FEATURES)}, {config.hidden_size})" if type(model) is RNNRegressor else type(model).__name__
+    title = f"{name}, seed {config.seed}"
+    predict = jax.jit(train.predict)
+
+    def finish(state, workdir, write):
+        test_pred = in_units(np.asarray(predict(state, data.test_x))[:, 0])
+        if not write:
+            return {"test_pred": test_pred, "plot_path": None}
+        path = report.plot_series(
+            {"true": in_units(test_y[:, 0]), "predicted": test_pred},
+            workdir / "predictions.png",
+            f"next-quarter real GDP, test split ({title})",
             xlabel="test window",
             ylabel="billions of chained 2005 dollars",
         )
+        return {"test_pred": test_pred, "plot_path": path}
+
+    fit = driver.fit(
+        config,
+        workdir,
+        identity=dataclasses.asdict(config),
+        state=state,
+        data=data,
+        rng=rng,
+        train_step=functools.partial(train.train_step, loss=train.mse),
+        eval_step=functools.partial(train.eval_step, loss=train.mse),
+        title=title,
+        finish=finish,
+    )
+    train_pred = in_units(np.asarray(predict(fit.state, data.train_x))[:, 0])
+    test_pred, test_true = fit.extra["test_pred"], in_units(test_y[:, 0])
+    plot = fit.extra["plot_path"]
+    if plot is None and (workdir / "predictions.png").is_file():  # a resume of a run that was complete already
+        plot = workdir / "predictions.png"
     return Result(
-        float(np.sqrt(np.mean((train_pred - train_true) ** 2))),
+        float(np.sqrt(np.mean((train_pred - in_units(train_y[:, 0])) ** 2))),
         float(np.sqrt(np.mean((test_pred - test_true) ** 2))),
         test_pred,
         test_true,
-        np.asarray(losses),
-        state.params,
+        fit.records,
+        fit.state,
+        fit.params_path,
+        fit.metrics_path,
+        fit.curves_path,
         plot,
     )

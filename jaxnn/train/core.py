@@ -60,6 +60,8 @@ __all__ = [
     "eval_step",
     "predict",
     "train_loop",
+    "scan_steps",
+    "scan_epoch",
     "out_of_range",
     "epoch_batches",
     "train_epoch",
@@ -276,14 +278,48 @@ def train_loop(
         raise ValueError(f"indices must have num_steps={num_steps} rows, got shape {jnp.shape(indices)}")
     first = int(state.step)
     state, metrics = _scan_steps(state, batch, rng, indices, num_steps, loss)
+    _check_steps(first, metrics)
+    return state, metrics
+
+
+def scan_steps(
+    train_step: Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]],
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    num_steps: int,
+) -> tuple[TrainState, Metrics]:
+    """``num_steps`` calls of ``train_step`` on the same ``batch`` as one ``lax.scan`` (jit it with ``num_steps``
+    static): the state and each metric stacked per step. One epoch of the driver's full-batch recipes."""
+    return jax.lax.scan(lambda s, _: train_step(s, batch, rng), state, None, length=num_steps)
+
+
+def scan_epoch(
+    scan_fn: Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]],
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+) -> tuple[TrainState, dict[str, float], Metrics]:
+    """One epoch of full-batch steps (``scan_fn``: a jitted :func:`scan_steps`); returns the state, the mean of
+    every scalar metric over the epoch's steps, and everything the steps returned, stacked per step (the character
+    labs' per-step predictions, say). Raises as :func:`train_epoch` does, naming the first bad step."""
+    first = int(state.step)
+    state, metrics = scan_fn(state, batch, rng)
+    _check_steps(first, metrics)
+    means = {k: float(jnp.mean(v)) for k, v in metrics.items() if k not in CHECKS and jnp.ndim(v) == 1}
+    return state, means, metrics
+
+
+def _check_steps(first: int, metrics: Metrics) -> None:
+    """:func:`_check_step` for metrics stacked per step (steps ``first``, ``first + 1``, ...): the first step whose
+    labels lie out of range or whose loss is not finite."""
     losses = np.asarray(metrics["loss"])
-    bad = np.flatnonzero(np.asarray(metrics.get("labels_out_of_range", np.zeros(num_steps))) != 0)
+    bad = np.flatnonzero(np.asarray(metrics.get("labels_out_of_range", np.zeros(losses.shape[0]))) != 0)
     if bad.size:
         _check_step(first + int(bad[0]), jax.tree_util.tree_map(lambda m: m[bad[0]], metrics))
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
         raise NonFiniteLossError(first + int(bad[0]), float(losses[bad[0]]))
-    return state, metrics
 
 
 def check_batch_size(batch_size: int, num_examples: int, split: str = "train") -> None:

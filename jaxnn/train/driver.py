@@ -106,6 +106,10 @@ class Data:
     ``steps_per_epoch`` is how many it yields from ``start=0``, and ``fingerprint`` a string that changes whenever
     what it yields does (an image folder's file names and sizes, say): with the arrays' digests it is part of the
     run's identity, so a resume after the data changed is refused.
+
+    ``full_batch_steps=k``: every step trains on the whole training split (``batch_size`` is its size) and an epoch
+    is ``k`` such steps compiled as one ``lax.scan`` (:func:`jaxnn.train.scan_steps`), the small RNN labs' speed;
+    checkpoints then come at epoch ends only.
     """
 
     train_x: Any
@@ -117,9 +121,16 @@ class Data:
     batches: Callable[[int, int, jax.Array], Iterator[core.Batch]] | None = None
     steps_per_epoch: int | None = None
     fingerprint: str | None = None
+    full_batch_steps: int | None = None
 
     def __post_init__(self):
-        if self.batches is None:
+        if self.full_batch_steps is not None:
+            if self.batches is not None:
+                raise ValueError("Data: full_batch_steps trains on train_x/train_y, not on batches")
+            checks.positive_int(self.full_batch_steps, "full_batch_steps", checks.MAX_STEPS)
+            object.__setattr__(self, "batch_size", int(jax.tree_util.tree_leaves(self.train_x)[0].shape[0]))
+            object.__setattr__(self, "steps_per_epoch", self.full_batch_steps)
+        elif self.batches is None:
             core.check_batch_size(self.batch_size, int(self.train_x.shape[0]))
             object.__setattr__(self, "steps_per_epoch", int(self.train_x.shape[0]) // self.batch_size)
         else:
@@ -140,6 +151,8 @@ class Fit:
     logdir: Path
     curves_path: Path | None
     extra: dict[str, Any]
+    # full_batch_steps: what every step of the epochs run here returned, stacked (a resumed run's from its checkpoint)
+    steps: dict[str, np.ndarray] | None = None
 
 
 def fit(
@@ -172,6 +185,11 @@ def fit(
         raise ValueError(
             f"epochs {options.epochs} x {data.steps_per_epoch} steps per epoch must be <= {checks.MAX_STEPS} steps"
         )
+    if data.full_batch_steps is not None and options.checkpoint_every:
+        raise ValueError(
+            f"checkpoint_every must be 0 for a recipe whose epoch is one compiled program of {data.steps_per_epoch} "
+            f"full-batch steps (checkpoints come at its epoch ends), got {options.checkpoint_every}"
+        )
     identity = {k: v for k, v in identity.items() if k not in NOT_IDENTITY}
     identity["devices"] = jax.device_count()
     identity["data"] = _fingerprint(data)  # what was trained on, not only where it was read from
@@ -200,8 +218,9 @@ def _fingerprint(data: Data) -> dict[str, Any]:
     for name in ("train_x", "train_y", "test_x", "test_y"):
         value = getattr(data, name)
         if value is not None and (data.batches is None or name.startswith("test")):
-            array = np.asarray(value)
-            out[name] = f"{array.dtype}{list(array.shape)}:{hashlib.sha256(array.tobytes()).hexdigest()[:16]}"
+            leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(value)]  # an array, or a tuple of them
+            digest = hashlib.sha256(b"".join(leaf.tobytes() for leaf in leaves)).hexdigest()[:16]
+            out[name] = "".join(f"{leaf.dtype}{list(leaf.shape)}" for leaf in leaves) + f":{digest}"
     return out
 
 
@@ -266,6 +285,29 @@ def _check_records(path: Path) -> None:
             )
 
 
+def _record(epoch: int, train: dict[str, float], schedule, steps: int) -> dict[str, Any]:
+    record = {"epoch": epoch + 1}
+    if schedule is not None:
+        record["learning_rate"] = float(schedule(epoch * steps))
+    record.update({f"train_{k}": v for k, v in train.items()})
+    return record
+
+
+def _end_epoch(record, train, state, test_x, test_y, eval_fn, data, logger, records, ckpt) -> dict[str, float] | None:
+    """The test metrics after an epoch, its log line, its record (file and list) and its checkpoint."""
+    test = None
+    if test_x is not None:
+        test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
+        record.update({f"test_{k}": v for k, v in test.items()})
+    log.info("%s", _epoch_line(record["epoch"], train, test))
+    if logger is not None:  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
+        logger.write(**record)
+    records.append(record)
+    if ckpt is not None:
+        ckpt.save(state)
+    return test
+
+
 def _fit(
     options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
 ) -> Fit:
@@ -307,6 +349,12 @@ def _fit(
     compiler_options = runtime.compiler_options() if options.cpu_compiler_options else None
     step_fn = jax.jit(train_step, compiler_options=compiler_options)
     eval_fn = jax.jit(eval_step, compiler_options=compiler_options)
+    if data.full_batch_steps is not None:
+        scan = functools.partial(core.scan_steps, train_step, num_steps=steps)
+        step_fn = jax.jit(scan, compiler_options=compiler_options)
+        full_batch = {"inputs": train_x, "labels": train_y}
+        if place is not None:
+            full_batch = place(full_batch)
 
     def after_step(s, so_far):
         if int(s.step) % options.checkpoint_every == 0 and int(s.step) % steps:
@@ -316,9 +364,15 @@ def _fit(
     logger = None
     if primary and not complete:
         logger = report.MetricsLogger(metrics_path, logdir, filename_suffix=event_suffix(workdir))
-    test = None
+    test, per_steps = None, []
     try:
         for epoch in range(first_epoch, options.epochs):
+            if data.full_batch_steps is not None:
+                state, m, per_step = core.scan_epoch(step_fn, state, full_batch, step_rng)
+                per_steps.append(jax.tree_util.tree_map(np.asarray, per_step))
+                record = _record(epoch, m, schedule, steps)
+                test = _end_epoch(record, m, state, test_x, test_y, eval_fn, data, logger, records, ckpt)
+                continue
             first = start if epoch == first_epoch else 0
             batches = epoch_batches(epoch, first)
             if place is not None:
@@ -332,19 +386,8 @@ def _fit(
                 after_step if ckpt is not None and options.checkpoint_every else None,
                 previous if epoch == first_epoch else None,
             )
-            record = {"epoch": epoch + 1}
-            if schedule is not None:
-                record["learning_rate"] = float(schedule(epoch * steps))
-            record.update({f"train_{k}": v for k, v in m.items()})
-            if test_x is not None:
-                test = core.evaluate(eval_fn, state, test_x, test_y, data.eval_batch_size)
-                record.update({f"test_{k}": v for k, v in test.items()})
-            log.info("%s", _epoch_line(epoch + 1, m, test))
-            if logger is not None:  # before the epoch's checkpoint: a kill in between re-runs the epoch, losing nothing
-                logger.write(**record)
-            records.append(record)
-            if ckpt is not None:
-                ckpt.save(state)
+            record = _record(epoch, m, schedule, steps)
+            test = _end_epoch(record, m, state, test_x, test_y, eval_fn, data, logger, records, ckpt)
     finally:
         if ckpt is not None:
             ckpt.close()
@@ -364,4 +407,7 @@ def _fit(
         curves = report.plot_metrics(records, workdir / "curves.png", title)
     elif primary and (workdir / "curves.png").is_file():
         curves = workdir / "curves.png"
-    return Fit(state, records, test, params_path, metrics_path, logdir, curves, extra)
+    steps = None
+    if data.full_batch_steps is not None:
+        steps = {k: np.concatenate([s[k] for s in per_steps]) for k in per_steps[0]} if per_steps else {}
+    return Fit(state, records, test, params_path, metrics_path, logdir, curves, extra, steps)

@@ -3,48 +3,58 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jaxnn.cli import flags
-from jaxnn.labs.char import CharLab, LabRun
 
 
-def char_lab_arguments(description: str, argv=None, add_more=None):
+def char_lab_arguments(name: str, description: str, argv=None, add_more=None):
     """The command line every character lab shares, generated from :class:`jaxnn.labs.char.Config` (--cell, --seed,
-    --iterations, --lr), plus ``add_more(parser)``. Returns ``(parser, args, names)``."""
+    --iterations, --lr, --epochs and the run flags) and ``--workdir``, plus ``add_more(parser)``. Returns
+    ``(parser, args, names)``."""
     from jaxnn.labs.char import Config
 
     parser = flags.ArgumentParser(description)
     names = flags.add_config_flags(parser, Config, flags.RUN_FLAGS, skip=("lab",))
+    parser.add_argument(
+        "--workdir", type=flags.path_flag, default=f"runs/{name}", help=f"where results go (runs/{name})"
+    )
     if add_more is not None:
         add_more(parser)
     args = parser.parse_args(argv)
     return parser, args, names
 
 
-def print_run(lab: CharLab, run: LabRun) -> None:
-    """Each iteration's loss and predicted string, as the labs print them."""
-    for i, (loss, text) in enumerate(zip(run.losses, run.predictions, strict=True)):
+def print_run(result) -> None:
+    """Each iteration's loss and predicted string, as the labs print them (a :class:`jaxnn.labs.char.Result`)."""
+    lab = result.lab
+    for i, (loss, text) in enumerate(zip(result.losses, result.predictions, strict=True), result.first_iteration):
         print(f"{i:3d} loss: {loss:.6f} prediction: {text!r}")
-    verdict = "reached" if lab.on_target(run.final) else "did not reach"
+    if result.final is None:
+        print(f"nothing left to train: the run in {result.metrics_path.parent} was complete")
+        return
+    verdict = "reached" if lab.on_target(result.final) else "did not reach"
     note = f" (its first {lab.undetermined} character is undetermined by construction)" if lab.undetermined else ""
-    print(f"final prediction {run.final!r} {verdict} the target {lab.target!r}{note}")
+    print(f"final prediction {result.final!r} {verdict} the target {lab.target!r}{note}")
 
 
 def char_lab_config(parser, args, names, lab: str):
     """The :class:`jaxnn.labs.char.Config` of the parsed flags, or exit naming the flag."""
     from jaxnn.labs.char import Config
 
-    return flags.config_from_flags(parser, Config, args, names, lab=lab)
+    return flags.config_from_flags(parser, Config, args, names, lab=lab, progress=False)
 
 
-def char_lab_main(name: str, description: str, argv=None) -> tuple[CharLab, LabRun]:
-    """A lab 11 script (hihello, charseq): parse the flags of the recipe's config, train, print every iteration as
-    the lab does."""
+def char_lab_main(name: str, description: str, argv=None):
+    """A lab 11 command (hihello, charseq): parse the flags of the recipe's config, train, print every iteration as
+    the lab does. Returns the :class:`jaxnn.labs.char.Result`."""
     from jaxnn import runtime
     from jaxnn.labs import char
 
-    parser, args, names = char_lab_arguments(description, argv)
+    parser, args, names = char_lab_arguments(name, description, argv)
     config = char_lab_config(parser, args, names, name)
+    flags.show_progress()
     runtime.enable_compilation_cache()
-    lab, run = char.train_and_evaluate(config)
-    print_run(lab, run)
-    return lab, run
+    result = char.train_and_evaluate(config, Path(args.workdir))
+    print_run(result)
+    return result

@@ -2,6 +2,7 @@
 generates text from a prompt, greedily and with a temperature (see jaxnn/labs/char.py for the data and model)."""
 
 import math
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -10,7 +11,8 @@ from jaxnn import runtime
 from jaxnn.cli import flags as cli
 from jaxnn.cli.commands import _char
 from jaxnn.cli.commands._char import char_lab_arguments, print_run
-from jaxnn.labs.char import make_lab, run_lab
+from jaxnn.labs import char
+from jaxnn.labs.char import make_lab
 from jaxnn.models import generate
 from jaxnn.models.rnn import MAX_GENERATED
 
@@ -24,21 +26,23 @@ def generation_arguments(parser):
 
 
 def main(argv=None):
-    parser, args, names = char_lab_arguments(__doc__, argv, generation_arguments)
+    parser, args, names = char_lab_arguments(LAB, __doc__, argv, generation_arguments)
     config = _char.char_lab_config(parser, args, names, LAB)
     cli.in_range(parser, args, "length", 1, MAX_GENERATED)
     if not (math.isfinite(args.temperature) and np.float32(args.temperature) > 0):  # 1e-300 is 0 in float32
         parser.error(f"--temperature must be > 0 in float32 (greedy is always shown), got {args.temperature}")
+    cli.show_progress()
     runtime.enable_compilation_cache()
     lab = make_lab(LAB, config.cell)
     try:
         prompt = lab.vocab.encode(args.prompt)
     except ValueError as e:  # a character outside the sentence
         parser.error(f"--prompt: {e}")
-    run = run_lab(lab, config.seed, config.iterations, config.learning_rate)
-    print_run(lab, run)
-    greedy = generate(lab.model, run.state.params, prompt, args.length)
-    sampled = generate(lab.model, run.state.params, prompt, args.length, jax.random.key(args.seed), args.temperature)
+    result = char.train_and_evaluate(config, Path(args.workdir))
+    print_run(result)
+    params = result.state.params
+    greedy = generate(lab.model, params, prompt, args.length)
+    sampled = generate(lab.model, params, prompt, args.length, jax.random.key(args.seed), args.temperature)
     print(f"\ngreedy:             {args.prompt}|{lab.vocab.decode(greedy)}")
     print(f"temperature {args.temperature:<6}  {args.prompt}|{lab.vocab.decode(sampled)}")
-    return lab, run
+    return result
