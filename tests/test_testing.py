@@ -203,6 +203,20 @@ def _bn_pair():
     return Net(), from_state_dict(Net(), tm.state_dict(), x), tm, x
 
 
+def test_training_mode_with_steps_compares_the_statistics_of_the_first_forward_pass():
+    """The running statistics after the compared forward pass, then SGD steps that change them again on both sides:
+    each is compared with PyTorch's at its own moment (PyTorch's buffers are read before its steps move them)."""
+    model, variables, tm, x = _bn_pair()
+    report = compare_with_torch(model, variables, tm, x, train=True, steps=2, labels=np.array([0, 1, 2, 3]))
+    report.check()
+    kinds = [r.kind for r in report.rows]
+    assert (
+        "buffer" in kinds
+        and "loss" in kinds
+        and "bn.running_mean" in [r.name for r in report.rows if r.kind == "param"]
+    )
+
+
 def test_compare_with_torch_catches_a_biased_running_variance(monkeypatch):
     model, variables, tm, x = _bn_pair()
     compare_with_torch(model, variables, tm, x, train=True, check=True)

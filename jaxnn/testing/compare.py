@@ -177,8 +177,12 @@ def _torch_run(tm, torch_inputs, train, loss_of, steps, lr, momentum):
     recorder.remove()
     loss = loss_of(out)
     loss.backward()
-    grads = {k: p.grad.detach().numpy().copy() for k, p in tm.named_parameters() if p.grad is not None}
-    state = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
+    # Views, not copies (21 M parameters copy in 0.3 s here): each backward pass makes new gradient tensors, and the
+    # state is copied only when the SGD steps below will change it in place.
+    grads = {k: p.grad.detach().numpy() for k, p in tm.named_parameters() if p.grad is not None}
+    state = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+    if steps:
+        state = {k: v.copy() for k, v in state.items()}
     result = {"outputs": recorder.outputs, "order": recorder.order, "out": _detach(out), "grads": grads, "state": state}
     if steps:
         opt = torch.optim.SGD(tm.parameters(), lr=lr, momentum=momentum)
