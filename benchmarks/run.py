@@ -20,6 +20,7 @@ import argparse
 import datetime
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -484,10 +485,12 @@ def end_to_end(reps: int):
     """Wall seconds of a whole process, start to printed sentence: experiments/longseq.py (compilation cache warm)
     against benchmarks/torch_longseq.py, alternating, after one warm-up run of each."""
     import subprocess
+    import tempfile
 
     root = Path(__file__).resolve().parents[1]
+    workdir = Path(tempfile.mkdtemp(prefix="jaxnn-bench-longseq-")) / "run"  # the lab's files: metrics, curves, params
     cmds = {
-        "jax": [sys.executable, str(root / "experiments/longseq.py")],
+        "jax": [sys.executable, str(root / "experiments/longseq.py"), "--workdir", str(workdir), "--overwrite"],
         "torch": [sys.executable, str(root / "benchmarks/torch_longseq.py")],
     }
     res = {"jax": [], "torch": []}
@@ -498,6 +501,7 @@ def end_to_end(reps: int):
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             res[side].append(time.perf_counter() - t)
+    shutil.rmtree(workdir.parent)  # this benchmark's own temporary folder
     return res
 
 

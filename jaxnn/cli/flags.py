@@ -12,6 +12,7 @@ import re
 import sys
 import types
 import typing
+from typing import Any
 
 
 def show_progress() -> None:
@@ -134,3 +135,25 @@ def seed_in_range(parser: argparse.ArgumentParser, args: argparse.Namespace, nam
     from jaxnn import checks
 
     in_range(parser, args, name, 0, checks.MAX_SEED)
+
+
+def parse_recipe(
+    description: str, config_cls, argv=None, workdir: str | None = None, workdir_help: str | None = None
+) -> tuple[Any, argparse.Namespace]:
+    """The command line of a recipe trained by the driver: a flag per field of ``config_cls`` (:data:`RUN_FLAGS`),
+    ``--workdir`` (default ``workdir``; None leaves the default to the command) and the flags of a multi-process run,
+    which it joins (:func:`jaxnn.cli.processes.start_processes`). Returns the config (a progress bar only on a
+    terminal) and the parsed flags; a mistake exits with one line and code 2."""
+    from jaxnn.cli.processes import add_process_flags, start_processes
+
+    parser = ArgumentParser(description)
+    names = add_config_flags(parser, config_cls, RUN_FLAGS)
+    default = f" ({workdir})" if workdir else ""
+    parser.add_argument(
+        "--workdir", type=path_flag, default=workdir, help=(workdir_help or "where results go") + default
+    )
+    add_process_flags(parser)
+    args = parser.parse_args(argv)
+    start_processes(parser, args)  # before anything else touches JAX
+    progress = getattr(args, "progress", False) and sys.stderr.isatty()
+    return config_from_flags(parser, config_cls, args, names, progress=progress), args

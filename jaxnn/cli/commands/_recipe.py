@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import sys
 from pathlib import Path
 
 from jaxnn.cli import flags
-from jaxnn.cli.processes import add_process_flags, start_processes
 from jaxnn.labs.registry import Lab
 
 
 def main(lab: Lab, argv=None):
     recipe = importlib.import_module(lab.recipe)
-    parser = flags.ArgumentParser(f"{lab.summary} (lab {lab.lab}).\n\n{(recipe.__doc__ or '').strip()}")
-    names = flags.add_config_flags(parser, recipe.Config, flags.RUN_FLAGS)
-    parser.add_argument(
-        "--workdir", type=flags.path_flag, default=f"runs/{lab.name}", help=f"where results go (runs/{lab.name})"
-    )
-    add_process_flags(parser)
-    args = parser.parse_args(argv)
-    start_processes(parser, args)  # before anything else touches JAX
-    progress = getattr(args, "progress", False) and sys.stderr.isatty()
-    config = flags.config_from_flags(parser, recipe.Config, args, names, progress=progress)
+    description = f"{lab.summary} (lab {lab.lab}).\n\n{(recipe.__doc__ or '').strip()}"
+    config, args = flags.parse_recipe(description, recipe.Config, argv, f"runs/{lab.name}")
     flags.show_progress()
     from jaxnn import runtime
 

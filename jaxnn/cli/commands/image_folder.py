@@ -9,25 +9,13 @@ test accuracy. Writes metrics.jsonl, TensorBoard event files (--logdir) and para
 jaxnn.labs.image_folder.train_and_evaluate.
 """
 
-import sys
-
 from jaxnn import runtime
-from jaxnn.cli import flags as cli
-from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
-from jaxnn.cli.processes import add_process_flags, start_processes
+from jaxnn.cli.flags import parse_recipe, show_progress
 from jaxnn.labs import image_folder
 
 
 def parse_args(argv=None):
-    p = cli.ArgumentParser(__doc__)
-    names = add_config_flags(p, image_folder.Config, RUN_FLAGS)
-    p.add_argument(
-        "--workdir", type=cli.path_flag, default="runs/image_folder", help="where results go (runs/image_folder)"
-    )
-    add_process_flags(p)
-    args = p.parse_args(argv)
-    start_processes(p, args)  # before anything else touches JAX
-    config = config_from_flags(p, image_folder.Config, args, names, progress=args.progress and sys.stderr.isatty())
+    config, args = parse_recipe(__doc__, image_folder.Config, argv, "runs/image_folder")
     return config, args.workdir
 
 

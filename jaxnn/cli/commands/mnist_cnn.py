@@ -10,31 +10,18 @@ curves.png and params.npz to --workdir.
 The recipe is jaxnn.labs.mnist.train_and_evaluate.
 """
 
-import sys
 import time
 from pathlib import Path
 
 from jaxnn import runtime
-from jaxnn.cli import flags as cli
-from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
-from jaxnn.cli.processes import add_process_flags, start_processes
+from jaxnn.cli.flags import parse_recipe, show_progress
 from jaxnn.labs import mnist
 
 
 def parse_args(argv=None) -> tuple[mnist.Config, Path]:
     """The flags as a recipe config and the workdir; a bad flag exits with argparse's message and code 2."""
-    p = cli.ArgumentParser(__doc__)
-    names = add_config_flags(p, mnist.Config, RUN_FLAGS)
-    p.add_argument(
-        "--workdir",
-        type=cli.path_flag,
-        default=None,
-        help="where metrics, plot and parameters go (default: runs/mnist_MODEL)",
-    )
-    add_process_flags(p)
-    args = p.parse_args(argv)
-    start_processes(p, args)  # before anything else touches JAX
-    config = config_from_flags(p, mnist.Config, args, names, progress=args.progress and sys.stderr.isatty())
+    help_text = "where metrics, plot and parameters go (default: runs/mnist_MODEL)"
+    config, args = parse_recipe(__doc__, mnist.Config, argv, None, help_text)
     return config, Path(args.workdir or Path("runs") / f"mnist_{args.model}")
 
 
