@@ -31,13 +31,17 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
-# Every lab script but the MNIST one, quickly: VGG-BN and ResNet-18 (CIFAR stem) on a slice of MNIST padded to 32x32,
-# and the port guide (a torchvision-layout ResNet-18 compared with PyTorch layer by layer, then fine-tuned).
+# Every lab of the registry (python -m jaxnn lists them) but the MNIST one, quickly: the demos, the RNN recipes at
+# the labs' sizes, VGG-BN and ResNet-18 (CIFAR stem) on a slice of MNIST padded to 32x32, and the port guide (a
+# torchvision-layout ResNet-18 compared with PyTorch layer by layer, then fine-tuned). Each recipe starts over in
+# runs/LAB (--overwrite).
+LABS_OF = $(PY) -c "from jaxnn.labs.registry import LABS; print(*[n for n, lab in LABS.items() if lab.kind == '$(1)' and n not in ('mnist_cnn', 'cifar')])"
 labs: $(STAMP)
-	for lab in conv_basics pooling rnn_basics hihello charseq longseq timeseries timeseries_conv seq2seq packed_sequence image_folder; do $(PY) experiments/$$lab.py || exit 1; done
-	$(PY) experiments/cifar.py --model vgg --batch_size 128 --train_subset 1024 --test_subset 500 --no_progress --overwrite
-	$(PY) experiments/cifar.py --model resnet --arch resnet18 --train_subset 2048 --test_subset 1000 --no_progress --overwrite
-	$(PY) experiments/port_resnet.py
+	for lab in $$($(call LABS_OF,demo)); do $(PY) -m jaxnn $$lab || exit 1; done
+	for lab in $$($(call LABS_OF,recipe)); do $(PY) -m jaxnn $$lab --overwrite || exit 1; done
+	$(PY) -m jaxnn cifar --model vgg --batch_size 128 --train_subset 1024 --test_subset 500 --no_progress --overwrite
+	$(PY) -m jaxnn cifar --model resnet --arch resnet18 --train_subset 2048 --test_subset 1000 --no_progress --overwrite
+	$(PY) -m jaxnn port_resnet --overwrite
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .jax_cache

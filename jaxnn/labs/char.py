@@ -164,19 +164,15 @@ def run_lab(
 
 
 @dataclass(frozen=True)
-class Result:
-    """A character lab's run: every iteration's loss and predicted string (of the iterations run in this call: a
-    resumed run's from ``first_iteration`` on), one record per epoch and the files written."""
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`; records: train_loss and train_accuracy, means
+    over the epoch's iterations) and every iteration's loss and predicted string (of the iterations run in this
+    call: a resumed run's from ``first_iteration`` on)."""
 
     lab: CharLab
     losses: np.ndarray  # (iterations run,) each iteration's loss, before its update
     predictions: list[str]  # each iteration's predicted string
     first_iteration: int  # 0, or the iteration a resumed run continued from
-    records: list[dict[str, Any]]  # one per epoch: train_loss, train_accuracy (means over the epoch's iterations)
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    curves_path: Path | None  # None without matplotlib
 
     @property
     def final(self) -> str | None:
@@ -206,14 +202,4 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     steps = fit.steps or {}
     losses = np.asarray(steps.get("loss", np.zeros(0, np.float32)))
     predictions = [lab.to_text(p) for p in steps.get("predictions", [])]
-    return Result(
-        lab,
-        losses,
-        predictions,
-        int(fit.state.step) - len(losses),
-        fit.records,
-        fit.state,
-        fit.params_path,
-        fit.metrics_path,
-        fit.curves_path,
-    )
+    return Result(lab, losses, predictions, int(fit.state.step) - len(losses), **fit.run_fields())

@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -133,16 +132,13 @@ class Config(driver.RunOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`; records have the epoch's learning_rate too) and
+    the test metrics."""
+
     test_accuracy: float
     test_loss: float
-    records: list[dict[str, Any]]  # one per epoch: epoch, learning_rate, train_loss, train_accuracy, test_*
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    logdir: Path
-    curves_path: Path | None
-    predictions_path: Path | None
+    predictions_path: Path | None  # test images with predicted and true labels
 
 
 def load_data(config: Config) -> tuple[dict[str, mnist.Split], list[str]]:
@@ -254,14 +250,4 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         title=f"{type(model).__name__} on {config.dataset}, seed {config.seed}",
         finish=finish,
     )
-    return Result(
-        fit.test["accuracy"],
-        fit.test["loss"],
-        fit.records,
-        fit.state,
-        fit.params_path,
-        fit.metrics_path,
-        fit.logdir,
-        fit.curves_path,
-        fit.extra.get("predictions_path"),
-    )
+    return Result(fit.test["accuracy"], fit.test["loss"], fit.extra.get("predictions_path"), **fit.run_fields())

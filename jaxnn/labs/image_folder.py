@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,15 +57,12 @@ class Config(driver.RunOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`) and the lab's own."""
+
     classes: list[str]
-    records: list[dict[str, Any]]  # one per epoch: epoch, train_loss, train_accuracy (and test_* with a test set)
-    test_accuracy: float | None
+    test_accuracy: float | None  # None without a test folder
     reloaded_max_diff: float  # |outputs of the re-loaded parameters - outputs of the trained ones|, max: 0.0
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    logdir: Path
 
 
 def default_folders(config: Config, workdir: Path) -> tuple[Path, Path]:
@@ -134,13 +130,4 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     probe = test_x if test_x is not None else folder.arrays()[0][: config.batch_size]
     diff = np.max(np.abs(np.asarray(train.predict(reloaded, probe)) - np.asarray(train.predict(fit.state, probe))))
     accuracy = fit.records[-1].get("test_accuracy") if fit.records else (fit.test or {}).get("accuracy")
-    return Result(
-        folder.classes,
-        fit.records,
-        accuracy,
-        float(diff),
-        fit.state,
-        fit.params_path,
-        fit.metrics_path,
-        fit.logdir,
-    )
+    return Result(folder.classes, accuracy, float(diff), **fit.run_fields())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -57,14 +56,11 @@ class Config(driver.RunOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`: records, state, files) and the test metrics."""
+
     test_accuracy: float
     test_loss: float
-    records: list[dict[str, Any]]  # one per epoch run: epoch, train_loss, train_accuracy, test_loss, test_accuracy
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    curves_path: Path | None  # None without matplotlib
     predictions_path: Path | None = None  # the first 16 test images with predicted and true labels (lab 10-3)
 
 
@@ -112,13 +108,4 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         title=title,
         finish=finish,
     )
-    return Result(
-        fit.test["accuracy"],
-        fit.test["loss"],
-        fit.records,
-        fit.state,
-        fit.params_path,
-        fit.metrics_path,
-        fit.curves_path,
-        fit.extra.get("predictions_path"),
-    )
+    return Result(fit.test["accuracy"], fit.test["loss"], fit.extra.get("predictions_path"), **fit.run_fields())

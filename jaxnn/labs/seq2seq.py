@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -96,15 +95,13 @@ class Config(driver.RunOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`; records: train_loss and train_nll_per_word, means
+    over the epoch) and the translations."""
+
     pairs: tuple[tuple[str, str], ...]  # (source, target), lower-cased as the lab reads them
     translations: list[list[str]]  # greedy decoding of each source, up to and including <EOS>
     losses: np.ndarray  # (iterations run,) mean NLL per target word of each iteration (a resume's from its checkpoint)
-    records: list[dict[str, Any]]  # one per epoch: train_loss, train_nll_per_word (means over the epoch)
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    curves_path: Path | None  # None without matplotlib
 
     @property
     def exact(self) -> list[bool]:
@@ -191,6 +188,4 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     )
     translations = [target_vocab.decode(w) for w in np.asarray(words)]
     losses = np.asarray((fit.steps or {}).get("nll_per_word", np.zeros(0, np.float32)))
-    return Result(
-        pairs, translations, losses, fit.records, fit.state, fit.params_path, fit.metrics_path, fit.curves_path
-    )
+    return Result(pairs, translations, losses, **fit.run_fields())

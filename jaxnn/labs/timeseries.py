@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -62,16 +61,14 @@ class Config(driver.RunOptions):
 
 
 @dataclasses.dataclass(frozen=True)
-class Result:
+class Result(driver.Result):
+    """Every recipe's fields (:class:`jaxnn.train.driver.Result`; records: train_loss, the epoch's mean MSE on the
+    scaled data, and test_loss) and the predictions in the target's units."""
+
     train_rmse: float  # in the target's units (billions of chained 2005 dollars)
     test_rmse: float
     test_predictions: np.ndarray  # (N_test,) in the target's units
     test_targets: np.ndarray
-    records: list[dict[str, Any]]  # one per epoch: train_loss (the epoch's mean MSE, scaled), test_loss
-    state: train.TrainState
-    params_path: Path
-    metrics_path: Path
-    curves_path: Path | None  # None without matplotlib
     plot_path: Path | None  # predictions.png; None without matplotlib
 
 
@@ -165,10 +162,6 @@ def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | N
         float(np.sqrt(np.mean((test_pred - test_true) ** 2))),
         test_pred,
         test_true,
-        fit.records,
-        fit.state,
-        fit.params_path,
-        fit.metrics_path,
-        fit.curves_path,
         plot,
+        **fit.run_fields(),
     )

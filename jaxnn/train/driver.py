@@ -47,7 +47,7 @@ from jaxnn.workdir import claim, differences, event_suffix
 
 log = logging.getLogger("jaxnn.train")
 
-__all__ = ["RunOptions", "Data", "Fit", "fit", "NOT_IDENTITY"]
+__all__ = ["RunOptions", "Data", "Fit", "Result", "fit", "NOT_IDENTITY"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +153,24 @@ class Fit:
     extra: dict[str, Any]
     # full_batch_steps: what every step of the epochs run here returned, stacked (a resumed run's from its checkpoint)
     steps: dict[str, np.ndarray] | None = None
+
+    def run_fields(self) -> dict[str, Any]:
+        """The fields of :class:`Result`, from this fit."""
+        names = [f.name for f in dataclasses.fields(Result)]
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Result:
+    """The fields every recipe's result has: a lab's ``Result`` derives from this and adds its own (its test
+    accuracy, its predictions, ...). Build it with ``Result(own fields..., **fit.run_fields())``."""
+
+    records: list[dict[str, Any]]  # one per epoch run: epoch, train_<metric> and test_<metric> of the loss's metrics
+    state: core.TrainState  # the trained state
+    params_path: Path  # params.npz: parameters and BatchNorm statistics
+    metrics_path: Path  # metrics.jsonl: the records, one JSON line each
+    logdir: Path  # TensorBoard event files
+    curves_path: Path | None  # curves.png (None without matplotlib)
 
 
 def fit(

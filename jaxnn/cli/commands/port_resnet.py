@@ -49,6 +49,9 @@ def parse_args(argv=None):
         default=None,
         help="TFDS data_dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="fine-tune again where an earlier run of the guide left its results"
+    )
     args = p.parse_args(argv)
     if args.weights is not None and not Path(args.weights).is_file():
         p.error(f"--weights: {args.weights} does not exist")
@@ -74,6 +77,7 @@ def parse_args(argv=None):
         weight_decay=0.0,
         crop_padding=0,
         data_dir=args.data_dir,
+        overwrite=args.overwrite,
     )
     return args, config
 
