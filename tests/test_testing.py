@@ -228,3 +228,41 @@ def test_compare_with_torch_catches_a_biased_running_variance(monkeypatch):
     report = compare_with_torch(model, variables, tm, x, train=True)
     assert report.first_divergence.name == "bn.running_var"
     assert [r.name for r in report.rows if not r.ok] == ["bn.running_var"]  # outputs and gradients still agree
+
+
+class _TorchRecurrent(torch.nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        kind = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+        self.rnn = kind(3, 4, num_layers=2, batch_first=True, bidirectional=cell == "gru")
+        self.fc = torch.nn.Linear(8 if cell == "gru" else 4, 2)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_compare_with_torch_takes_a_recurrent_layers_outputs_and_states_in_their_own_layout(cell):
+    """An LSTM's ``(output, (h_n, c_n))`` and a GRU's ``(output, h_n)``, 3-D and nested, are compared as they are
+    (no NHWC -> NCHW move), each array under its own name."""
+    from flax import linen
+
+    from jaxnn.nn import RNN
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x, deterministic=True):
+            out, _ = RNN(4, 2, batch_first=True, cell=cell, bidirectional=cell == "gru", name="rnn")(x)
+            return Linear(2, name="fc")(out[:, -1])
+
+    torch.manual_seed(0)
+    tm = _TorchRecurrent(cell)
+    x = np.random.default_rng(0).standard_normal((5, 6, 3)).astype(np.float32)
+    variables = from_state_dict(Net(), tm.state_dict(), x)
+    for dtype in ("float32", "float64"):
+        report = compare_with_torch(Net(), variables, tm, x, torch_inputs=[x], dtype=dtype).check()
+        names = [r.name for r in report.rows if r.kind == "output"]
+        states = ["rnn[1][0]", "rnn[1][1]"] if cell == "lstm" else ["rnn[1]"]
+        assert names == ["rnn[0]", *states, "fc", "(model)"], names
+        assert {r.shape for r in report.rows if r.name in states} == {(2 * (1 + (cell == "gru")), 5, 4)}

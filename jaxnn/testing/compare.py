@@ -35,6 +35,7 @@ from jaxnn.interop.state_dict import _Names, _trace
 from jaxnn.testing.tolerance import ATOL, EXACT_FACTOR, RTOL, as_numpy, assert_close, worst_error
 
 _CHANNELS_LAST_1D = ("Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d")
+_RECURRENT = ("RNN", "RNNCell", "LSTMCell", "GRUCell")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +115,11 @@ def _judge(kind, name, actual, expected, exact, tolerance) -> Row:
 
 
 def _to_torch_layout(value, kind: str | None):
-    """A jaxnn activation in PyTorch's layout: NHWC -> NCHW, and (N, L, C) -> (N, C, L) for the 1-D layers."""
+    """A jaxnn activation in PyTorch's layout: NHWC -> NCHW, and (N, L, C) -> (N, C, L) for the 1-D layers; a
+    recurrent layer's outputs and states have PyTorch's layout already."""
     value = np.asarray(value)
+    if kind in _RECURRENT:
+        return value
     if value.ndim == 4 or (value.ndim == 3 and kind in _CHANNELS_LAST_1D):
         return np.moveaxis(value, -1, 1)
     return value
@@ -344,15 +348,10 @@ def compare_with_torch(
             for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
                 label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
                 exact_t = None if ref64 is None else exact_of("outputs", name)[i]
-                for j, vj, tj, xj in _pairs(v, t, exact_t):
-                    sub = label if j is None else f"{label}[{j}]"
-                    rows.append(_judge("output", sub, _to_torch_layout(vj, kind), tj, xj, tolerance))
-        for j, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
-            rows.append(
-                _judge(
-                    "output", "(model)" if j is None else f"(model)[{j}]", _to_torch_layout(vj, None), tj, xj, tolerance
-                )
-            )
+                for suffix, vj, tj, xj in _pairs(v, t, exact_t):
+                    rows.append(_judge("output", label + suffix, _to_torch_layout(vj, kind), tj, xj, tolerance))
+        for suffix, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
+            rows.append(_judge("output", "(model)" + suffix, _to_torch_layout(vj, None), tj, xj, tolerance))
 
         if grads:
             g_sd = names.state_dict({"params": g})
@@ -385,15 +384,20 @@ def compare_with_torch(
 
 
 def _pairs(ours, theirs, exact):
-    """``(index, ours, theirs, exact)`` for each leaf of an output that may be a tuple (an RNN's ``(out, h_n)``);
-    the index is None for a single array."""
+    """``(suffix, ours, theirs, exact)`` for each array of an output that may be a nested tuple (an LSTM's
+    ``(output, (h_n, c_n))``): each compared in its own layout, named by its place (``[1][0]``); the suffix is ``''``
+    for a single array."""
     if not isinstance(theirs, tuple):
-        return [(None, ours, theirs, exact)]
-    ours = ours if isinstance(ours, tuple) else (ours,)
+        return [("", ours, theirs, exact)]
+    ours = tuple(ours) if isinstance(ours, (tuple, list)) else (ours,)
     if len(ours) != len(theirs):
         raise ValueError(f"compare_with_torch: an output of {len(ours)} arrays against PyTorch's {len(theirs)}")
     exact = exact if exact is not None else (None,) * len(theirs)
-    return [(i, o, t, x) for i, (o, t, x) in enumerate(zip(ours, theirs, exact, strict=True))]
+    return [
+        (f"[{i}]{suffix}", *leaf)
+        for i, (o, t, x) in enumerate(zip(ours, theirs, exact, strict=True))
+        for suffix, *leaf in _pairs(o, t, x)
+    ]
 
 
 def _sgd_step(loss_fn, tx, params, stats, opt_state):
