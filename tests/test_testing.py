@@ -266,3 +266,31 @@ def test_compare_with_torch_takes_a_recurrent_layers_outputs_and_states_in_their
         states = ["rnn[1][0]", "rnn[1][1]"] if cell == "lstm" else ["rnn[1]"]
         assert names == ["rnn[0]", *states, "fc", "(model)"], names
         assert {r.shape for r in report.rows if r.name in states} == {(2 * (1 + (cell == "gru")), 5, 4)}
+
+
+@pytest.mark.parametrize(
+    "actual, expected, kwargs, error, message",
+    [
+        # a complex result would lose its imaginary part (a NaN there included)
+        (np.array([1 + 2j]), np.array([1.0]), {}, TypeError, "actual is complex"),
+        (np.array([1.0]), np.array([1 + np.nan * 1j]), {}, TypeError, "expected is complex"),
+        (np.array([1.0]), np.array([1.0]), {"exact": np.array([1 + 1j])}, TypeError, "exact is complex"),
+        (np.array(["1.0"]), np.array(["1.0"]), {}, TypeError, "must hold real numbers, got dtype <U3"),
+        (np.array([1.0], object), np.array([1.0]), {}, TypeError, "must hold real numbers, got dtype object"),
+        # a negative tolerance would blame equal values; a NaN one would pass anything
+        (np.array([1.0]), np.array([1.0]), {"rtol": -1e-5}, ValueError, "rtol must be a finite number >= 0"),
+        (np.array([1.0]), np.array([1.0]), {"atol": float("nan")}, ValueError, "atol must be a finite number >= 0"),
+        (np.array([1.0]), np.array([1.0]), {"exact_factor": -4}, ValueError, "exact_factor must be"),
+    ],
+)
+def test_assert_close_refuses_what_it_cannot_compare(actual, expected, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        assert_close(actual, expected, what="x", **kwargs)
+
+
+def test_assert_close_reads_torch_bfloat16_and_float16_exactly():
+    values = torch.tensor([1.0, -2.5, 3.140625], dtype=torch.bfloat16)
+    assert_close(values, np.array([1.0, -2.5, 3.140625], np.float32))
+    assert_close(values.to(torch.float16), values.float())
+    with pytest.raises(AssertionError, match="1 of 3 elements differ"):
+        assert_close(values, np.array([1.0, -2.5, 3.15], np.float32))

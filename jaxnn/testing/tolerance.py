@@ -14,6 +14,9 @@ results that float32 cannot pin down elementwise:
 
 Non-finite values are never "close": a NaN must stand exactly where ``expected`` has one, and an infinity where
 ``expected`` has the same infinity; anything else fails, on every path. Integer and boolean results must be equal.
+Only real numbers are compared: a complex, string or object array is a TypeError (a complex one would lose its
+imaginary part); torch's bfloat16 and float16 tensors are read as float32, which holds them exactly. A negative or
+non-finite tolerance is a ValueError.
 
 Example::
 
@@ -36,10 +39,25 @@ EXACT_FACTOR = 4.0
 
 
 def as_numpy(value) -> np.ndarray:
-    """A NumPy view of an array, a jax.Array, a torch.Tensor (detached, on the CPU) or a Python scalar."""
+    """A NumPy view of an array, a jax.Array, a torch.Tensor (detached, on the CPU; bfloat16 and other dtypes NumPy
+    lacks as float32, which holds them exactly) or a Python scalar."""
     if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if value.is_floating_point() and value.element_size() < 4:  # bfloat16, float16, float8: no NumPy dtype
+            value = value.float()
+        value = value.numpy()
     return np.asarray(value)
+
+
+def _check_real(array: np.ndarray, name: str, what: str) -> None:
+    """Only real numbers are compared: a complex array would lose its imaginary part, a string or object array has
+    no distance."""
+    if array.dtype.kind == "c":
+        raise TypeError(
+            f"{what + ': ' if what else ''}{name} is complex ({array.dtype}); compare its .real and .imag parts"
+        )
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{what + ': ' if what else ''}{name} must hold real numbers, got dtype {array.dtype}")
 
 
 def _where(mask: np.ndarray) -> list[int]:
@@ -74,13 +92,23 @@ def assert_close(
 
     Raises:
       AssertionError: naming ``what``, how many elements differ, the worst error and the first bad element.
-      ValueError: where ``scale`` or ``exact`` are unusable (non-finite where the reference is finite, wrong shape).
+      ValueError: where ``scale`` or ``exact`` are unusable (non-finite where the reference is finite, wrong shape),
+        or a tolerance is negative or not finite.
+      TypeError: for complex, string or object arrays (only real numbers are compared).
     """
+    for name, value in (("rtol", rtol), ("atol", atol), ("exact_factor", exact_factor)):
+        if not (isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value) and value >= 0):
+            raise ValueError(f"{what + ': ' if what else ''}{name} must be a finite number >= 0, got {value!r}")
     a, e = as_numpy(actual), as_numpy(expected)
+    _check_real(a, "actual", what)
+    _check_real(e, "expected", what)
+    if exact is not None:
+        exact = as_numpy(exact)
+        _check_real(exact, "exact", what)
     if a.shape != e.shape:
         _fail(what, f"shape {a.shape} != {e.shape}")
     if a.dtype.kind in "biu" or e.dtype.kind in "biu":  # counters, indices, labels: equal, not close
-        if a.dtype.kind == "c" or e.dtype.kind == "c" or not np.array_equal(a, e):
+        if not np.array_equal(a, e):
             bad = a != e
             _fail(
                 what,
@@ -117,7 +145,7 @@ def assert_close(
         err = np.abs(a64 - e64)
     bad = finite & ~(err <= atol + rtol * magnitude)  # written so that a NaN error is bad
     if exact is not None and bad.any():
-        x = as_numpy(exact).astype(np.float64)
+        x = exact.astype(np.float64)
         if x.shape != e.shape:
             raise ValueError(f"{what}: exact has shape {x.shape}, the reference {e.shape}")
         if not np.isfinite(x[finite]).all():
