@@ -426,3 +426,30 @@ def test_max_pool2d_tiling_fast_path_matches_torch(n, c, kh, kw, h, w, ceil, see
     )
     assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="values")
     assert_close(gx, torch_grad_nhwc(xt), what="grad x")
+
+
+# (length(s), kernel, stride, padding): with ceil_mode the last window starts inside the padded input but runs past
+# its end; PyTorch's count_include_pad divisor then counts the padding it covers and not the overhang beyond it.
+OVERHANG = [((6, 6), 3, 2, 1), ((5, 7), 4, 2, 1), ((4, 6), 3, (2, 3), 1), ((8, 5), 4, 3, 2), ((5, 7), 3, 3, 0)]
+
+
+@pytest.mark.parametrize("hw, k, s, p", OVERHANG)
+def test_avg_pool_ceil_mode_overhang_is_divided_as_pytorch_does(hw, k, s, p):
+    """The drawn cases of the avg_pool tests never reach a ceil-mode window that overhangs the padding with
+    count_include_pad=True (a divisor twice too large there survived them); these fixed cases do, in 2-D and 1-D."""
+    pairs = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    for axis in range(2):  # each case really overhangs: the last window ends past the padded input
+        n, kk, ss, pp = hw[axis], pairs(k)[axis], pairs(s)[axis], pairs(p)[axis]
+        out = -(-(n + 2 * pp - kk) // ss) + 1
+        assert (out - 1) * ss < n + pp and (out - 1) * ss + kk > n + 2 * pp, (hw, k, s, p)
+    x = np.random.default_rng(sum(hw)).standard_normal((2, *hw, 3)).astype(np.float32)
+    kw = dict(kernel_size=k, stride=s, padding=p, ceil_mode=True, count_include_pad=True)
+    xt = to_torch(x)
+    yt = F.avg_pool2d(xt, **kw)
+    out, (gx,) = vjp_and_torch(lambda a: ops.avg_pool2d(a, **kw), (x,), yt, None, 0)
+    assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="avg_pool2d values")
+    assert_close(gx, torch_grad_nhwc(xt), what="avg_pool2d grad x")
+    line = x[:, 0]  # (N, L, C)
+    kw1 = {name: pairs(v)[1] if name in ("kernel_size", "stride", "padding") else v for name, v in kw.items()}
+    y1 = F.avg_pool1d(torch.tensor(np.moveaxis(line, -1, 1).copy()), **kw1)
+    assert_close(ops.avg_pool1d(line, **kw1), np.moveaxis(y1.numpy(), 1, -1), what="avg_pool1d values")

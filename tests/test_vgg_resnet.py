@@ -256,3 +256,31 @@ def test_models_refuse_non_image_input():
         resnet18().init(jax.random.key(0), jnp.ones((8, 8, 3)))
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         VGG([8]).init(jax.random.key(0), jnp.ones((8, 8)))
+
+
+# The lists as the labs' notebooks write them: lab-10-5-1 (Advance-cnn(VGG)) has 'A', 'B', 'D', 'E' and its own
+# 'custom'; lab-10-5-2 (VGG_cifar10) has the "vgg16" it trains on CIFAR-10, named 'cifar' here.
+LAB_CFGS = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "custom": [64, 64, 64, "M", 128, 128, 128, "M", 256, 256, 256, "M"],
+    "cifar": [32, 32, "M", 64, 64, 128, 128, 128, "M", 256, 256, 256, 512, 512, 512, "M"],
+}
+
+
+def test_the_named_vgg_configs_are_the_labs_lists():
+    """jaxnn.models.vgg.CFGS read against the labs' own lists, and the layers a name builds against the lab's
+    make_layers on that list (every convolution's channels, in order)."""
+    from jaxnn.models.vgg import CFGS
+
+    assert CFGS == LAB_CFGS
+    for name, cfg in LAB_CFGS.items():
+        model, x = VGG(CFGS[name], num_classes=10), jnp.ones((1, 32, 32, 3))
+        features = jax.eval_shape(lambda m=model, x=x: m.init(jax.random.key(0), x))["params"]["features"]
+        ours = [tuple(features[k]["kernel"].shape[2:]) for k in sorted(features, key=int) if "kernel" in features[k]]
+        theirs = [
+            (m.in_channels, m.out_channels) for m in torch_labs.make_layers(cfg) if isinstance(m, torch.nn.Conv2d)
+        ]
+        assert ours == theirs, name
