@@ -85,12 +85,7 @@ class Config(driver.RunOptions):
             checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
         if self.learning_rate is not None:
             checks.fields(self, positive=("learning_rate",))
-        if self.total_iterations % self.epochs:
-            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {self.total_iterations}")
-        if self.checkpoint_every:  # an epoch is one compiled program: nothing to checkpoint inside it
-            raise ValueError(
-                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
-            )
+        self.check_full_batch_epochs(self.total_iterations)
 
     @property
     def total_iterations(self) -> int:

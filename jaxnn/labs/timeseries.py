@@ -50,12 +50,7 @@ class Config(driver.RunOptions):
         checks.fields(self, {"seq_length": 1, "hidden_size": 1})
         checks.integer(self.iterations, "iterations", 1, checks.MAX_ITERATIONS)
         checks.fields(self, positive=("learning_rate",))
-        if self.iterations % self.epochs:
-            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {self.iterations}")
-        if self.checkpoint_every:  # an epoch is one compiled program: nothing to checkpoint inside it
-            raise ValueError(
-                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
-            )
+        self.check_full_batch_epochs(self.iterations)
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
 

@@ -82,6 +82,16 @@ class RunOptions:
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
 
+    def check_full_batch_epochs(self, iterations: int) -> None:
+        """For a recipe of full-batch epochs (:attr:`Data.full_batch_steps`): ``iterations`` must cut into ``epochs``
+        equal epochs, and there is no checkpoint inside an epoch, which is one compiled program."""
+        if iterations % self.epochs:
+            raise ValueError(f"iterations must be a multiple of epochs {self.epochs}, got {iterations}")
+        if self.checkpoint_every:
+            raise ValueError(
+                f"checkpoint_every must be 0 (checkpoints come at epoch ends), got {self.checkpoint_every}"
+            )
+
 
 # The fields that only say where files are or how often to save: a resume may change them.
 NOT_IDENTITY = (
