@@ -50,20 +50,10 @@ def start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     front of this process already.)"""
     from jaxnn import parallel
 
-    if args.num_processes < 1:
-        parser.error(f"--num_processes must be an int >= 1, got {args.num_processes}")
-    if not 0 <= args.process_id < args.num_processes:
-        parser.error(
-            f"--process_id must be in [0, {args.num_processes - 1}] for --num_processes {args.num_processes}, "
-            f"got {args.process_id}"
-        )
-    if not 1 <= args.coordinator_timeout <= 86400:
-        parser.error(f"--coordinator_timeout must be an int in [1, 86400] seconds, got {args.coordinator_timeout}")
+    problem = _problem(args)
+    if problem is not None:
+        parser.error(problem)
     if args.num_processes > 1:
-        if not args.coordinator_address:
-            parser.error("--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)")
-        if ":" not in args.coordinator_address:
-            parser.error(f"--coordinator_address must be host:port, got {args.coordinator_address!r}")
         parallel.initialize(
             args.coordinator_address,
             args.num_processes,
@@ -72,13 +62,23 @@ def start_processes(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         )
 
 
-def _valid(args: argparse.Namespace) -> bool:
-    return (
-        1 < args.num_processes
-        and 0 <= args.process_id < args.num_processes
-        and 1 <= args.coordinator_timeout <= 86400
-        and ":" in (args.coordinator_address or "")
-    )
+def _problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the process flags, naming them (None: nothing)."""
+    if args.num_processes < 1:
+        return f"--num_processes must be an int >= 1, got {args.num_processes}"
+    if not 0 <= args.process_id < args.num_processes:
+        return (
+            f"--process_id must be in [0, {args.num_processes - 1}] for --num_processes {args.num_processes}, "
+            f"got {args.process_id}"
+        )
+    if not 1 <= args.coordinator_timeout <= 86400:
+        return f"--coordinator_timeout must be an int in [1, 86400] seconds, got {args.coordinator_timeout}"
+    if args.num_processes > 1:
+        if not args.coordinator_address:
+            return "--num_processes > 1 needs --coordinator_address (or $JAX_COORDINATOR_ADDRESS)"
+        if ":" not in args.coordinator_address:
+            return f"--coordinator_address must be host:port, got {args.coordinator_address!r}"
+    return None
 
 
 def supervise_if_asked(argv: list[str], prog: str, debug: bool = False) -> None:
@@ -93,7 +93,7 @@ def supervise_if_asked(argv: list[str], prog: str, debug: bool = False) -> None:
         args, _ = parser.parse_known_args(argv)
     except (SystemExit, ValueError):  # a malformed process flag: the command's parser reports it in one line
         return
-    if _valid(args):
+    if args.num_processes > 1 and _problem(args) is None:
         supervise(args.process_id, args.coordinator_timeout, prog, debug)
 
 
