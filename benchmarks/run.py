@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jaxnn import layout, runtime, train
+from jaxnn import layout, precision, runtime, train
 from jaxnn import nn as jnn
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch, rnn_params_from_torch
@@ -537,7 +537,7 @@ def main(argv=None):
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
     if GPU:  # full fp32 on both sides: no TF32 in matrix products or convolutions (PyTorch's cuDNN allows it)
-        jax.config.update("jax_default_matmul_precision", "highest")
+        precision.set_float32_matmul_precision("highest")
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
 

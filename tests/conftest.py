@@ -21,7 +21,9 @@ torch.set_num_threads(2)
 # test process itself, whose tests count their compilations.
 jax.config.update("jax_compilation_cache_dir", None)
 if jax.default_backend() != "cpu":  # JAX_PLATFORMS=cuda: parity is with full fp32, and GPUs may default to TF32
-    jax.config.update("jax_default_matmul_precision", "highest")
+    from jaxnn import precision
+
+    precision.set_float32_matmul_precision("highest")
 torch.use_deterministic_algorithms(True, warn_only=True)
 
 # Each example compiles new shapes, so keep examples few but varied; no deadline (first compiles are slow).

@@ -19,7 +19,7 @@ from jaxnn.data import sequence
 DATA = "the data argument is `x` (`input` shadows a Python builtin); it is positional in practice"
 INFERRED = "Flax infers input sizes from the first input"
 INIT = "Flax's initializer arguments; PyTorch re-initialises a built module with torch.nn.init instead"
-PRECISION = "precision of the products: full float32 on GPUs that default to TF32 (README: exact on GPUs)"
+PRECISION = "a layer's own precision of its products, as Flax's layers take it (None follows jaxnn.precision)"
 
 # (jaxnn callable, PyTorch callable or explicit signature)
 COUNTERPARTS = {

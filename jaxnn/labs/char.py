@@ -175,6 +175,7 @@ class Result(driver.Result):
         return self.predictions[-1] if self.predictions else None
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """The lab ``config.lab`` (:func:`make_lab`) trained as ``config`` says through :func:`driver.fit`: the same
     steps as :func:`run_lab` from the same seed."""

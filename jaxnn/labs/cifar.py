@@ -193,6 +193,7 @@ def _augmented_train_step(state, batch, rng, crop_padding, flip, fill):
     return train.train_step(state, augment_batch(batch, aug_rng, state.step, crop_padding, flip, fill), step_rng)
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train ``config.model`` and evaluate it on the test split after every epoch (:func:`driver.fit`)."""
     workdir = Path(workdir)

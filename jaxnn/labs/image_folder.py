@@ -86,6 +86,7 @@ def default_folders(config: Config, workdir: Path) -> tuple[Path, Path]:
     return folders["train"], folders["test"]
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train FolderCNN on the image folder, save and re-load it, evaluate it on the test folder."""
     workdir = Path(workdir)

@@ -64,6 +64,7 @@ class Result(driver.Result):
     predictions_path: Path | None = None  # the first 16 test images with predicted and true labels (lab 10-3)
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train ``config.model`` on MNIST and evaluate it on the test split after every epoch (:func:`driver.fit`)."""
     workdir = Path(workdir)

@@ -157,6 +157,7 @@ def one_pair_step(state: train.TrainState, batch, rng: jax.Array):
     return train.train_step(state, pair, rng, loss=sentence_nll)
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     """Train the lab's translator with :func:`driver.fit` and decode every source sentence greedily."""
     pairs, source_vocab, target_vocab, arrays = prepare()

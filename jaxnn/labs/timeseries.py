@@ -98,6 +98,7 @@ def split(values: np.ndarray, config: Config):
     return scaler, *windows(scaler(train_set), config.seq_length), *windows(scaler(test_set), config.seq_length)
 
 
+@driver.recipe
 def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | None = None) -> Result:
     """Train ``model`` (default: the lab's ``RNNRegressor(config.hidden_size)``, an LSTM) on the training windows
     with :func:`driver.fit`, evaluating the test windows after every epoch; then predict both splits in the target's

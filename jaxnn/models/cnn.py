@@ -13,7 +13,6 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.lax import PrecisionLike
 
 from jaxnn.nn import Conv2d, Linear, MaxPool2d, xavier_uniform
 
@@ -39,11 +38,10 @@ class ConvBlock(nn.Module):
 
     out_channels: int
     pool_padding: int = 0
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = Conv2d(self.out_channels, 3, stride=1, padding=1, precision=self.precision, name="conv")(x)
+        x = Conv2d(self.out_channels, 3, stride=1, padding=1, name="conv")(x)
         return MaxPool2d(2, 2, padding=self.pool_padding)(nn.relu(x))
 
 
@@ -51,15 +49,14 @@ class MnistCNN(nn.Module):
     """Lab 10-1: Conv(32)-ReLU-Pool -> Conv(64)-ReLU-Pool -> Dense(10). (N, 28, 28, 1) float -> (N, 10) logits."""
 
     num_classes: int = 10
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         check_images(x)
-        x = ConvBlock(32, precision=self.precision, name="layer1")(x)  # (N, 14, 14, 32)
-        x = ConvBlock(64, precision=self.precision, name="layer2")(x)  # (N, 7, 7, 64)
+        x = ConvBlock(32, name="layer1")(x)  # (N, 14, 14, 32)
+        x = ConvBlock(64, name="layer2")(x)  # (N, 7, 7, 64)
         x = x.reshape(x.shape[0], -1)  # NHWC flatten: (h, w, c) order
-        return Linear(self.num_classes, precision=self.precision, kernel_init=xavier_uniform(), name="fc")(x)
+        return Linear(self.num_classes, kernel_init=xavier_uniform(), name="fc")(x)
 
 
 class DeepCNN(nn.Module):
@@ -71,19 +68,17 @@ class DeepCNN(nn.Module):
 
     num_classes: int = 10
     dropout_rate: float = 0.5
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         check_images(x)
-        p = self.precision
-        x = ConvBlock(32, precision=p, name="layer1")(x)  # (N, 14, 14, 32)
-        x = ConvBlock(64, precision=p, name="layer2")(x)  # (N, 7, 7, 64)
-        x = ConvBlock(128, pool_padding=1, precision=p, name="layer3")(x)  # (N, 4, 4, 128)
+        x = ConvBlock(32, name="layer1")(x)  # (N, 14, 14, 32)
+        x = ConvBlock(64, name="layer2")(x)  # (N, 7, 7, 64)
+        x = ConvBlock(128, pool_padding=1, name="layer3")(x)  # (N, 4, 4, 128)
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(Linear(625, precision=p, kernel_init=xavier_uniform(), name="fc1")(x))
+        x = nn.relu(Linear(625, kernel_init=xavier_uniform(), name="fc1")(x))
         x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
-        return Linear(self.num_classes, precision=p, kernel_init=xavier_uniform(), name="fc2")(x)
+        return Linear(self.num_classes, kernel_init=xavier_uniform(), name="fc2")(x)
 
 
 class FolderCNN(nn.Module):
@@ -95,25 +90,23 @@ class FolderCNN(nn.Module):
     """
 
     num_classes: int = 2
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
         check_images(x, FOLDER_SHAPE)
-        x = FolderBlock(6, self.precision, name="layer1")(x)  # (N, 30, 62, 6)
-        x = FolderBlock(16, self.precision, name="layer2")(x)  # (N, 13, 29, 16)
-        return FolderHead(self.num_classes, self.precision, name="layer3")(x.reshape(x.shape[0], -1))
+        x = FolderBlock(6, name="layer1")(x)  # (N, 30, 62, 6)
+        x = FolderBlock(16, name="layer2")(x)  # (N, 13, 29, 16)
+        return FolderHead(self.num_classes, name="layer3")(x.reshape(x.shape[0], -1))
 
 
 class FolderBlock(nn.Module):
     """Conv2d(5x5) -> ReLU -> MaxPool2d(2): lab 10-4's ``layer1``/``layer2`` (the convolution is ``0``)."""
 
     out_channels: int
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = Conv2d(self.out_channels, 5, precision=self.precision, name="0")(x)
+        x = Conv2d(self.out_channels, 5, name="0")(x)
         return MaxPool2d(2)(nn.relu(x))
 
 
@@ -121,9 +114,8 @@ class FolderHead(nn.Module):
     """Linear(120) -> ReLU -> Linear(num_classes): lab 10-4's ``layer3`` (``0`` and ``2``)."""
 
     num_classes: int = 2
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(Linear(120, precision=self.precision, name="0")(x))
-        return Linear(self.num_classes, precision=self.precision, name="2")(x)
+        x = nn.relu(Linear(120, name="0")(x))
+        return Linear(self.num_classes, name="2")(x)

@@ -27,7 +27,6 @@ from typing import ClassVar
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.lax import PrecisionLike
 
 from jaxnn import checks, ops
 from jaxnn.nn import BatchNorm2d, Conv2d, Linear, init
@@ -38,7 +37,7 @@ STEMS = {  # stem -> (stem channels, planes per stage, stride per stage)
 }
 
 
-def _conv(out_channels, kernel_size, stride=1, padding=0, precision=None, name=None):
+def _conv(out_channels, kernel_size, stride=1, padding=0, name=None):
     return Conv2d(
         out_channels,
         kernel_size,
@@ -46,7 +45,6 @@ def _conv(out_channels, kernel_size, stride=1, padding=0, precision=None, name=N
         padding=padding,
         bias=False,
         kernel_init=init.kaiming_normal(mode="fan_out", nonlinearity="relu"),
-        precision=precision,
         name=name,
     )
 
@@ -56,11 +54,10 @@ class Downsample(nn.Module):
 
     out_channels: int
     stride: int = 1
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
-        x = _conv(self.out_channels, 1, self.stride, precision=self.precision, name="0")(x)
+        x = _conv(self.out_channels, 1, self.stride, name="0")(x)
         return BatchNorm2d(self.out_channels, name="1")(x, deterministic=deterministic)
 
 
@@ -71,22 +68,19 @@ class BasicBlock(nn.Module):
     stride: int = 1
     downsample: bool = False  # the conv1x1-BN shortcut (PyTorch passes the module itself)
     zero_init_residual: bool = False
-    precision: PrecisionLike = None
 
     expansion: ClassVar[int] = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
-        out = _conv(self.planes, 3, self.stride, 1, self.precision, name="conv1")(x)
+        out = _conv(self.planes, 3, self.stride, 1, name="conv1")(x)
         out = nn.relu(BatchNorm2d(self.planes, name="bn1")(out, deterministic=deterministic))
-        out = _conv(self.planes, 3, 1, 1, self.precision, name="conv2")(out)
+        out = _conv(self.planes, 3, 1, 1, name="conv2")(out)
         last_init = init.constant(0.0) if self.zero_init_residual else None
         out = BatchNorm2d(self.planes, weight_init=last_init, name="bn2")(out, deterministic=deterministic)
         identity = x
         if self.downsample:
-            identity = Downsample(self.planes, self.stride, self.precision, name="downsample")(
-                x, deterministic=deterministic
-            )
+            identity = Downsample(self.planes, self.stride, name="downsample")(x, deterministic=deterministic)
         return nn.relu(out + identity)
 
 
@@ -97,23 +91,22 @@ class Bottleneck(nn.Module):
     stride: int = 1
     downsample: bool = False
     zero_init_residual: bool = False
-    precision: PrecisionLike = None
 
     expansion: ClassVar[int] = 4
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
-        out = _conv(self.planes, 1, precision=self.precision, name="conv1")(x)
+        out = _conv(self.planes, 1, name="conv1")(x)
         out = nn.relu(BatchNorm2d(self.planes, name="bn1")(out, deterministic=deterministic))
-        out = _conv(self.planes, 3, self.stride, 1, self.precision, name="conv2")(out)
+        out = _conv(self.planes, 3, self.stride, 1, name="conv2")(out)
         out = nn.relu(BatchNorm2d(self.planes, name="bn2")(out, deterministic=deterministic))
         width = self.planes * self.expansion
-        out = _conv(width, 1, precision=self.precision, name="conv3")(out)
+        out = _conv(width, 1, name="conv3")(out)
         last_init = init.constant(0.0) if self.zero_init_residual else None
         out = BatchNorm2d(width, weight_init=last_init, name="bn3")(out, deterministic=deterministic)
         identity = x
         if self.downsample:
-            identity = Downsample(width, self.stride, self.precision, name="downsample")(x, deterministic=deterministic)
+            identity = Downsample(width, self.stride, name="downsample")(x, deterministic=deterministic)
         return nn.relu(out + identity)
 
 
@@ -128,7 +121,6 @@ class Stage(nn.Module):
     blocks: int
     stride: int = 1
     zero_init_residual: bool = False
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
@@ -139,7 +131,6 @@ class Stage(nn.Module):
                 self.stride if i == 0 else 1,
                 downsample and i == 0,
                 self.zero_init_residual,
-                self.precision,
                 name=str(i),
             )(x, deterministic=deterministic)
         return x
@@ -157,7 +148,6 @@ class ResNet(nn.Module):
     num_classes: int = 1000
     zero_init_residual: bool = False
     stem: str = "cifar"
-    precision: PrecisionLike = None
     width: int | None = None  # the stem's channels, the stages' planes in proportion (None: the stem's, 16 or 64)
 
     @nn.compact
@@ -179,18 +169,16 @@ class ResNet(nn.Module):
             width = checks.positive_int(self.width, "ResNet: width")
             channels, planes = width, tuple(p * width // channels for p in planes)
         if self.stem == "cifar":
-            x = _conv(channels, 3, 1, 1, self.precision, name="conv1")(x)
+            x = _conv(channels, 3, 1, 1, name="conv1")(x)
         else:
-            x = _conv(channels, 7, 2, 3, self.precision, name="conv1")(x)
+            x = _conv(channels, 7, 2, 3, name="conv1")(x)
         x = nn.relu(BatchNorm2d(channels, name="bn1")(x, deterministic=deterministic))
         if self.stem == "imagenet":
             x = ops.max_pool2d(x, 3, 2, 1)
         for i, (n, p, s) in enumerate(zip(layers, planes, strides, strict=True)):
-            x = Stage(block, p, n, s, self.zero_init_residual, self.precision, name=f"layer{i + 1}")(
-                x, deterministic=deterministic
-            )
+            x = Stage(block, p, n, s, self.zero_init_residual, name=f"layer{i + 1}")(x, deterministic=deterministic)
         x = jnp.mean(x, axis=(1, 2))  # AdaptiveAvgPool2d((1, 1)) and the flatten
-        return Linear(self.num_classes, precision=self.precision, name="fc")(x)
+        return Linear(self.num_classes, name="fc")(x)
 
 
 LAYOUTS = {

@@ -11,7 +11,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.lax import PrecisionLike
 
 from jaxnn import checks
 from jaxnn.nn import Linear
@@ -38,7 +37,6 @@ class CharRNN(nn.Module):
     nonlinearity: str = "tanh"
     dropout: float = 0.0
     head: bool = True
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x, h0=None, *, deterministic: bool = True, return_state: bool = False):
@@ -67,10 +65,9 @@ class CharRNN(nn.Module):
             batch_first=True,
             dropout=self.dropout,
             cell=self.cell,
-            precision=self.precision,
             name="rnn",
         )(x, h0, deterministic=deterministic)
-        logits = Linear(self.vocab_size, precision=self.precision, name="fc")(out) if self.head else out
+        logits = Linear(self.vocab_size, name="fc")(out) if self.head else out
         return (logits, h_n) if return_state else logits
 
 
@@ -132,11 +129,10 @@ class RNNRegressor(nn.Module):
     output_size: int = 1
     num_layers: int = 1
     cell: str = "lstm"
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
-        out, _ = RNN(
-            self.hidden_size, self.num_layers, batch_first=True, cell=self.cell, precision=self.precision, name="rnn"
-        )(x, deterministic=deterministic)
-        return Linear(self.output_size, precision=self.precision, name="fc")(out[:, -1])
+        out, _ = RNN(self.hidden_size, self.num_layers, batch_first=True, cell=self.cell, name="rnn")(
+            x, deterministic=deterministic
+        )
+        return Linear(self.output_size, name="fc")(out[:, -1])

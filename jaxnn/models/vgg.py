@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.lax import PrecisionLike
 
 from jaxnn import checks, ops
 from jaxnn.nn import BatchNorm2d, Conv2d, Linear, init
@@ -61,7 +60,6 @@ class Features(nn.Module):
     cfg: Sequence[int | str]
     batch_norm: bool = False
     init_weights: bool = True
-    precision: PrecisionLike = None
 
     @nn.compact
     def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
@@ -73,9 +71,7 @@ class Features(nn.Module):
                 i += 1
                 continue
             kernel_init, bias_init = (_conv_init(), init.constant(0.0)) if self.init_weights else (None, None)
-            x = Conv2d(
-                v, 3, padding=1, kernel_init=kernel_init, bias_init=bias_init, precision=self.precision, name=str(i)
-            )(x)
+            x = Conv2d(v, 3, padding=1, kernel_init=kernel_init, bias_init=bias_init, name=str(i))(x)
             i += 1
             if self.batch_norm:
                 x = BatchNorm2d(v, name=str(i))(x, deterministic=deterministic)
@@ -94,7 +90,6 @@ class VGG(nn.Module):
     init_weights: bool = True
     dropout: float = 0.5
     avgpool: tuple[int, int] | None = None  # (7, 7): lab 10-5-1's AdaptiveAvgPool2d; None: lab 10-5-2 (32x32)
-    precision: PrecisionLike = None
     hidden_features: int = 4096  # the classifier's two hidden Linear layers (the labs' and torchvision's 4096)
 
     @nn.compact
@@ -105,15 +100,13 @@ class VGG(nn.Module):
             raise ValueError(f"VGG: x is an empty batch, shape {tuple(jnp.shape(x))}: there is nothing to classify")
         if not 0.0 <= self.dropout <= 1.0:
             raise ValueError(f"VGG: dropout must be in [0, 1], got {self.dropout!r}")
-        x = Features(self.cfg, self.batch_norm, self.init_weights, self.precision, name="features")(
-            x, deterministic=deterministic
-        )
+        x = Features(self.cfg, self.batch_norm, self.init_weights, name="features")(x, deterministic=deterministic)
         if self.avgpool is not None:
             x = ops.adaptive_avg_pool2d(x, self.avgpool)
         x = x.reshape(x.shape[0], -1)  # NHWC flatten: (h, w, c) order
-        return Classifier(
-            self.num_classes, self.init_weights, self.dropout, self.precision, self.hidden_features, name="classifier"
-        )(x, deterministic=deterministic)
+        return Classifier(self.num_classes, self.init_weights, self.dropout, self.hidden_features, name="classifier")(
+            x, deterministic=deterministic
+        )
 
 
 class Classifier(nn.Module):
@@ -123,7 +116,6 @@ class Classifier(nn.Module):
     num_classes: int
     init_weights: bool = True
     dropout: float = 0.5
-    precision: PrecisionLike = None
     hidden_features: int = 4096
 
     @nn.compact
@@ -131,9 +123,7 @@ class Classifier(nn.Module):
         kernel_init, bias_init = (init.normal(0.0, 0.01), init.constant(0.0)) if self.init_weights else (None, None)
         hidden = checks.positive_int(self.hidden_features, "VGG: hidden_features")
         for index, features in ((0, hidden), (3, hidden), (6, self.num_classes)):
-            x = Linear(
-                features, kernel_init=kernel_init, bias_init=bias_init, precision=self.precision, name=str(index)
-            )(x)
+            x = Linear(features, kernel_init=kernel_init, bias_init=bias_init, name=str(index))(x)
             if index < 6:
                 x = nn.Dropout(self.dropout, deterministic=deterministic)(nn.relu(x))
         return x

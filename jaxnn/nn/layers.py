@@ -8,8 +8,8 @@ difference: there is no ``in_channels``/``in_features``, since Flax infers them 
 are named ``kernel`` (HWIO, or (in, out)) and ``bias``: the kernel's layout is not PyTorch's ``weight``, and
 :mod:`jaxnn.interop.torch` converts between the two.
 
-``precision`` is that of the layer's products (``lax.Precision`` or ``'highest'``/``'high'``/``'default'``):
-None leaves the backend's default, which on recent NVIDIA GPUs may be TF32; ``'highest'`` is full float32.
+``precision`` is that of the layer's products (``lax.Precision`` or ``'highest'``/``'high'``/``'default'``), as
+Flax's layers take it: None (the default) follows :mod:`jaxnn.precision`, the one switch for every model.
 """
 
 from __future__ import annotations

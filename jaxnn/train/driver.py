@@ -35,19 +35,20 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
 
-from jaxnn import checks, parallel, report, runtime
+from jaxnn import checks, parallel, precision, report, runtime
 from jaxnn.checkpoint import Checkpointer, save_params
 from jaxnn.train import core
 from jaxnn.workdir import claim, differences, event_suffix
 
 log = logging.getLogger("jaxnn.train")
+R = TypeVar("R")
 
-__all__ = ["RunOptions", "Data", "Fit", "Result", "fit", "NOT_IDENTITY"]
+__all__ = ["RunOptions", "Data", "Fit", "Result", "fit", "recipe", "NOT_IDENTITY"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +65,13 @@ class RunOptions:
     progress: bool = True  # a progress bar per epoch (the scripts show it only on a terminal)
     logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
     cpu_compiler_options: bool = True  # jaxnn.runtime.compiler_options() for the steps (faster CPU convolutions)
+    matmul_precision: str = "highest"  # float32 products and convolutions (jaxnn.precision): highest, high or medium
 
     def check_run_options(self) -> None:
         """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
         checks.fields(self, {"epochs": 1, "checkpoint_every": 0, "keep": 1})
         checks.seed(self.seed)
+        precision.check(self.matmul_precision, "matmul_precision")
         for field in dataclasses.fields(self):  # an empty path would be the current folder: never what was meant
             value = getattr(self, field.name)
             if (
@@ -183,6 +186,19 @@ class Result:
     curves_path: Path | None  # curves.png (None without matplotlib)
 
 
+def recipe(train_and_evaluate: Callable[..., R]) -> Callable[..., R]:
+    """Decorate a recipe's ``train_and_evaluate(config, workdir, ...)``: all of it (the training, the evaluation and
+    whatever it computes after :func:`fit`) is traced under ``config.matmul_precision`` (:mod:`jaxnn.precision`), so
+    that no model or step needs a precision of its own."""
+
+    @functools.wraps(train_and_evaluate)
+    def run(config: RunOptions, *args, **kwargs) -> R:
+        with precision.float32_matmul_precision(config.matmul_precision):
+            return train_and_evaluate(config, *args, **kwargs)
+
+    return run
+
+
 def fit(
     options: RunOptions,
     workdir: str | Path,
@@ -232,7 +248,7 @@ def fit(
     # checkpoints, which orbax writes from every process, aside).
     logdir = Path(options.logdir) if options.logdir else workdir / "tensorboard"
     owner = claim(workdir, identity, options.resume, options.overwrite, logdir) if primary else None
-    with owner or contextlib.nullcontext():
+    with owner or contextlib.nullcontext(), precision.float32_matmul_precision(options.matmul_precision):
         return _fit(
             options, workdir, logdir, state, data, rng, train_step, eval_step, schedule, title, finish, mesh, primary
         )
