@@ -61,6 +61,12 @@ def module_types(model: nn.Module, *sample_args, **sample_kwargs) -> dict[tuple[
 def _trace(model: nn.Module, *sample_args, **sample_kwargs):
     """``module_types``, and for each Linear the shape of its input and of the last 4-D output of a module that
     finished before it was called (the feature map it may read flattened)."""
+    return _trace_with_template(model, *sample_args, **sample_kwargs)[:2]
+
+
+def _trace_with_template(model: nn.Module, *sample_args, **sample_kwargs):
+    """:func:`_trace`, and the shapes of the model's variables from the same trace (tracing a large model costs
+    as much as compiling a small one)."""
     types: dict[tuple[str, ...], str] = {}
     linear_inputs: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
     last_map: list[tuple[int, ...] | None] = [None]
@@ -76,8 +82,8 @@ def _trace(model: nn.Module, *sample_args, **sample_kwargs):
         return out
 
     with nn.intercept_methods(interceptor):
-        jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
-    return types, linear_inputs
+        template = jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
+    return types, linear_inputs, template
 
 
 def _check_names(types, linear_inputs, rename, flatten_chw) -> None:
@@ -219,8 +225,8 @@ def from_state_dict(
     and every key of the state_dict must be used (or listed in ``ignore``, e.g. a module PyTorch registers twice):
     otherwise a ValueError names every missing, unexpected and mis-shaped key.
     """
-    template = jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
-    names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
+    types, linear_inputs, template = _trace_with_template(model, *sample_args, **sample_kwargs)
+    names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
     arrays = {k: _numpy(v) for k, v in state_dict.items()}
     out: dict[tuple[str, ...], np.ndarray] = {}
     missing, misshaped, used = [], [], set()
