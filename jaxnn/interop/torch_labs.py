@@ -121,21 +121,28 @@ class VGG(torch.nn.Module):
     """Lab 10-5-2's VGG for 32x32 inputs (``features`` from :func:`make_layers`); ``dropout`` as torchvision's."""
 
     def __init__(
-        self, features, num_classes=1000, init_weights=True, flat_features=512 * 4 * 4, dropout=0.5, avgpool=None
+        self,
+        features,
+        num_classes=1000,
+        init_weights=True,
+        flat_features=512 * 4 * 4,
+        dropout=0.5,
+        avgpool=None,
+        hidden_features=4096,
     ):
         super().__init__()
         nn = torch.nn
         self.features = features
         # lab 10-5-1 (torchvision's VGG): AdaptiveAvgPool2d((7, 7)) before the classifier
         self.avgpool = nn.AdaptiveAvgPool2d(avgpool) if avgpool is not None else nn.Identity()
-        self.classifier = nn.Sequential(
-            nn.Linear(flat_features, 4096),
+        self.classifier = nn.Sequential(  # the labs' hidden_features is 4096
+            nn.Linear(flat_features, hidden_features),
             nn.ReLU(True),
             nn.Dropout(dropout),
-            nn.Linear(4096, 4096),
+            nn.Linear(hidden_features, hidden_features),
             nn.ReLU(True),
             nn.Dropout(dropout),
-            nn.Linear(4096, num_classes),
+            nn.Linear(hidden_features, num_classes),
         )
         if init_weights:
             for m in self.modules():
