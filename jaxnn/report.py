@@ -199,17 +199,32 @@ def plot_predictions(
             f"{len(labels)} labels, {len(predictions)} predictions"
         )
     names = class_names or [str(i) for i in range(int(max(np.max(labels), np.max(predictions))) + 1)]
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 2.1 * rows + 0.5), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, image, label, pred in zip(axes.ravel(), images, labels, predictions, strict=False):
+    # One mosaic image with a title row above each tile: one Axes instead of one per image, which made matplotlib's
+    # layout most of the plot's time (0.6 s for 16 images).
+    rows, (h, w) = -(-len(images) // columns), images.shape[1:3]
+    gap, head = max(1, w // 8), max(2, h // 3)
+    mosaic = np.ones((rows * (head + h), columns * (w + gap) - gap, 3), np.float32)
+    fig = plt.figure(figsize=(1.6 * columns, 2.1 * rows + 0.5))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.9 if rows > 1 else 0.8))
+    ax.axis("off")
+    for i, (image, label, pred) in enumerate(zip(images, labels, predictions, strict=True)):
         low, high = image.min(), image.max()
         image = (image - low) / (high - low) if high > low else np.zeros_like(image)
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
-        ax.set_title(f"{names[int(pred)]} ({names[int(label)]})", fontsize=8, color="black" if pred == label else "red")
+        top, left = (i // columns) * (head + h) + head, (i % columns) * (w + gap)
+        mosaic[top : top + h, left : left + w] = np.broadcast_to(image[..., :3], (h, w, 3))
+        color = "black" if pred == label else "red"
+        ax.text(
+            left + w / 2,
+            top - head / 2,
+            f"{names[int(pred)]} ({names[int(label)]})",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=color,
+        )
+    ax.imshow(mosaic, interpolation="nearest")
     fig.suptitle(f"{title}: predicted (true)" if title else "predicted (true)")
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, tight=False)
 
 
 def _pyplot():
@@ -224,8 +239,9 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: str | Path) -> Path:
-    fig.tight_layout()
+def _save(plt, fig, path: str | Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
