@@ -1,4 +1,5 @@
-"""Character-level text for the RNN labs: a deterministic vocabulary, encoding, sliding windows.
+"""Text for the RNN labs: a deterministic character vocabulary, encoding, sliding windows, and the seq2seq lab's
+word vocabulary.
 
 The labs build their vocabulary with ``list(set(text))``, whose order changes with Python's hash seed from run to
 run; :class:`Vocab` sorts the characters, so the same text always gives the same indices.
@@ -89,3 +90,41 @@ def windows_to_text(predictions, vocab: Vocab) -> str:
     if predictions.ndim != 2 or predictions.shape[0] == 0:
         raise ValueError(f"predictions must be (num_windows, L), got shape {predictions.shape}")
     return vocab.decode(predictions[0]) + vocab.decode(predictions[1:, -1])
+
+
+SOS, EOS = 0, 1  # WordVocab's start- and end-of-sentence indices
+
+
+@dataclass(frozen=True)
+class WordVocab:
+    """``<SOS>``, ``<EOS>``, then the words of the sentences (split on spaces) in order of first appearance."""
+
+    words: tuple[str, ...]
+
+    @classmethod
+    def from_sentences(cls, sentences) -> WordVocab:
+        words = ["<SOS>", "<EOS>"]
+        for sentence in sentences:
+            words += [w for w in sentence.split(" ") if w not in words]
+        return cls(tuple(words))
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def encode(self, sentence: str) -> list[int]:
+        """The sentence's word indices followed by ``<EOS>``; an unknown word is a ValueError naming it."""
+        index = {w: i for i, w in enumerate(self.words)}
+        unknown = [w for w in sentence.split(" ") if w not in index]
+        if unknown:
+            raise ValueError(f"words {unknown} of {sentence!r} are not in the vocabulary")
+        return [index[w] for w in sentence.split(" ")] + [EOS]
+
+    def decode(self, indices) -> list[str]:
+        """Words up to and including the first ``<EOS>``; a float is a TypeError, an index out of range a
+        ValueError."""
+        words = []
+        for i in check_indices(indices, len(self.words)).tolist():
+            words.append(self.words[i])
+            if i == EOS:
+                break
+        return words

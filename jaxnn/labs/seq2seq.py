@@ -23,7 +23,8 @@ import numpy as np
 import optax
 
 from jaxnn import checks, train
-from jaxnn.data.text import check_indices
+from jaxnn.data import sequence
+from jaxnn.data.text import SOS, WordVocab
 from jaxnn.models.seq2seq import Seq2Seq
 from jaxnn.train import driver
 
@@ -33,43 +34,7 @@ RAW = (
     ("Pytorch is a framework for deep learning.", "파이토치는 딥러닝을 위한 프레임워크이다."),
     ("Pytorch is very clear to use.", "파이토치는 사용하기 매우 직관적이다."),
 )
-SOS, EOS = 0, 1
 SOURCE_MAX_LENGTH, TARGET_MAX_LENGTH = 10, 12
-
-
-@dataclasses.dataclass(frozen=True)
-class WordVocab:
-    """``<SOS>``, ``<EOS>``, then the words of the sentences (split on spaces) in order of first appearance."""
-
-    words: tuple[str, ...]
-
-    @classmethod
-    def from_sentences(cls, sentences) -> WordVocab:
-        words = ["<SOS>", "<EOS>"]
-        for sentence in sentences:
-            words += [w for w in sentence.split(" ") if w not in words]
-        return cls(tuple(words))
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def encode(self, sentence: str) -> list[int]:
-        """The sentence's word indices followed by ``<EOS>``; an unknown word is a ValueError naming it."""
-        index = {w: i for i, w in enumerate(self.words)}
-        unknown = [w for w in sentence.split(" ") if w not in index]
-        if unknown:
-            raise ValueError(f"words {unknown} of {sentence!r} are not in the vocabulary")
-        return [index[w] for w in sentence.split(" ")] + [EOS]
-
-    def decode(self, indices) -> list[str]:
-        """Words up to and including the first ``<EOS>``; a float is a TypeError, an index out of range a
-        ValueError."""
-        words = []
-        for i in check_indices(indices, len(self.words)).tolist():
-            words.append(self.words[i])
-            if i == EOS:
-                break
-        return words
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +72,9 @@ class Result(driver.Result):
 
 
 def _pad(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([len(r) for r in rows], np.int32)
-    padded = np.zeros((len(rows), lengths.max()), np.int32)
-    for i, r in enumerate(rows):
-        padded[i, : len(r)] = r
-    return padded, lengths
+    """Word indices of different lengths as one zero-padded ``(B, longest)`` int32 batch, and the lengths."""
+    padded = sequence.pad_sequence([np.asarray(r, np.int32) for r in rows], batch_first=True)
+    return padded, np.array([len(r) for r in rows], np.int32)
 
 
 def prepare(pairs=RAW):
