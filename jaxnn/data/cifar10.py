@@ -1,7 +1,7 @@
 """CIFAR-10, offline, through tensorflow-datasets' ``cifar10`` builder, without TensorFlow and without a network.
 
 The official binary archive ``cifar-10-binary.tar.gz`` (https://www.cs.toronto.edu/~kriz/cifar.html) is the
-builder's ``manual_dir``: put it in ``data/cifar10/`` of this repository, ``$JAXNN_CIFAR10_DIR``, or pass
+builder's ``manual_dir``: put it in ``data/cifar10/`` of a checkout, ``$JAXNN_CIFAR10_DIR``, or pass
 ``manual_dir``. :class:`Cifar10FromArchive` subclasses TFDS's stock ``cifar10`` builder (same name, version and
 features). It reads the batch files straight from the archive with Python's ``tarfile`` (TFDS's extractor and the
 stock reader go through TensorFlow's ``tf.io.gfile``) and hands TFDS PIL images, which it encodes without
@@ -12,6 +12,7 @@ of the tech report but give no license to redistribute it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tarfile
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxnn.data import shipped
 from jaxnn.data.mnist import default_data_dir
-from jaxnn.data.tfds_cache import Split, read_prepared, usable_data_dir
+from jaxnn.data.tfds_cache import Split, prepare_from_files, read_prepared, usable_data_dir
 
 ARCHIVE = "cifar-10-binary.tar.gz"
 ARCHIVE_SIZE, ARCHIVE_SHA256 = 170052171, "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
@@ -31,12 +33,11 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 VERSION = "3.0.2"  # the stock TFDS cifar10 version
 RECORD = 1 + 32 * 32 * 3  # a label byte, then the image as 3 planes of 32x32
 
-REPO_CIFAR10_DIR = Path(__file__).resolve().parents[2] / "data" / "cifar10"
-
 
 def default_manual_dir() -> Path:
-    """``$JAXNN_CIFAR10_DIR`` if set, else ``data/cifar10`` of this repository."""
-    return Path(os.environ.get("JAXNN_CIFAR10_DIR", REPO_CIFAR10_DIR))
+    """``$JAXNN_CIFAR10_DIR`` if set, else the package's ``shipped/cifar10`` (``data/cifar10`` of a checkout), which
+    holds no archive until you put one there."""
+    return Path(os.environ["JAXNN_CIFAR10_DIR"]) if "JAXNN_CIFAR10_DIR" in os.environ else shipped("cifar10")
 
 
 def verify_archive(manual_dir: str | Path, official: bool = True) -> Path:
@@ -133,21 +134,9 @@ def load_cifar10(
     """
     data_dir = usable_data_dir("cifar10", VERSION, Path(data_dir) if data_dir is not None else default_data_dir())
 
-    def prepare():
-        import tensorflow_datasets as tfds
-
-        folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-        has_info = (data_dir / "cifar10" / VERSION / "dataset_info.json").is_file()
-        if not has_info:  # checked before TFDS, which would first log a warning about the empty folder
-            verify_archive(folder, official)
-        builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
-        if not builder.is_prepared():
-            if has_info:  # a damaged preparation: the source was not checked above
-                verify_archive(folder, official)
-            if verbose:
-                print(f"Preparing CIFAR-10 from {folder} into {data_dir} (once)...", flush=True)
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=str(folder), try_download_gcs=False)
-            )
-
+    folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
+    verify = functools.partial(verify_archive, official=official)
+    prepare = functools.partial(
+        prepare_from_files, _builder_class, "cifar10", VERSION, data_dir, folder, verify, "CIFAR-10", verbose
+    )
     return read_prepared("cifar10", VERSION, data_dir, ("train", "test"), prepare)

@@ -13,6 +13,7 @@ expected.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxnn.data.tfds_cache import Split, read_prepared, usable_data_dir
+from jaxnn.data import shipped
+from jaxnn.data.tfds_cache import Split, prepare_from_files, read_prepared, usable_data_dir
 
 FILES = {  # name -> (bytes, sha256), as tensorflow_datasets/url_checksums/mnist.txt registers them
     "train-images-idx3-ubyte.gz": (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
@@ -36,12 +38,10 @@ SPLITS = {
 MEAN, STD = 0.1307, 0.3081  # of the training pixels on the 0-1 scale
 VERSION = "3.0.1"  # the stock TFDS mnist version
 
-REPO_MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
-
 
 def default_manual_dir() -> Path:
-    """``$JAXNN_MNIST_DIR`` if set, else ``data/mnist`` of this repository."""
-    return Path(os.environ.get("JAXNN_MNIST_DIR", REPO_MNIST_DIR))
+    """``$JAXNN_MNIST_DIR`` if set, else the files that ship with jaxnn (:func:`jaxnn.data.shipped`)."""
+    return Path(os.environ["JAXNN_MNIST_DIR"]) if "JAXNN_MNIST_DIR" in os.environ else shipped("mnist")
 
 
 def default_data_dir() -> Path:
@@ -142,23 +142,10 @@ def load_mnist(
     """
     data_dir = usable_data_dir("mnist", VERSION, Path(data_dir) if data_dir is not None else default_data_dir())
 
-    def prepare():
-        import tensorflow_datasets as tfds
-
-        folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
-        has_info = (data_dir / "mnist" / VERSION / "dataset_info.json").is_file()
-        if not has_info:  # checked before TFDS, which would first log a warning about the empty folder
-            verify_files(folder)
-        builder = _builder_class()(data_dir=str(data_dir), file_format="array_record")
-        if not builder.is_prepared():
-            if has_info:  # a damaged preparation: the source was not checked above
-                verify_files(folder)
-            if verbose:
-                print(f"Preparing MNIST from {folder} into {data_dir} (once)...", flush=True)
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=str(folder), try_download_gcs=False)
-            )
-
+    folder = Path(manual_dir) if manual_dir is not None else default_manual_dir()
+    prepare = functools.partial(
+        prepare_from_files, _builder_class, "mnist", VERSION, data_dir, folder, verify_files, "MNIST", verbose
+    )
     return read_prepared("mnist", VERSION, data_dir, tuple(SPLITS), prepare, ARRAYS_SHA256, _logger(verbose))
 
 

@@ -158,6 +158,29 @@ def read_prepared(
     return out
 
 
+def prepare_from_files(
+    builder_class, name: str, version: str, data_dir: Path, folder: Path, verify, title: str, verbose: bool
+) -> None:
+    """Prepare TFDS's ``name`` in ``data_dir`` with ``builder_class()`` (a subclass of TFDS's own builder that reads
+    local files) from the files in ``folder``, unless it is prepared: MNIST's and CIFAR-10's ``prepare`` for
+    :func:`read_prepared`. ``verify(folder)`` checks the files first (and again before repairing a damaged
+    preparation, whose files were not checked when it was found)."""
+    import tensorflow_datasets as tfds
+
+    has_info = (data_dir / name / version / "dataset_info.json").is_file()
+    if not has_info:  # checked before TFDS, which would first log a warning about the empty folder
+        verify(folder)
+    builder = builder_class()(data_dir=str(data_dir), file_format="array_record")
+    if not builder.is_prepared():
+        if has_info:  # a damaged preparation: the source was not checked above
+            verify(folder)
+        if verbose:
+            print(f"Preparing {title} from {folder} into {data_dir} (once)...", flush=True)
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=str(folder), try_download_gcs=False)
+        )
+
+
 def _prepare_or_say_why(prepare, name: str, data_dir: Path) -> None:
     """``prepare()``; a full disk (array_record's writer reports it as a RuntimeError) becomes one OSError line."""
     try:
