@@ -38,13 +38,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 # workers finish together instead of one waiting for a long test that started last. `make test` prints the ten
 # slowest; keep this list in step with it.
 LONGEST = (
-    "test_rnn.py::test_rnn_matches_torch_outputs_states_and_gradients",
     "test_distributed.py::test_two_processes_train_like_one_process_and_resume_exactly_from_their_checkpoint",
-    "test_driver.py::test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill",
     "test_port.py::test_port_guide_runs_on_a_pth_file",
+    "test_driver.py::test_every_epoch_recipe_resumes_bit_identically_after_a_sigkill",
     "test_distributed.py::test_two_processes_train",
-    "test_rnn.py::test_fused_backward_equals_autodiff_of_the_scan_in_float64",
+    "test_ops_cnn_toolkit.py::test_adaptive_pooling_matches_torch",
     "test_parallel.py::test_eight_devices_agree_with_one",
+    "test_packaging.py::test_a_wheel_installed",
+    "test_ops.py::test_max_pool2d_values_indices_gradients_match_torch",
+    "test_rnn.py::test_rnn_matches_torch_outputs_states_and_gradients",
+    "test_vgg_resnet.py::test_resnet_variant_matches_the_labs_pytorch_resnet",
     "test_distributed.py::test_a_killed_process_stops_the_other_with_a_clear_error",
     "test_resume.py::",
 )
