@@ -199,8 +199,8 @@ def plot_predictions(
             f"{len(labels)} labels, {len(predictions)} predictions"
         )
     names = class_names or [str(i) for i in range(int(max(np.max(labels), np.max(predictions))) + 1)]
-    # One mosaic image with a title row above each tile: one Axes instead of one per image, which made matplotlib's
-    # layout most of the plot's time (0.6 s for 16 images).
+    # One mosaic image with a title row above each tile: one Axes, not one per image, whose layout was most of the
+    # plot's time (benchmarks/RESULTS.md, issue 33).
     rows, (h, w) = -(-len(images) // columns), images.shape[1:3]
     gap, head = max(1, w // 8), max(2, h // 3)
     mosaic = np.ones((rows * (head + h), columns * (w + gap) - gap, 3), np.float32)
@@ -211,7 +211,8 @@ def plot_predictions(
         low, high = image.min(), image.max()
         image = (image - low) / (high - low) if high > low else np.zeros_like(image)
         top, left = (i // columns) * (head + h) + head, (i % columns) * (w + gap)
-        mosaic[top : top + h, left : left + w] = np.broadcast_to(image[..., :3], (h, w, 3))
+        shown = image[..., :3] if image.shape[-1] >= 3 else image[..., :1]  # RGB, or the first channel in grey
+        mosaic[top : top + h, left : left + w] = np.broadcast_to(shown, (h, w, 3))
         color = "black" if pred == label else "red"
         ax.text(
             left + w / 2,

@@ -1,6 +1,7 @@
 """A workdir never loses a result: a rerun that fails (divergence, a bad logdir, Ctrl-C) leaves the previous run's
 files byte-identical, a run killed outright leaves them aside for the next one, a user's own files survive every run,
-a resume never rewrites intact metric lines and leaves a completed run alone, and the logdir is the run's own."""
+a resume never rewrites intact metric lines and leaves a completed run alone, and the logdir is the run's own; the
+predictions.png a run leaves shows every image."""
 
 import dataclasses
 import errno
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jaxnn import report, workdir
@@ -272,3 +274,18 @@ def test_a_resume_after_the_data_changed_is_refused_naming_it(tmp_path):
         image_folder.train_and_evaluate(resume, tmp_path / "run")
     (root / "dog" / "4.png").unlink()
     image_folder.train_and_evaluate(resume, tmp_path / "run")  # the same images again: it resumes
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_plot_predictions_draws_every_image_and_refuses_mismatched_inputs(channels, tmp_path):
+    """One mosaic of every image (grey, the first of two channels, RGB), each under its predicted (true) label."""
+    from PIL import Image
+
+    images = np.random.default_rng(channels).random((11, 8, 6, channels)).astype(np.float32)
+    labels, predictions = np.arange(11) % 3, np.arange(11) % 2
+    path = report.plot_predictions(images, labels, predictions, tmp_path / "p.png", ["a", "b", "c"], columns=4)
+    with Image.open(path) as png:
+        pixels = np.asarray(png.convert("L"))
+    assert png.size == (640, 680) and pixels.std() > 10  # 1.6 x 4 by 2.1 x 3 + 0.5 inches at 100 dpi, not blank
+    with pytest.raises(ValueError, match=r"images must be \(N, H, W, C\) with N labels and N predictions"):
+        report.plot_predictions(images, labels[:5], predictions, tmp_path / "q.png")
