@@ -166,7 +166,9 @@ def test_two_processes_train_like_one_process_and_resume_exactly_from_their_chec
     _assert_params(tmp_path / "killed" / "params.npz", tmp_path / "straight" / "params.npz")
 
 
-@pytest.mark.parametrize("script", ["mnist_cnn.py", "cifar.py", "image_folder.py"])
+@pytest.mark.parametrize(
+    "script", ["mnist_cnn.py", "cifar.py", "image_folder.py", "hihello.py", "longseq.py", "timeseries.py", "seq2seq.py"]
+)
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -178,8 +180,9 @@ def test_two_processes_train_like_one_process_and_resume_exactly_from_their_chec
 )
 def test_bad_distributed_flags_are_one_line(script, argv, message, capsys):
     # Refused while parsing, before JAX is touched (in this process: parse_args exits through argparse).
+    command = load_script(script.removesuffix(".py"))
     with pytest.raises(SystemExit) as e:
-        load_script(script.removesuffix(".py")).parse_args(argv)
+        getattr(command, "parse_args", command.main)(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and message in err.splitlines()[-1], err
 

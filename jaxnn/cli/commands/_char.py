@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from jaxnn.cli import flags
+from jaxnn.cli.processes import add_process_flags, start_processes
 
 
 def char_lab_arguments(name: str, description: str, argv=None, add_more=None):
     """The command line every character lab shares, generated from :class:`jaxnn.labs.char.Config` (--cell, --seed,
-    --iterations, --lr, --epochs and the run flags) and ``--workdir``, plus ``add_more(parser)``. Returns
+    --iterations, --lr, --epochs and the run flags), ``--workdir`` and a multi-process run's flags, plus
+    ``add_more(parser)``. Returns
     ``(parser, args, names)``."""
     from jaxnn.labs.char import Config
 
@@ -21,7 +23,9 @@ def char_lab_arguments(name: str, description: str, argv=None, add_more=None):
     )
     if add_more is not None:
         add_more(parser)
+    add_process_flags(parser)
     args = parser.parse_args(argv)
+    start_processes(parser, args)  # before anything else touches JAX
     return parser, args, names
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from jaxnn import runtime
 from jaxnn.cli import flags as cli
 from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
+from jaxnn.cli.processes import add_process_flags, start_processes
 from jaxnn.labs import seq2seq
 
 
@@ -19,7 +20,9 @@ def main(argv=None) -> seq2seq.Result:
     p = cli.ArgumentParser(__doc__)
     names = add_config_flags(p, seq2seq.Config, RUN_FLAGS)
     p.add_argument("--workdir", type=cli.path_flag, default="runs/seq2seq", help="where results go (runs/seq2seq)")
+    add_process_flags(p)
     args = p.parse_args(argv)
+    start_processes(p, args)  # before anything else touches JAX
     config = config_from_flags(p, seq2seq.Config, args, names, progress=False)
     show_progress()
     runtime.enable_compilation_cache()

@@ -13,6 +13,7 @@ from pathlib import Path
 from jaxnn import runtime
 from jaxnn.cli import flags as cli
 from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
+from jaxnn.cli.processes import add_process_flags, start_processes
 from jaxnn.labs import timeseries
 
 
@@ -22,7 +23,9 @@ def main(argv=None) -> timeseries.Result:
     p.add_argument(
         "--workdir", type=cli.path_flag, default="runs/timeseries", help="where results go (runs/timeseries)"
     )
+    add_process_flags(p)
     args = p.parse_args(argv)
+    start_processes(p, args)  # before anything else touches JAX
     config = config_from_flags(p, timeseries.Config, args, names, progress=False)
     show_progress()
     runtime.enable_compilation_cache()
