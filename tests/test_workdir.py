@@ -25,7 +25,7 @@ MINE = ("mine.txt", "checkpoints/notes.txt", "tensorboard/mine.txt")  # a user's
 
 def _config(data_dir, **changes):
     base = mnist_lab.Config(
-        epochs=1,
+        epochs=2,  # two: curves.png is written from two epochs on
         batch_size=50,
         train_subset=200,
         test_subset=200,
@@ -126,7 +126,8 @@ def test_a_resume_keeps_intact_lines_reports_a_damaged_one_and_leaves_a_complete
     assert metrics.read_bytes() == damaged
     # Valid JSON that is not this run's record of that epoch: refused by line, the file left as it is.
     record = before[str(metrics)]
-    for text, number in ((record + b"{}\n", 2), (record.replace(b'"epoch": 1', b'"epoch": 2'), 1)):
+    appended = record.count(b"\n") + 1  # the line after the last record
+    for text, number in ((record + b"{}\n", appended), (record.replace(b'"epoch": 1', b'"epoch": 2'), 1)):
         metrics.write_bytes(text)
         with pytest.raises(ValueError, match=rf"{metrics} line {number} is not the record of epoch {number} of this"):
             mnist_lab.train_and_evaluate(_config(mnist_data_dir, checkpoints=True, resume=True), tmp_path)
@@ -161,7 +162,7 @@ def test_an_overwrite_run_starts_a_fresh_logdir_and_keeps_other_files_there(mnis
     alone = tmp_path / "ours"
     alone.mkdir()
     (alone / ours[0].name).write_bytes(ours[0].read_bytes())
-    assert [step for step, _ in report.read_scalars(alone)["train/loss"]] == [1]
+    assert [step for step, _ in report.read_scalars(alone)["train/loss"]] == [1, 2]
 
 
 @pytest.mark.parametrize("content", ["{}", "[1, 2]", '{"config": ', "\x00\xff"])

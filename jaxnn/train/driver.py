@@ -448,7 +448,8 @@ def _fit(
         if state.batch_stats is not None:
             variables["batch_stats"] = state.batch_stats
         save_params(params_path, jax.tree_util.tree_map(np.asarray, variables))
-        curves = report.plot_metrics(records, workdir / "curves.png", title)
+        if len(records) >= 2:  # a curve needs two epochs: one is a point, not worth matplotlib's start-up
+            curves = report.plot_metrics(records, workdir / "curves.png", title)
     elif primary and (workdir / "curves.png").is_file():
         curves = workdir / "curves.png"
     steps = None
