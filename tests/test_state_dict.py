@@ -124,6 +124,14 @@ def test_bad_state_dicts_are_named_key_by_key():
     message = str(e.value)
     assert "missing ['bn.running_var']" in message and "unexpected ['extra.weight']" in message
     assert "fc.bias: (7,) gives (7,), the model needs (4,)" in message
+    # A Linear weight given transposed, (in, out) for PyTorch's (out, in), has the jaxnn kernel's shape: it loaded
+    # silently under flatten_chw (issue 28) and is refused naming the key, as PyTorch refuses it.
+    sd = dict(_torch_model().state_dict())
+    sd["fc.weight"] = sd["fc.weight"].T.contiguous()
+    with pytest.raises(
+        ValueError, match=r"fc.weight: \(45, 4\) is not PyTorch's layout here \(kernel rows 4 != C\*H\*W"
+    ):
+        from_state_dict(Net(), sd, SAMPLE, flatten_chw=FLATTEN)
 
 
 def test_safetensors_written_by_jaxnn_load_in_pytorch_and_load_without_torch(tmp_path):

@@ -238,8 +238,10 @@ def from_state_dict(
         used.add(key)
         try:
             value = names.from_torch(path[1:], arrays[key])
-        except ValueError:  # not even the rank of the layer's weight
-            value = arrays[key]
+        except ValueError as e:  # not the layer's PyTorch layout (its rank; rows that are not C*H*W)
+            # never the array as it came: a transposed Linear weight has the kernel's shape and would load silently
+            misshaped.append(f"{key}: {tuple(arrays[key].shape)} is not PyTorch's layout here ({e})")
+            continue
         if tuple(value.shape) != tuple(spec.shape):
             misshaped.append(
                 f"{key}: {tuple(arrays[key].shape)} gives {tuple(value.shape)}, the model needs {tuple(spec.shape)}"
