@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plot]'
 	touch $(STAMP)
 
-# The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: about 1.5 minutes on
+# The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: about 70 s on
 # 2 CPU cores; `make run RUN_ARGS="--epochs 15"` for the lab's full run). Each `make run` starts a fresh run in
 # runs/mnist_cnn (--overwrite); resume one with `python experiments/mnist_cnn.py --resume`.
 RUN_ARGS ?= --epochs 5

@@ -2,9 +2,11 @@
 
 Submodules: ``ops`` (pure conv/pool functions with torch.nn.functional semantics), ``nn`` (Linen layers),
 ``layout`` (NCHW/OIHW <-> NHWC/HWIO), ``models`` (the lab architectures), ``train`` (train state, pure steps,
-loops), ``report`` (metric files, curves, progress), ``runtime`` (compiler options, compilation cache), ``labs``
-(the lab recipes), ``data`` (MNIST, text), ``parallel`` (data parallel), ``checkpoint`` (orbax, ``.npz``) and
-``interop.torch`` (import it explicitly; it needs PyTorch).
+loops, the driver), ``report`` (metric files, curves, progress), ``runtime`` (compiler options, compilation cache),
+``precision`` (the float32 precision of every model's products, PyTorch's names), ``labs`` (the lab recipes and
+their registry), ``data`` (the datasets by name, the shipped data, text, sequences), ``parallel`` (data parallel),
+``checkpoint`` (orbax, ``.npz``), ``testing`` (the parity kit) and ``interop.torch`` (import it explicitly; it
+needs PyTorch).
 """
 
 import importlib
