@@ -180,6 +180,24 @@ def test_every_public_layer():
     assert classes <= covered, f"public layers not swept: {sorted(classes - covered)}"
 
 
+def test_losses():
+    """The losses have no window and call no convolution; swept all the same, so that none ever hands lax one."""
+    x, p, t = _rand(3, 4), jax.nn.sigmoid(_rand(3, 4)), jax.nn.sigmoid(_rand(3, 4))
+    labels = jnp.array([0, 3, 1])
+    _assert_clean("cross_entropy", lambda a: ops.cross_entropy(a, labels, label_smoothing=0.1), (x,))
+    _assert_clean("nll_loss", lambda a: ops.nll_loss(a, labels), (x,))
+    for name, loss in (
+        ("mse_loss", lambda a: ops.mse_loss(a, t)),
+        ("l1_loss", lambda a: ops.l1_loss(a, t)),
+        ("smooth_l1_loss", lambda a: ops.smooth_l1_loss(a, t)),
+        ("huber_loss", lambda a: ops.huber_loss(a, t)),
+        ("binary_cross_entropy", lambda a: ops.binary_cross_entropy(jax.nn.sigmoid(a), p)),
+        ("binary_cross_entropy_with_logits", lambda a: ops.binary_cross_entropy_with_logits(a, p)),
+        ("kl_div", lambda a: ops.kl_div(a, p)),
+    ):
+        _assert_clean(name, loss, (x,))
+
+
 def test_every_public_op_is_swept():
     """The op tests above name every function in ``jaxnn.ops.__all__`` that computes (not the size formulas): a
     new public op must join the sweep."""

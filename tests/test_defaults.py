@@ -21,6 +21,19 @@ INFERRED = "Flax infers input sizes from the first input"
 INIT = "Flax's initializer arguments; PyTorch re-initialises a built module with torch.nn.init instead"
 PRECISION = "a layer's own precision of its products, as Flax's layers take it (None follows jaxnn.precision)"
 
+DEPRECATED = "PyTorch's deprecated argument (reduction replaces it)"
+LOSSES = (
+    "cross_entropy",
+    "nll_loss",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+)
+
 # (jaxnn callable, PyTorch callable or explicit signature)
 COUNTERPARTS = {
     "ops.conv2d": (ops.conv2d, F.conv2d),
@@ -55,6 +68,7 @@ COUNTERPARTS = {
     "sequence.pack_padded_sequence": (sequence.pack_padded_sequence, rnn_utils.pack_padded_sequence),
     "sequence.pack_sequence": (sequence.pack_sequence, rnn_utils.pack_sequence),
     "sequence.pad_packed_sequence": (sequence.pad_packed_sequence, rnn_utils.pad_packed_sequence),
+    **{f"ops.{n}": (getattr(ops, n), getattr(F, n)) for n in LOSSES},
     "train.adam": (train.adam, torch.optim.Adam),
     "train.sgd": (train.sgd, torch.optim.SGD),
 }
@@ -62,6 +76,9 @@ COUNTERPARTS = {
 # (name, argument) -> reason. "missing": PyTorch has it and we do not; "extra": we have it and PyTorch does not;
 # "renamed": (our name, PyTorch's name), defaults still compared.
 INTENDED = {
+    **{
+        (f"ops.{n}", "missing"): {"size_average": DEPRECATED, "reduce": DEPRECATED} for n in LOSSES if n != "huber_loss"
+    },
     ("ops.conv2d", "renamed"): {("x", "input"): DATA},
     ("ops.conv2d", "extra"): {
         "precision": PRECISION,

@@ -1,4 +1,4 @@
-"""Convolution and pooling with PyTorch's semantics, on NHWC activations and HWIO kernels.
+"""Convolution, pooling and losses with PyTorch's semantics, on NHWC activations and HWIO kernels.
 
 Every op takes a batched ``(N, H, W, C)`` or an unbatched ``(H, W, C)`` input and returns the same rank. Arguments
 that describe a window (``kernel_size``, ``stride``, ``padding``, ``dilation``) take an int or an ``(h, w)`` pair,
@@ -10,11 +10,23 @@ names the argument and the shapes rather than an XLA error.
 
 One module per topic: :mod:`~jaxnn.ops.conv` (convolution, transposed convolution), :mod:`~jaxnn.ops.pooling`
 (max, average and adaptive pooling), :mod:`~jaxnn.ops.unpool`, :mod:`~jaxnn.ops.padding`, :mod:`~jaxnn.ops.one_d`
-(the 1-D family) and :mod:`~jaxnn.ops.window`, the argument checks and window helpers the layers share.
+(the 1-D family), :mod:`~jaxnn.ops.loss` (PyTorch's losses and their options) and :mod:`~jaxnn.ops.window`, the
+argument checks and window helpers the layers share.
 """
 
 from jaxnn.ops import window as window
 from jaxnn.ops.conv import conv2d, conv_transpose2d, conv_transpose_output_size, convolve2d
+from jaxnn.ops.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
 from jaxnn.ops.one_d import adaptive_avg_pool1d, avg_pool1d, conv1d, max_pool1d
 from jaxnn.ops.padding import PAD_MODES as PAD_MODES
 from jaxnn.ops.padding import pad
@@ -27,6 +39,15 @@ from jaxnn.ops.window import compute_dtype as compute_dtype
 from jaxnn.ops.window import conv_output_size
 
 __all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
+    "mse_loss",
+    "nll_loss",
+    "smooth_l1_loss",
     "conv_output_size",
     "conv_transpose_output_size",
     "conv2d",
