@@ -1,9 +1,10 @@
 """Convolution, pooling and losses with PyTorch's semantics, on NHWC activations and HWIO kernels.
 
-Every op takes a batched ``(N, H, W, C)`` or an unbatched ``(H, W, C)`` input and returns the same rank. Arguments
-that describe a window (``kernel_size``, ``stride``, ``padding``, ``dilation``) take an int or an ``(h, w)`` pair,
-exactly like ``torch.nn.functional``. The functions are pure: they jit, vmap and differentiate, and their values,
-indices and gradients equal PyTorch's (max-pool gradients go to the first maximum of each window, as in PyTorch).
+Every convolution and pooling op takes a batched ``(N, H, W, C)`` or an unbatched ``(H, W, C)`` input and returns the
+same rank. Arguments that describe a window (``kernel_size``, ``stride``, ``padding``, ``dilation``) take an int or
+an ``(h, w)`` pair, exactly like ``torch.nn.functional``. The functions are pure: they jit, vmap and differentiate,
+and their values, indices and gradients equal PyTorch's (max-pool gradients go to the first maximum of each window,
+as in PyTorch).
 
 Shapes are checked in Python before anything is traced, so bad input raises a ``ValueError`` or ``TypeError`` that
 names the argument and the shapes rather than an XLA error.
