@@ -13,7 +13,6 @@ prediction (from that iteration's forward pass, before the update, as the labs p
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -188,7 +187,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     fit = driver.fit(
         config,
         workdir,
-        identity=dataclasses.asdict(config),
         state=state,
         data=driver.Data(x, y, full_batch_steps=config.total_iterations // config.epochs),
         rng=train_rng,

@@ -242,7 +242,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     fit = driver.fit(
         config,
         workdir,
-        identity=dataclasses.asdict(config),
         state=state,
         data=batches,
         rng=train_rng,

@@ -120,7 +120,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     fit = driver.fit(
         config,
         workdir,
-        identity=dataclasses.asdict(config),
         state=state,
         data=data,
         rng=train_rng,

@@ -135,7 +135,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     fit = driver.fit(
         config,
         workdir,
-        identity=dataclasses.asdict(config),
         state=state,
         data=driver.Data(inputs, labels, full_batch_steps=config.iterations // config.epochs),
         rng=pair_rng,

@@ -118,7 +118,6 @@ def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | N
     fit = driver.fit(
         config,
         workdir,
-        identity=dataclasses.asdict(config),
         state=state,
         data=data,
         rng=rng,

@@ -22,7 +22,7 @@ Example (the shape of every epoch recipe)::
 
     state = train.create_train_state(model, params, train.adam(1e-3))
     data = driver.Data(train_x, train_y, test_x, test_y, batch_size=100)
-    fit = driver.fit(config, workdir, identity=dataclasses.asdict(config), state=state, data=data, rng=rng)
+    fit = driver.fit(config, workdir, state=state, data=data, rng=rng)
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ class Result:
     params_path: Path  # params.npz: parameters and BatchNorm statistics
     metrics_path: Path  # metrics.jsonl: the records, one JSON line each
     logdir: Path  # TensorBoard event files
-    curves_path: Path | None  # curves.png (None without matplotlib)
+    curves_path: Path | None  # curves.png (None for one epoch, or without matplotlib)
 
 
 def recipe(train_and_evaluate: Callable[..., R]) -> Callable[..., R]:
@@ -203,7 +203,6 @@ def fit(
     options: RunOptions,
     workdir: str | Path,
     *,
-    identity: dict[str, Any],
     state: core.TrainState,
     data: Data,
     rng: jax.Array,
@@ -212,16 +211,17 @@ def fit(
     schedule: Callable[[int], Any] | None = None,
     title: str = "",
     finish: Callable[[core.TrainState, Path, bool], dict[str, Any]] | None = None,
+    identity: dict[str, Any] | None = None,
 ) -> Fit:
     """Train ``state`` for ``options.epochs`` epochs over ``data`` and evaluate after each (see the module doc).
 
     ``train_step(state, batch, rng)`` and ``eval_step(state, batch)`` are pure (jitted here, with jaxnn's CPU
-    compiler options unless ``options.cpu_compiler_options`` is off). ``identity`` is what the run is (its config
-    without :data:`NOT_IDENTITY`, to which ``fit`` adds the device count and the data's fingerprint): recorded in
-    ``run.json`` and compared on resume. ``schedule(step)`` adds the
-    epoch's ``learning_rate`` to its record. ``finish(state, workdir, write)`` runs after the last epoch in every
-    process (it may run collectives) and returns extra results for :attr:`Fit.extra`; it writes files only when
-    ``write`` (process 0, and not a resume of a run that was complete already).
+    compiler options unless ``options.cpu_compiler_options`` is off). ``identity`` is what the run is (default: the
+    fields of ``options``, the recipe's config; always without :data:`NOT_IDENTITY`, and with the device count and
+    the data's fingerprint added by ``fit``): recorded in ``run.json`` and compared on resume. ``schedule(step)``
+    adds the epoch's ``learning_rate`` to its record. ``finish(state, workdir, write)`` runs after the last epoch in
+    every process (it may run collectives) and returns extra results for :attr:`Fit.extra`; it writes files only
+    when ``write`` (process 0, and not a resume of a run that was complete already).
     ``rng`` draws the shuffling and the steps' randomness (``split(rng)``: the shuffle key, the step key).
     """
     workdir = Path(workdir)
@@ -234,6 +234,7 @@ def fit(
             f"checkpoint_every must be 0 for a recipe whose epoch is one compiled program of {data.steps_per_epoch} "
             f"full-batch steps (checkpoints come at its epoch ends), got {options.checkpoint_every}"
         )
+    identity = dataclasses.asdict(options) if identity is None else identity
     identity = {k: v for k, v in identity.items() if k not in NOT_IDENTITY}
     identity["devices"] = jax.device_count()
     identity["data"] = _fingerprint(data)  # what was trained on, not only where it was read from
@@ -391,11 +392,13 @@ def _fit(
         records = [r for r in records if keep(r)]
 
     compiler_options = runtime.compiler_options() if options.cpu_compiler_options else None
-    step_fn = jax.jit(train_step, compiler_options=compiler_options)
     eval_fn = jax.jit(eval_step, compiler_options=compiler_options)
-    if data.full_batch_steps is not None:
-        scan = functools.partial(core.scan_steps, train_step, num_steps=steps)
-        step_fn = jax.jit(scan, compiler_options=compiler_options)
+    if data.full_batch_steps is None:
+        step_fn = jax.jit(train_step, compiler_options=compiler_options)
+    else:  # an epoch is one program: the scan of its steps
+        step_fn = jax.jit(
+            functools.partial(core.scan_steps, train_step, num_steps=steps), compiler_options=compiler_options
+        )
         full_batch = {"inputs": train_x, "labels": train_y}
         if place is not None:
             full_batch = place(full_batch)
