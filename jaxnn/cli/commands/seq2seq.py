@@ -10,20 +10,12 @@ run. The recipe is jaxnn.labs.seq2seq.train_and_evaluate.
 from pathlib import Path
 
 from jaxnn import runtime
-from jaxnn.cli import flags as cli
-from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
-from jaxnn.cli.processes import add_process_flags, start_processes
+from jaxnn.cli.flags import parse_recipe, show_progress
 from jaxnn.labs import seq2seq
 
 
 def main(argv=None) -> seq2seq.Result:
-    p = cli.ArgumentParser(__doc__)
-    names = add_config_flags(p, seq2seq.Config, RUN_FLAGS)
-    p.add_argument("--workdir", type=cli.path_flag, default="runs/seq2seq", help="where results go (runs/seq2seq)")
-    add_process_flags(p)
-    args = p.parse_args(argv)
-    start_processes(p, args)  # before anything else touches JAX
-    config = config_from_flags(p, seq2seq.Config, args, names, progress=False)
+    config, args = parse_recipe(__doc__, seq2seq.Config, argv, "runs/seq2seq")
     show_progress()
     runtime.enable_compilation_cache()
     result = seq2seq.train_and_evaluate(config, Path(args.workdir))

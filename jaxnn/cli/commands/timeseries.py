@@ -11,22 +11,12 @@ a killed run. The recipe is jaxnn.labs.timeseries.train_and_evaluate.
 from pathlib import Path
 
 from jaxnn import runtime
-from jaxnn.cli import flags as cli
-from jaxnn.cli.flags import RUN_FLAGS, add_config_flags, config_from_flags, show_progress
-from jaxnn.cli.processes import add_process_flags, start_processes
+from jaxnn.cli.flags import parse_recipe, show_progress
 from jaxnn.labs import timeseries
 
 
 def main(argv=None) -> timeseries.Result:
-    p = cli.ArgumentParser(__doc__)
-    names = add_config_flags(p, timeseries.Config, RUN_FLAGS)
-    p.add_argument(
-        "--workdir", type=cli.path_flag, default="runs/timeseries", help="where results go (runs/timeseries)"
-    )
-    add_process_flags(p)
-    args = p.parse_args(argv)
-    start_processes(p, args)  # before anything else touches JAX
-    config = config_from_flags(p, timeseries.Config, args, names, progress=False)
+    config, args = parse_recipe(__doc__, timeseries.Config, argv, "runs/timeseries")
     show_progress()
     runtime.enable_compilation_cache()
     result = timeseries.train_and_evaluate(config, Path(args.workdir))
