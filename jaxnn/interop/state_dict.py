@@ -59,14 +59,9 @@ def module_types(model: nn.Module, *sample_args, **sample_kwargs) -> dict[tuple[
 
 
 def _trace(model: nn.Module, *sample_args, **sample_kwargs):
-    """``module_types``, and for each Linear the shape of its input and of the last 4-D output of a module that
-    finished before it was called (the feature map it may read flattened)."""
-    return _trace_with_template(model, *sample_args, **sample_kwargs)[:2]
-
-
-def _trace_with_template(model: nn.Module, *sample_args, **sample_kwargs):
-    """:func:`_trace`, and the shapes of the model's variables from the same trace (tracing a large model costs
-    as much as compiling a small one)."""
+    """``module_types``; for each Linear the shape of its input and of the last 4-D output of a module that
+    finished before it was called (the feature map it may read flattened); and the shapes of the model's variables,
+    from the same trace (tracing a large model costs as much as compiling a small one)."""
     types: dict[tuple[str, ...], str] = {}
     linear_inputs: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
     last_map: list[tuple[int, ...] | None] = [None]
@@ -206,8 +201,8 @@ def to_state_dict(
 ) -> dict[str, np.ndarray]:
     """``variables`` (``params`` and ``batch_stats``) of ``model`` as a PyTorch state_dict of NumPy arrays, in the
     model's order (``torch.from_numpy`` each to load it). ``sample_args`` are inputs of the model's shape."""
-    names = _Names(*_trace(model, *sample_args, **sample_kwargs), rename=rename, flatten_chw=flatten_chw)
-    return names.state_dict(variables)
+    types, linear_inputs, _ = _trace(model, *sample_args, **sample_kwargs)
+    return _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw).state_dict(variables)
 
 
 def from_state_dict(
@@ -225,7 +220,7 @@ def from_state_dict(
     and every key of the state_dict must be used (or listed in ``ignore``, e.g. a module PyTorch registers twice):
     otherwise a ValueError names every missing, unexpected and mis-shaped key.
     """
-    types, linear_inputs, template = _trace_with_template(model, *sample_args, **sample_kwargs)
+    types, linear_inputs, template = _trace(model, *sample_args, **sample_kwargs)
     names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
     arrays = {k: _numpy(v) for k, v in state_dict.items()}
     out: dict[tuple[str, ...], np.ndarray] = {}

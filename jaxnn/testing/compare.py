@@ -268,7 +268,7 @@ def compare_with_torch(
         kw = dict(apply_kwargs or {})
         if _accepts(model, "deterministic"):
             kw["deterministic"] = not train
-        types, linear_inputs = _trace(model, *inputs, **kw)  # traced once: the names of every comparison
+        types, linear_inputs, _ = _trace(model, *inputs, **kw)  # traced once: the names of every comparison
         names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
         state_dict = names.state_dict(variables)
         has_stats = "batch_stats" in variables
