@@ -83,6 +83,20 @@ def _class_targets(input, target, ignore_index: int, name: str):
     return input, target
 
 
+def _picked(log_p, target, weight, ignore_index: int):
+    """``-weight[y] * log_p[..., y]`` per element (0 where ``y`` is ``ignore_index``), those weights and the counted
+    elements: what nll_loss and cross_entropy share."""
+    counted = target != ignore_index
+    y = jnp.where(counted, target, 0)
+    wy = jnp.where(counted, weight[y], 0)
+    return -jnp.take_along_axis(log_p, y[..., None], axis=-1)[..., 0] * wy, wy, counted
+
+
+def _reduce_by_weights(loss, wy, reduction: str):
+    """PyTorch's reduction of a class-weighted loss: the mean divides by the counted targets' weights."""
+    return jnp.sum(loss) / jnp.sum(wy) if reduction == "mean" else _reduce(loss, reduction)
+
+
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean") -> jax.Array:
     """``F.nll_loss``: ``-weight[y] * input[..., y]`` for log-probabilities ``input`` ``(*batch, C)`` and class
     indices ``target`` ``(*batch)``; targets equal to ``ignore_index`` count for nothing. The mean divides by the
@@ -90,13 +104,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     _reduction(reduction, "nll_loss")
     input, target = _class_targets(input, target, ignore_index, "nll_loss")
     w = _weight(weight, input.shape[-1], input.dtype, "nll_loss")
-    counted = target != ignore_index
-    y = jnp.where(counted, target, 0)
-    wy = jnp.where(counted, w[y], 0)
-    loss = -jnp.take_along_axis(input, y[..., None], axis=-1)[..., 0] * wy
-    if reduction == "mean":
-        return jnp.sum(loss) / jnp.sum(wy)
-    return _reduce(loss, reduction)
+    loss, wy, _ = _picked(input, target, w, ignore_index)
+    return _reduce_by_weights(loss, wy, reduction)
 
 
 def cross_entropy(
@@ -129,27 +138,22 @@ def cross_entropy(
     input, target = _class_targets(input, target, ignore_index, "cross_entropy")
     w = _weight(weight, classes, input.dtype, "cross_entropy")
     log_p = jax.nn.log_softmax(input, axis=-1)
-    counted = target != ignore_index
-    y = jnp.where(counted, target, 0)
-    wy = jnp.where(counted, w[y], 0)
-    loss = -jnp.take_along_axis(log_p, y[..., None], axis=-1)[..., 0] * wy
+    loss, wy, counted = _picked(log_p, target, w, ignore_index)
     if label_smoothing:
         smooth = jnp.where(counted, -jnp.sum(log_p * w, axis=-1), 0)
         loss = (1.0 - label_smoothing) * loss + label_smoothing / classes * smooth
-    if reduction == "mean":
-        return jnp.sum(loss) / jnp.sum(wy)
-    return _reduce(loss, reduction)
+    return _reduce_by_weights(loss, wy, reduction)
 
 
-def _weighted(loss, weight, reduction: str, name: str):
-    """``loss * weight`` reduced as PyTorch reduces its weighted mse and l1 losses: the mean is weighted
-    (``sum(w * l) / sum(w)``); ``weight`` has the input's shape."""
+def _weighted(loss, weight, reduction: str, name: str, weighted_mean: bool = True):
+    """``loss * weight`` (``weight`` of the input's shape), reduced as PyTorch reduces it: the mse and l1 losses'
+    mean is weighted (``sum(w * l) / sum(w)``), the Huber loss's is the plain mean (``weighted_mean=False``)."""
     if weight is None:
         return _reduce(loss, reduction)
     weight = jnp.asarray(weight, loss.dtype)
     if weight.shape != loss.shape:
         raise ValueError(f"{name}: weight must have the input's shape {loss.shape}, got {weight.shape}")
-    if reduction == "mean":
+    if reduction == "mean" and weighted_mean:
         return jnp.sum(loss * weight) / jnp.sum(weight)
     return _reduce(loss * weight, reduction)
 
@@ -190,12 +194,7 @@ def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0, weigh
     input, target = _same_shape(input, target, "huber_loss")
     d = jnp.abs(input - target)
     loss = jnp.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
-    if weight is not None:
-        weight = jnp.asarray(weight, loss.dtype)
-        if weight.shape != loss.shape:
-            raise ValueError(f"huber_loss: weight must have the input's shape {loss.shape}, got {weight.shape}")
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _weighted(loss, weight, reduction, "huber_loss", weighted_mean=False)
 
 
 _EPSILON = float(np.float32(1e-12))  # PyTorch's, a float32 constant also in float64 arithmetic
