@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils.rnn as rnn_utils
 
-from jaxnn import models, nn, ops, train
+from jaxnn import models, nn, ops, optim, train
 from jaxnn.data import sequence
+from jaxnn.optim import lr_scheduler
 
 DATA = "the data argument is `x` (`input` shadows a Python builtin); it is positional in practice"
 INFERRED = "Flax infers input sizes from the first input"
@@ -33,6 +34,33 @@ LOSSES = (
     "binary_cross_entropy_with_logits",
     "kl_div",
 )
+
+OPTIMIZERS = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "adadelta": "Adadelta",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+}
+SCHEDULERS = {
+    "step_lr": "StepLR",
+    "multi_step_lr": "MultiStepLR",
+    "exponential_lr": "ExponentialLR",
+    "cosine_annealing_lr": "CosineAnnealingLR",
+    "cosine_annealing_warm_restarts": "CosineAnnealingWarmRestarts",
+    "linear_lr": "LinearLR",
+    "one_cycle_lr": "OneCycleLR",
+    "sequential_lr": "SequentialLR",
+    "ReduceLROnPlateau": "ReduceLROnPlateau",
+}
+TORCH_DETAIL = "PyTorch implementation detail"
+NO_PARAMS = "an optax transformation is built without the parameters"
+SWITCHES = ("foreach", "capturable", "differentiable", "fused")
+NO_OPTIMIZER = "a schedule of the step count: the optimizer takes it as its lr"
+LAST_EPOCH = "a schedule is a function of the step, evaluated where the optimizer is (resume restores the step)"
 
 # (jaxnn callable, PyTorch callable or explicit signature)
 COUNTERPARTS = {
@@ -69,6 +97,13 @@ COUNTERPARTS = {
     "sequence.pack_sequence": (sequence.pack_sequence, rnn_utils.pack_sequence),
     "sequence.pad_packed_sequence": (sequence.pad_packed_sequence, rnn_utils.pad_packed_sequence),
     **{f"ops.{n}": (getattr(ops, n), getattr(F, n)) for n in LOSSES},
+    **{f"optim.{n}": (getattr(optim, n), getattr(torch.optim, t)) for n, t in OPTIMIZERS.items()},
+    **{
+        f"lr_scheduler.{n}": (getattr(lr_scheduler, n), getattr(torch.optim.lr_scheduler, t))
+        for n, t in SCHEDULERS.items()
+    },
+    "optim.clip_grad_norm": (optim.clip_grad_norm, torch.nn.utils.clip_grad_norm_),
+    "optim.clip_grad_value": (optim.clip_grad_value, torch.nn.utils.clip_grad_value_),
     "train.adam": (train.adam, torch.optim.Adam),
     "train.sgd": (train.sgd, torch.optim.SGD),
 }
@@ -134,6 +169,24 @@ INTENDED = {
     },
     ("nn.BatchNorm1d", "extra"): {"weight_init": INIT},
     ("nn.BatchNorm2d", "extra"): {"weight_init": INIT},
+    **{
+        (f"optim.{n}", "missing"): {
+            "params": NO_PARAMS,
+            **{k: TORCH_DETAIL for k in SWITCHES if k in inspect.signature(getattr(torch.optim, t)).parameters},
+        }
+        for n, t in OPTIMIZERS.items()
+    },
+    **{(f"lr_scheduler.{n}", "missing"): {"optimizer": NO_OPTIMIZER, "last_epoch": LAST_EPOCH} for n in SCHEDULERS},
+    **{
+        (f"lr_scheduler.{n}", "extra"): {"lr": "the base rate (PyTorch reads it from the optimizer)"}
+        for n in SCHEDULERS
+        if n not in ("one_cycle_lr", "sequential_lr")
+    },
+    ("lr_scheduler.ReduceLROnPlateau", "missing"): {"optimizer": NO_OPTIMIZER},
+    ("optim.clip_grad_norm", "renamed"): {("grads", "parameters"): "the gradients themselves (no .grad in JAX)"},
+    ("optim.clip_grad_norm", "missing"): {"foreach": TORCH_DETAIL},
+    ("optim.clip_grad_value", "renamed"): {("grads", "parameters"): "the gradients themselves (no .grad in JAX)"},
+    ("optim.clip_grad_value", "missing"): {"foreach": TORCH_DETAIL},
     ("train.adam", "renamed"): {("learning_rate", "lr"): "optax's name for the learning rate"},
     ("train.adam", "missing"): {
         "params": "an optax transformation is built without the parameters",
@@ -180,6 +233,16 @@ NO_COUNTERPART = {
     "models.resnet18": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
     "models.resnet34": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
     "models.resnet50": "torchvision's layout, without `weights`/`progress` (nothing is downloaded)",
+    "optim.lr_scheduler": "the module of torch.optim.lr_scheduler's counterparts",
+    "optim.TorchOptState": "an optimizer's state: PyTorch's step, lr and per-parameter state",
+    "optim.set_lr": "param_group['lr'] = lr, on an optax state",
+    "optim.param_groups": "PyTorch's parameter groups, as optax.partition",
+    "optim.label_params": "labels for param_groups",
+    "optim.clip_by_norm": "clip_grad_norm_ as a transformation to chain",
+    "optim.clip_by_value": "clip_grad_value_ as a transformation to chain",
+    "optim.total_norm": "clip_grad_norm_'s norm (torch.nn.utils.get_total_norm in newer PyTorch)",
+    "lr_scheduler.per_epoch": "a scheduler stepped per epoch (PyTorch's loop decides where step() is called)",
+    "lr_scheduler.OneCycle": "one_cycle_lr's pair of schedules",
 }
 
 IGNORED = {"self", "device", "dtype", "parent", "name"}  # PyTorch's placement arguments and Flax's module plumbing
@@ -231,6 +294,7 @@ def _public(module, prefix):
 
 def test_every_public_name_is_classified():
     public = _public(ops, "ops") | _public(nn, "nn") | _public(models, "models") | _public(sequence, "sequence")
+    public |= _public(optim, "optim") | _public(lr_scheduler, "lr_scheduler")
     classified = {k for k in COUNTERPARTS if not k.startswith("train.")} | set(NO_COUNTERPART)
     assert public == classified, f"unclassified: {sorted(public - classified)}, gone: {sorted(classified - public)}"
 
