@@ -146,7 +146,8 @@ def test_compare_with_torch_reports_every_layer_gradient_and_step():
     report = compare_with_torch(model, variables, tm, x, steps=2, labels=np.array([3, 7]), check=True, **NAMES)
     names = [(r.kind, r.name) for r in report.rows]
     assert names[:4] == [("output", "layer1.0"), ("output", "layer1.2"), ("output", "layer1"), ("output", "layer2.0")]
-    assert ("grad", "fc.weight") in names and ("loss", "2 SGD steps") in names and ("param", "fc.bias") in names
+    assert ("grad", "fc.weight") in names and ("loss", "step 2") in names and ("param", "step 2 fc.bias") in names
+    assert ("param", "step 1 fc.bias") in names  # every step's parameters, not only the last
     text = str(report)
     assert "layer2.0" in text and "fc.weight" in text and f"{len(report.rows)} of {len(report.rows)} agree" in text
     assert report.ok and report.first_divergence is None
@@ -213,7 +214,7 @@ def test_training_mode_with_steps_compares_the_statistics_of_the_first_forward_p
     assert (
         "buffer" in kinds
         and "loss" in kinds
-        and "bn.running_mean" in [r.name for r in report.rows if r.kind == "param"]
+        and "step 2 bn.running_mean" in [r.name for r in report.rows if r.kind == "param"]
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -52,6 +52,7 @@ class Row:
     ok: bool
     detail: str = ""
     accuracy: float | None = None
+    step: int | None = None  # the training step of a 'loss' or 'param' row (1 is the first optimizer step)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,21 +86,34 @@ class Report:
         return self
 
     def __str__(self) -> str:
-        width = max([len(r.name) for r in self.rows] + [4])
+        layers = [r for r in self.rows if r.step is None]
+        width = max([len(r.name) for r in layers] + [4])
         lines = [
             f"compare_with_torch: {self.mode}, {self.dtype}, {sum(r.ok for r in self.rows)} of {len(self.rows)} agree",
             f"{'kind':<7} {'name':<{width}} {'shape':<18} {'worst error':>11} {'vs torch':>8}  ok",
         ]
-        for r in self.rows:
+        for r in layers:
             shape = "x".join(map(str, r.shape)) or "()"
             accuracy = "" if r.accuracy is None else f"{r.accuracy:.2f}x"
             lines.append(
                 f"{r.kind:<7} {r.name:<{width}} {shape:<18} {r.worst:>11.3g} {accuracy:>8}  {'yes' if r.ok else 'NO'}"
             )
+        steps = sorted({r.step for r in self.rows if r.step is not None})
+        if steps:  # one line per training step: its loss, and the parameter farthest from PyTorch's after it
+            lines.append(f"{'step':>5} {'loss error':>11} {'worst parameter error':>22}  {'parameter':<{width}} ok")
+            for step in steps:
+                rows = [r for r in self.rows if r.step == step]
+                loss = next((r.worst for r in rows if r.kind == "loss"), float("nan"))
+                params = [r for r in rows if r.kind == "param"]
+                far = max(params, key=lambda r: r.worst) if params else None
+                lines.append(
+                    f"{step:>5} {loss:>11.3g} {far.worst if far else float('nan'):>22.3g}  "
+                    f"{far.name.split(' ', 1)[-1] if far else '':<{width}} {'yes' if all(r.ok for r in rows) else 'NO'}"
+                )
         return "\n".join(lines)
 
 
-def _judge(kind, name, actual, expected, exact, tolerance) -> Row:
+def _judge(kind, name, actual, expected, exact, tolerance, step=None) -> Row:
     a, e = as_numpy(actual), as_numpy(expected)
     accuracy = None
     if exact is not None:
@@ -111,7 +125,7 @@ def _judge(kind, name, actual, expected, exact, tolerance) -> Row:
         ok, detail = False, str(err)
     else:
         ok, detail = True, ""
-    return Row(kind, name, tuple(e.shape), worst_error(a, e), ok, detail, accuracy)
+    return Row(kind, name, tuple(e.shape), worst_error(a, e), ok, detail, accuracy, step)
 
 
 def _to_torch_layout(value, kind: str | None):
@@ -169,11 +183,9 @@ def _detach(output):
     return output.detach().clone().cpu().numpy() if hasattr(output, "detach") else output
 
 
-def _torch_run(tm, torch_inputs, train, loss_of, steps, lr, momentum):
-    """Outputs per module, final output, parameter gradients, state after the forward, and ``steps`` SGD losses and
-    parameters, all as NumPy."""
-    import torch
-
+def _torch_run(tm, torch_inputs, train, loss_of, steps, training):
+    """Outputs per module, final output, parameter gradients, state after the forward, and ``steps`` training steps'
+    losses and state after each, all as NumPy. ``training`` holds the optimizer, scheduler and clipping factories."""
     tm.train(train)
     recorder = _Recorder(tm)
     tm.zero_grad()
@@ -182,23 +194,30 @@ def _torch_run(tm, torch_inputs, train, loss_of, steps, lr, momentum):
     loss = loss_of(out)
     loss.backward()
     # Views, not copies (21 M parameters copy in 0.3 s here): each backward pass makes new gradient tensors, and the
-    # state is copied only when the SGD steps below will change it in place.
+    # state is copied only when the steps below will change it in place.
     grads = {k: p.grad.detach().numpy() for k, p in tm.named_parameters() if p.grad is not None}
     state = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
     if steps:
         state = {k: v.copy() for k, v in state.items()}
     result = {"outputs": recorder.outputs, "order": recorder.order, "out": _detach(out), "grads": grads, "state": state}
     if steps:
-        opt = torch.optim.SGD(tm.parameters(), lr=lr, momentum=momentum)
-        losses = []
-        for _ in range(steps):
+        params = list(tm.parameters())
+        opt = training["optimizer"](params)
+        scheduler = training["scheduler"](opt) if training["scheduler"] else None
+        losses, after = [], []
+        for i in range(steps):
             opt.zero_grad()
             step_loss = loss_of(tm(*torch_inputs))
             step_loss.backward()
+            if training["clip"]:
+                training["clip"](params)
             opt.step()
+            if scheduler is not None and (i + 1) % training["every"] == 0:
+                scheduler.step()
             losses.append(step_loss.item())
+            after.append({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
         result["losses"] = np.array(losses)
-        result["after"] = {k: v.detach().numpy().copy() for k, v in tm.state_dict().items()}
+        result["after"] = after
     return result
 
 
@@ -218,6 +237,12 @@ def compare_with_torch(
     flatten_chw: Mapping[str, tuple[int, int, int]] | None = None,
     lr: float = 0.01,
     momentum: float = 0.9,
+    optimizer: optax.GradientTransformation | None = None,
+    torch_optimizer: Callable | None = None,
+    torch_scheduler: Callable | None = None,
+    scheduler_every: int = 1,
+    torch_clip: Callable | None = None,
+    loss: tuple[Callable, Callable] | None = None,
     rtol: float = RTOL,
     atol: float = ATOL,
     exact_factor: float = EXACT_FACTOR,
@@ -234,10 +259,19 @@ def compare_with_torch(
       train: training mode on both sides (``deterministic=False`` and BatchNorm's batch statistics; dropout must be
         off, its masks differ); the updated running statistics are compared too.
       grads: compare every parameter's gradient of the loss (by state_dict key).
-      steps: after that, ``steps`` SGD steps (``lr``, ``momentum``; ``jaxnn.train.sgd`` against
-        ``torch.optim.SGD``) on both sides; each step's loss and the final parameters are compared.
-      labels: integer class labels for a mean cross-entropy loss; without them the loss is
+      steps: after that, ``steps`` training steps on both sides, from the same weights: every step's loss and every
+        parameter and buffer after every step are compared (rows with ``step`` set).
+      lr, momentum: the steps' optimizer where none is given: SGD (``jaxnn.optim.sgd`` and ``torch.optim.SGD``).
+      optimizer, torch_optimizer: the training run's optimizer on each side: an optax transformation (its schedule
+        and clipping chained in, ``jaxnn.optim``) and ``params -> torch.optim.Optimizer``; both or neither.
+      torch_scheduler, scheduler_every: ``optimizer -> LRScheduler``, stepped after every ``scheduler_every``
+        optimizer steps (give the jaxnn schedule ``lr_scheduler.per_epoch`` of the same count).
+      torch_clip: ``params -> None``, called between ``backward()`` and ``step()``
+        (``lambda ps: torch.nn.utils.clip_grad_norm_(ps, 1.0)``).
+      labels: integer class labels for a mean cross-entropy loss; without them (and without ``loss``) the loss is
         ``sum(output * w)`` with distinct weights ``w`` per output element, so that every gradient is exercised.
+      loss: ``(ours, theirs)``, each ``output -> scalar loss`` (the model's first output where it returns a tuple),
+        in place of ``labels``: ``(lambda y: ops.mse_loss(y, t), lambda y: F.mse_loss(y, torch.tensor(t)))``.
       dtype: ``'float32'`` or ``'float64'`` (both sides; x64 is enabled for this call only).
       exact: in float32, run a float64 copy of PyTorch as the exact reference of the tolerance model.
       rtol, atol, exact_factor: the tolerance model's bounds (:func:`jaxnn.testing.assert_close`).
@@ -253,9 +287,25 @@ def compare_with_torch(
         raise ValueError(f"compare_with_torch: steps must be an int >= 0, got {steps!r}")
     if steps and not grads:
         raise ValueError("compare_with_torch: steps need grads=True")
+    if (optimizer is None) != (torch_optimizer is None):
+        raise ValueError("compare_with_torch: give optimizer and torch_optimizer together (or neither, for SGD)")
+    if not isinstance(scheduler_every, int) or isinstance(scheduler_every, bool) or scheduler_every < 1:
+        raise ValueError(f"compare_with_torch: scheduler_every must be an int >= 1, got {scheduler_every!r}")
+    if loss is not None and (not isinstance(loss, (tuple, list)) or len(loss) != 2 or not all(map(callable, loss))):
+        raise ValueError(f"compare_with_torch: loss must be a pair of functions (ours, theirs), got {loss!r}")
     import torch
 
+    from jaxnn import optim
     from jaxnn import train as training
+
+    if optimizer is None:
+        optimizer = optim.sgd(lr, momentum=momentum)
+
+        def torch_optimizer(params):
+            return torch.optim.SGD(params, lr=lr, momentum=momentum)
+
+    torch_training = {"optimizer": torch_optimizer, "scheduler": torch_scheduler, "every": scheduler_every}
+    torch_training["clip"] = torch_clip
 
     tolerance = dict(rtol=rtol, atol=atol, exact_factor=exact_factor)
     with jax.enable_x64(dtype == "float64"):
@@ -288,12 +338,14 @@ def compare_with_torch(
 
             def loss_of(out):
                 out = out[0] if isinstance(out, tuple) else out
+                if loss is not None:
+                    return loss[1](out)
                 if labels_np is not None:
                     return torch.nn.functional.cross_entropy(out, torch.as_tensor(labels_np).long())
                 w = (torch.arange(out.numel(), dtype=float_dtype) + 1) / out.numel()
                 return (out.reshape(-1) * w).sum()
 
-            return _torch_run(tm, tin, train, loss_of, steps, lr, momentum)
+            return _torch_run(tm, tin, train, loss_of, steps, torch_training)
 
         ref = torch_side(tdtype)
         ref64 = torch_side(torch.float64) if exact and dtype == "float32" else None
@@ -304,6 +356,8 @@ def compare_with_torch(
 
         def loss_of(out):
             first = out[0] if isinstance(out, tuple) else out
+            if loss is not None:
+                return loss[0](first)
             if labels_np is not None:
                 return training.cross_entropy_loss(first, jnp.asarray(labels_np))
             flat = jnp.ravel(jnp.moveaxis(first, -1, 1) if first.ndim == 4 else first)
@@ -366,19 +420,19 @@ def compare_with_torch(
                 rows.append(_judge("buffer", key, value, ref["state"][key], exact_of("state", key), tolerance))
 
         if steps:
-            tx = training.sgd(lr, momentum=momentum)
             # PyTorch's steps start from the buffers its compared forward pass updated
-            params, stats, losses = variables["params"], new_stats, []
-            opt_state = tx.init(params)
-            step_fn = jax.jit(lambda p, s, o: _sgd_step(loss_fn, tx, p, s, o))
-            for _ in range(steps):
-                params, stats, opt_state, loss = step_fn(params, stats, opt_state)
-                losses.append(loss)
-            exact_losses = None if ref64 is None else ref64["losses"]
-            rows.append(_judge("loss", f"{steps} SGD steps", np.array(losses), ref["losses"], exact_losses, tolerance))
-            after = names.state_dict({"params": params, **({"batch_stats": stats} if has_stats else {})})
-            for key, value in after.items():
-                rows.append(_judge("param", key, value, ref["after"][key], exact_of("after", key), tolerance))
+            params, stats = variables["params"], new_stats
+            opt_state = optimizer.init(params)
+            step_fn = jax.jit(lambda p, s, o: _train_step(loss_fn, optimizer, p, s, o))
+            for i in range(steps):
+                params, stats, opt_state, step_loss = step_fn(params, stats, opt_state)
+                exact_loss = None if ref64 is None else ref64["losses"][i]
+                rows.append(_judge("loss", f"step {i + 1}", step_loss, ref["losses"][i], exact_loss, tolerance, i + 1))
+                after = names.state_dict({"params": params, **({"batch_stats": stats} if has_stats else {})})
+                for key, value in after.items():
+                    exact_value = None if ref64 is None else ref64["after"][i][key]
+                    theirs = ref["after"][i][key]
+                    rows.append(_judge("param", f"step {i + 1} {key}", value, theirs, exact_value, tolerance, i + 1))
         report = Report(tuple(rows), "train" if train else "eval", dtype, tuple(unmatched))
         return report.check() if check else report
 
@@ -400,7 +454,7 @@ def _pairs(ours, theirs, exact):
     ]
 
 
-def _sgd_step(loss_fn, tx, params, stats, opt_state):
+def _train_step(loss_fn, tx, params, stats, opt_state):
     (loss, new_stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
     updates, opt_state = tx.update(g, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss
