@@ -84,6 +84,18 @@ RESNETS = {
         16,
         8,
     ),
+    "resnet18 lab (cifar)": (
+        lambda: resnet18(num_classes=10),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [2, 2, 2, 2], 10),
+        8,
+        2,
+    ),
+    "resnet34 lab (cifar)": (
+        lambda: resnet34(num_classes=10),
+        lambda: torch_labs.ResNet(torch_labs.BasicBlock, [3, 4, 6, 3], 10),
+        8,
+        2,
+    ),
     "resnet34 imagenet": (
         lambda: resnet34(num_classes=10, stem="imagenet"),
         lambda: torch_labs.ResNet(torch_labs.BasicBlock, [3, 4, 6, 3], 10, stem="imagenet"),
