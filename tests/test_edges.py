@@ -171,6 +171,16 @@ def test_flatten_chw_must_name_a_linear_of_the_model():
         from_state_dict(MnistCNN(), sd, x, rename=RENAME, flatten_chw={"fc": (64, 7, 6)})
 
 
+def test_a_forgotten_flatten_chw_is_refused_with_the_entry_it_needs():
+    sd, x = _lab_cnn_state()
+    with pytest.raises(
+        ValueError, match=r"fc reads a flattened \(H, W, C\) = \(7, 7, 64\) map.*\{'fc': \(64, 7, 7\)\}"
+    ):
+        from_state_dict(MnistCNN(), sd, x, rename=RENAME)
+    rows_as_they_are = from_state_dict(MnistCNN(), sd, x, rename=RENAME, flatten_chw={"fc": None})
+    np.testing.assert_array_equal(rows_as_they_are["params"]["fc"]["kernel"], np.asarray(sd["fc.weight"]).T)
+
+
 def test_a_chw_that_contradicts_the_traced_map_is_refused():
     sd, x = _lab_cnn_state()
     with pytest.raises(ValueError, match=r"\(7, 7, 64\) contradicts the model: fc reads an \(H, W, C\) = \(7, 7, 64\)"):

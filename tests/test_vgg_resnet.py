@@ -196,7 +196,11 @@ def test_vgg_state_dict_keys_are_the_labs():
     x = jnp.ones((1, 8, 8, 3))
     tm = torch_labs.VGG(torch_labs.make_layers(cfg, True), 10, True, flat_features=8 * 2 * 2)
     variables = VGG(cfg, batch_norm=True, num_classes=10).init(jax.random.key(0), x)
-    ours = to_state_dict(VGG(cfg, batch_norm=True, num_classes=10), variables, x)
+    with pytest.raises(ValueError, match=r"pass flatten_chw=\{'classifier/0': \(8, 2, 2\)\}"):
+        to_state_dict(VGG(cfg, batch_norm=True, num_classes=10), variables, x)  # a flatten is never forgotten
+    ours = to_state_dict(
+        VGG(cfg, batch_norm=True, num_classes=10), variables, x, flatten_chw={"classifier/0": (8, 2, 2)}
+    )
     assert list(ours) == list(tm.state_dict())  # the same keys in PyTorch's order
     assert {k: v.shape for k, v in ours.items()} == {k: tuple(v.shape) for k, v in tm.state_dict().items()}
 
@@ -222,7 +226,8 @@ def test_resnet_initialisation_is_the_labs(zero_init):
 
 def test_vgg_initialisation_is_the_labs():
     x = jnp.ones((1, 8, 8, 3))
-    sd = to_state_dict(VGG([64, "M"], num_classes=10), VGG([64, "M"], num_classes=10).init(jax.random.key(0), x), x)
+    model = VGG([64, "M"], num_classes=10)
+    sd = to_state_dict(model, model.init(jax.random.key(0), x), x, flatten_chw={"classifier/0": (64, 4, 4)})
     w = sd["features.0.weight"]
     assert abs(w.std() / np.sqrt(2 / (64 * 9)) - 1) < 0.1
     assert not sd["features.0.bias"].any() and not sd["classifier.0.bias"].any()

@@ -13,7 +13,10 @@ names: ``bias``, BatchNorm's ``weight``, ``running_mean``, ``running_var``, ``nu
 
 Where the names differ, ``rename`` maps a jaxnn module path (``'layer1/conv'``) to PyTorch's prefix
 (``'layer1.0'``). A Linear layer that reads a flattened ``(C, H, W)`` map in PyTorch reads ``(H, W, C)`` in jaxnn:
-name it in ``flatten_chw`` (``{'fc': (64, 7, 7)}``) and its rows are permuted; this is never guessed.
+name it in ``flatten_chw`` (``{'fc': (64, 7, 7)}``) and its rows are permuted. This is never guessed, and never
+forgotten: a Linear whose input has exactly the features of the (H, W > 1) map computed before it, and that is not
+named, is refused with the ``flatten_chw`` entry it needs (``{'fc': None}`` states that PyTorch's model flattens
+channels last too, and the rows stay as they are).
 
 Nothing here imports torch: tensors are read through ``.detach().cpu().numpy()`` when they have it, and the
 safetensors files go through the ``safetensors`` package's NumPy API.
@@ -83,7 +86,8 @@ def _trace(model: nn.Module, *sample_args, **sample_kwargs):
 
 def _check_names(types, linear_inputs, rename, flatten_chw) -> None:
     """Every ``rename`` key names a module of the model, every ``flatten_chw`` key a Linear whose input has
-    ``C * H * W`` features, and a ``(C, H, W)`` that contradicts the traced (H, W, C) map before it is refused."""
+    ``C * H * W`` features, and a ``(C, H, W)`` that contradicts the traced (H, W, C) map before it is refused; so
+    is a Linear that reads such a map flattened and is not named."""
     paths = {"/".join(p) for p in types if p}
     unknown = sorted(k for k in rename if k not in paths)
     if unknown:
@@ -93,6 +97,8 @@ def _check_names(types, linear_inputs, rename, flatten_chw) -> None:
         if types.get(path) != "Linear":
             what = f"a {types[path]}" if path in types else "no module"
             raise ValueError(f"flatten_chw: {module!r} names {what}; it must name a Linear that reads a flattened map")
+        if chw is None:
+            continue
         if len(chw) != 3 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in chw):
             raise ValueError(f"flatten_chw[{module!r}] must be (C, H, W) positive ints, got {chw!r}")
         (*_, features), before = linear_inputs.get(path, ((0,), None))
@@ -106,6 +112,17 @@ def _check_names(types, linear_inputs, rename, flatten_chw) -> None:
                 f"flatten_chw[{module!r}] = {tuple(chw)} contradicts the model: {module} reads an (H, W, C) = "
                 f"{before[1:]} map, which is (C, H, W) = {(before[3], *before[1:3])} in PyTorch's order"
             )
+    for path, (shape, before) in linear_inputs.items():
+        module = "/".join(path)
+        if module in flatten_chw or before is None or int(np.prod(before[1:3])) == 1:
+            continue
+        if int(np.prod(before[1:])) == shape[-1]:
+            chw = (before[3], *before[1:3])
+            raise ValueError(
+                f"{module} reads a flattened (H, W, C) = {before[1:]} map, which PyTorch flattens as (C, H, W): pass "
+                f"flatten_chw={{{module!r}: {chw}}} (or {{{module!r}: None}} if the PyTorch model flattens channels "
+                "last too)"
+            )
 
 
 class _Names:
@@ -115,6 +132,7 @@ class _Names:
         self.types, self.rename, self.flatten_chw = types, dict(rename or {}), dict(flatten_chw or {})
         if linear_inputs is not None:
             _check_names(types, linear_inputs, self.rename, self.flatten_chw)
+        self.flatten_chw = {k: v for k, v in self.flatten_chw.items() if v is not None}  # None: rows as they are
 
     def state_dict(self, variables: Mapping) -> dict[str, np.ndarray]:
         """:func:`to_state_dict` with this model's names (traced once)."""
@@ -196,7 +214,7 @@ def to_state_dict(
     variables: Mapping,
     *sample_args,
     rename: Mapping[str, str] | None = None,
-    flatten_chw: Mapping[str, tuple[int, int, int]] | None = None,
+    flatten_chw: Mapping[str, tuple[int, int, int] | None] | None = None,
     **sample_kwargs,
 ) -> dict[str, np.ndarray]:
     """``variables`` (``params`` and ``batch_stats``) of ``model`` as a PyTorch state_dict of NumPy arrays, in the
@@ -210,7 +228,7 @@ def from_state_dict(
     state_dict: Mapping[str, Any],
     *sample_args,
     rename: Mapping[str, str] | None = None,
-    flatten_chw: Mapping[str, tuple[int, int, int]] | None = None,
+    flatten_chw: Mapping[str, tuple[int, int, int] | None] | None = None,
     ignore: tuple[str, ...] = (),
     **sample_kwargs,
 ) -> dict:

@@ -234,7 +234,7 @@ def compare_with_torch(
     dtype: str = "float32",
     exact: bool = True,
     rename: Mapping[str, str] | None = None,
-    flatten_chw: Mapping[str, tuple[int, int, int]] | None = None,
+    flatten_chw: Mapping[str, tuple[int, int, int] | None] | None = None,
     lr: float = 0.01,
     momentum: float = 0.9,
     optimizer: optax.GradientTransformation | None = None,
