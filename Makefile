@@ -42,6 +42,7 @@ labs: $(STAMP)
 	$(PY) -m jaxnn cifar --model vgg --batch_size 128 --train_subset 1024 --test_subset 500 --no_progress --overwrite
 	$(PY) -m jaxnn cifar --model resnet --arch resnet18 --train_subset 2048 --test_subset 1000 --no_progress --overwrite
 	$(PY) -m jaxnn port_resnet --overwrite
+	$(PY) examples/port_your_model.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .jax_cache

@@ -31,3 +31,22 @@ def test_a_pth_that_is_not_a_state_dict_is_refused(tmp_path):
     with pytest.raises(ValueError, match="expected a .safetensors, .pth or .pt file"):
         (tmp_path / "w.bin").write_bytes(b"")
         load_state_dict_file(tmp_path / "w.bin")
+
+
+def test_the_port_your_own_model_example_runs(capsys):
+    """examples/port_your_model.py (run by make labs): a CNN with BatchNorm and a 2-layer LSTM written in PyTorch,
+    the import's refusals, every layer, and training runs with PyTorch's optimizers, schedulers and clipping."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "port_your_model.py"
+    spec = importlib.util.spec_from_file_location("port_your_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reports = module.main(["--steps", "3"])
+    out = capsys.readouterr().out
+    assert "the CNN without flatten_chw: refused: fc reads a flattened (H, W, C) = (3, 3, 16) map" in out
+    assert "fc.weight transposed: refused" in out
+    assert all(report.ok for report in reports.values())
+    assert sum(r.kind == "loss" for r in reports["LSTM training run"].rows) == 3
+    assert "all " in out and "comparisons agree" in out

@@ -62,9 +62,10 @@ def module_types(model: nn.Module, *sample_args, **sample_kwargs) -> dict[tuple[
 
 
 def _trace(model: nn.Module, *sample_args, **sample_kwargs):
-    """``module_types``; for each Linear the shape of its input and of the last 4-D output of a module that
-    finished before it was called (the feature map it may read flattened); and the shapes of the model's variables,
-    from the same trace (tracing a large model costs as much as compiling a small one)."""
+    """``module_types``; for each Linear the shape of its input and of the feature map it reads flattened (the 4-D
+    input of the reshape that feeds it, else the last 4-D output of a module that finished before it was called);
+    and the shapes of the model's variables, from the same trace (tracing a large model costs as much as compiling
+    a small one)."""
     types: dict[tuple[str, ...], str] = {}
     linear_inputs: dict[tuple[str, ...], tuple[tuple[int, ...], tuple[int, ...] | None]] = {}
     last_map: list[tuple[int, ...] | None] = [None]
@@ -80,8 +81,39 @@ def _trace(model: nn.Module, *sample_args, **sample_kwargs):
         return out
 
     with nn.intercept_methods(interceptor):
-        template = jax.eval_shape(lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs))
+        jaxpr, template = jax.make_jaxpr(
+            lambda: model.init(jax.random.key(0), *sample_args, **sample_kwargs), return_shape=True
+        )()
+    flattened = _flattened_maps(jaxpr.jaxpr)
+    for path, (shape, _) in linear_inputs.items():
+        scope = "/".join(path)
+        for stack, source in flattened.items():
+            if stack == scope or stack.endswith("/" + scope):
+                linear_inputs[path] = (shape, source)
+                break
     return types, linear_inputs, template
+
+
+_PASS_THROUGH = ("convert_element_type", "copy", "copy_p")
+
+
+def _flattened_maps(jaxpr) -> dict[str, tuple[int, ...]]:
+    """name scope of a matrix product -> the 4-D map whose reshape (through dtype casts) is its left operand: a
+    Linear reading a flattened feature map, wherever the flatten was (a function after the last module too)."""
+    producers, found = {}, {}
+    for eqn in jaxpr.eqns:
+        for var in eqn.outvars:
+            producers[var] = eqn
+        if eqn.primitive.name != "dot_general":
+            continue
+        source = producers.get(eqn.invars[0])
+        while source is not None and source.primitive.name in _PASS_THROUGH:
+            source = producers.get(source.invars[0])
+        if source is not None and source.primitive.name == "reshape":
+            shape = tuple(getattr(source.invars[0].aval, "shape", ()))
+            if len(shape) == 4:
+                found.setdefault(str(eqn.source_info.name_stack), shape)
+    return found
 
 
 def _check_names(types, linear_inputs, rename, flatten_chw) -> None:

@@ -100,15 +100,17 @@ class Report:
             )
         steps = sorted({r.step for r in self.rows if r.step is not None})
         if steps:  # one line per training step: its loss, and the parameter farthest from PyTorch's after it
-            lines.append(f"{'step':>5} {'loss error':>11} {'worst parameter error':>22}  {'parameter':<{width}} ok")
+            head = f"{'step':>5} {'loss error':>11} {'worst parameter error':>22} {'vs torch':>8}"
+            lines.append(f"{head}  {'parameter':<{width}} ok")
             for step in steps:
                 rows = [r for r in self.rows if r.step == step]
                 loss = next((r.worst for r in rows if r.kind == "loss"), float("nan"))
                 params = [r for r in rows if r.kind == "param"]
                 far = max(params, key=lambda r: r.worst) if params else None
+                accuracy = "" if far is None or far.accuracy is None else f"{far.accuracy:.2f}x"
                 lines.append(
-                    f"{step:>5} {loss:>11.3g} {far.worst if far else float('nan'):>22.3g}  "
-                    f"{far.name.split(' ', 1)[-1] if far else '':<{width}} {'yes' if all(r.ok for r in rows) else 'NO'}"
+                    f"{step:>5} {loss:>11.3g} {far.worst if far else float('nan'):>22.3g} {accuracy:>8}  "
+                    f"{far.name.split(' ', 2)[-1] if far else '':<{width}} {'yes' if all(r.ok for r in rows) else 'NO'}"
                 )
         return "\n".join(lines)
 
