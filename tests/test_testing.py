@@ -2,6 +2,7 @@
 error) on every path (plain, ``scale=``, ``exact=``) and pass errors of one float32 rounding; compare_with_torch must
 find a mutated layer and name it."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -145,13 +146,14 @@ def test_compare_with_torch_reports_every_layer_gradient_and_step():
     model, variables, tm, x = _lab_cnn()
     report = compare_with_torch(model, variables, tm, x, steps=2, labels=np.array([3, 7]), check=True, **NAMES)
     names = [(r.kind, r.name) for r in report.rows]
-    assert names[:4] == [("output", "layer1.0"), ("output", "layer1.2"), ("output", "layer1"), ("output", "layer2.0")]
+    first = [("output", n) for n in ("layer1.0", "layer1.1", "layer1.2", "layer1", "layer2.0")]
+    assert names[:5] == first  # in the order PyTorch ran them, its ReLU module (a jaxnn function) included
     assert ("grad", "fc.weight") in names and ("loss", "step 2") in names and ("param", "step 2 fc.bias") in names
     assert ("param", "step 1 fc.bias") in names  # every step's parameters, not only the last
     text = str(report)
     assert "layer2.0" in text and "fc.weight" in text and f"{len(report.rows)} of {len(report.rows)} agree" in text
     assert report.ok and report.first_divergence is None
-    assert "layer1.1" in report.unmatched  # PyTorch's ReLU module; jaxnn calls a function
+    assert ("output", "layer1.1") in names and not report.unmatched  # PyTorch's ReLU module; jaxnn calls a function
 
 
 def test_compare_with_torch_names_the_first_layer_that_diverges(monkeypatch):
@@ -295,3 +297,105 @@ def test_assert_close_reads_torch_bfloat16_and_float16_exactly():
     assert_close(values.to(torch.float16), values.float())
     with pytest.raises(AssertionError, match="1 of 3 elements differ"):
         assert_close(values, np.array([1.0, -2.5, 3.15], np.float32))
+
+
+def _lab_resnet():
+    from jaxnn.models import BasicBlock, ResNet
+
+    torch.manual_seed(0)
+    tm = torch_labs.ResNet(torch_labs.BasicBlock, [1, 1, 1, 1], 5)
+    model = ResNet(BasicBlock, (1, 1, 1, 1), num_classes=5)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    return model, from_state_dict(model, tm.state_dict(), x), tm, x
+
+
+def test_functional_steps_are_compared_under_the_module_that_takes_them():
+    """PyTorch's ReLU modules, F.relu calls and residual adds each have a row, named by PyTorch's module (and call)."""
+    model, variables, tm, x = _lab_resnet()
+    report = compare_with_torch(model, variables, tm, x, check=True)
+    names = [r.name for r in report.rows if r.kind == "output"]
+    assert {"relu", "layer1.0.relu (call 1)", "layer1.0.relu (call 2)", "layer1.0:add"} <= set(names), names
+    assert report.ok and not report.unmatched
+
+
+def test_a_wrong_activation_is_named_at_its_own_step(monkeypatch):
+    model, variables, tm, x = _lab_cnn()
+    real = jax.nn.relu
+    monkeypatch.setattr("jaxnn.models.cnn.nn.relu", lambda v: real(v - 0.01))  # a shifted kink
+    report = compare_with_torch(model, variables, tm, x, **NAMES)
+    assert report.first_divergence.name == "layer1.1"  # PyTorch's ReLU module in the lab's Sequential
+
+
+def test_a_missing_activation_is_named_by_its_count(monkeypatch):
+    model, variables, tm, x = _lab_cnn()
+    monkeypatch.setattr("jaxnn.models.cnn.nn.relu", lambda v: v)
+    with pytest.raises(AssertionError, match=r"first divergence at output layer1.1 .*relu 0 times in jaxnn's layer1"):
+        compare_with_torch(model, variables, tm, x, check=True, **NAMES)
+
+
+def test_a_wrong_residual_add_is_named(monkeypatch):
+    model, variables, tm, x = _lab_resnet()
+
+    def forward(self, v):  # the lab's BasicBlock with 0.9 of the shortcut
+        identity = v if self.downsample is None else self.downsample(v)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(v)))))
+        out += 0.9 * identity
+        return self.relu(out)
+
+    monkeypatch.setattr(torch_labs.BasicBlock, "forward", forward)
+    report = compare_with_torch(model, variables, tm, x)
+    assert report.first_divergence.name == "layer1.0:add"
+
+
+def test_a_wrong_flatten_is_named():
+    class Net(torch.nn.Module):  # the lab CNN, flattened channels last: the same weights no longer fit
+        def __init__(self, lab):
+            super().__init__()
+            self.layer1, self.layer2, self.fc = lab.layer1, lab.layer2, lab.fc
+
+        def forward(self, v):
+            out = self.layer2(self.layer1(v))
+            return self.fc(out.permute(0, 2, 3, 1).reshape(out.shape[0], -1))
+
+    model, variables, tm, x = _lab_cnn()
+    report = compare_with_torch(model, variables, Net(tm), x, **NAMES)
+    assert report.first_divergence.name == "(model):flatten"
+
+
+def test_a_wrong_lstm_gate_is_named_at_the_lstm(monkeypatch):
+    from flax import linen
+
+    from jaxnn.nn import RNN
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x, deterministic=True):
+            out, _ = RNN(4, 2, batch_first=True, cell="lstm", name="rnn")(x)
+            return Linear(2, name="fc")(out[:, -1])
+
+    torch.manual_seed(0)
+    tm = _TorchRecurrent("lstm")
+    x = np.random.default_rng(0).standard_normal((5, 6, 3)).astype(np.float32)
+    variables = from_state_dict(Net(), tm.state_dict(), x)
+    real = jax.nn.sigmoid
+    monkeypatch.setattr("jaxnn.nn.recurrent.nn.sigmoid", lambda v: real(1.01 * v))
+    report = compare_with_torch(Net(), variables, tm, x, torch_inputs=[x])
+    assert report.first_divergence.name == "rnn[0]"
+
+
+def test_a_pytorch_module_with_nothing_to_compare_fails_the_report():
+    class Net(torch.nn.Module):
+        def __init__(self, lab):
+            super().__init__()
+            self.layer1, self.layer2, self.fc = lab.layer1, lab.layer2, lab.fc
+            self.extra = torch.nn.Hardtanh(-1e3, 1e3)  # a module jaxnn's model has nothing for (identity here)
+
+        def forward(self, v):
+            out = self.extra(self.layer2(self.layer1(v)))
+            return self.fc(out.reshape(out.shape[0], -1))
+
+    model, variables, tm, x = _lab_cnn()
+    report = compare_with_torch(model, variables, Net(tm), x, **NAMES)
+    assert report.unmatched == ("extra",) and not report.ok
+    with pytest.raises(AssertionError, match="extra"):
+        report.check()

@@ -97,6 +97,13 @@ def _trace(model: nn.Module, *sample_args, **sample_kwargs):
 _PASS_THROUGH = ("convert_element_type", "copy", "copy_p")
 
 
+def _producer(producers, var):
+    try:
+        return producers.get(var)
+    except TypeError:  # a Literal: no equation made it
+        return None
+
+
 def _flattened_maps(jaxpr) -> dict[str, tuple[int, ...]]:
     """name scope of a matrix product -> the 4-D map whose reshape (through dtype casts) is its left operand: a
     Linear reading a flattened feature map, wherever the flatten was (a function after the last module too)."""
@@ -106,9 +113,9 @@ def _flattened_maps(jaxpr) -> dict[str, tuple[int, ...]]:
             producers[var] = eqn
         if eqn.primitive.name != "dot_general":
             continue
-        source = producers.get(eqn.invars[0])
+        source = _producer(producers, eqn.invars[0])
         while source is not None and source.primitive.name in _PASS_THROUGH:
-            source = producers.get(source.invars[0])
+            source = _producer(producers, source.invars[0])
         if source is not None and source.primitive.name == "reshape":
             shape = tuple(getattr(source.invars[0].aval, "shape", ()))
             if len(shape) == 4:

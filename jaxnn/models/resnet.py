@@ -177,7 +177,8 @@ class ResNet(nn.Module):
             x = ops.max_pool2d(x, 3, 2, 1)
         for i, (n, p, s) in enumerate(zip(layers, planes, strides, strict=True)):
             x = Stage(block, p, n, s, self.zero_init_residual, name=f"layer{i + 1}")(x, deterministic=deterministic)
-        x = jnp.mean(x, axis=(1, 2))  # AdaptiveAvgPool2d((1, 1)) and the flatten
+        with jax.named_scope("adaptive_avg_pool2d"):  # PyTorch's avgpool module, for jaxnn.testing's comparisons
+            x = jnp.mean(x, axis=(1, 2))  # AdaptiveAvgPool2d((1, 1)) and the flatten
         return Linear(self.num_classes, name="fc")(x)
 
 

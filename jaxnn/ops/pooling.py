@@ -307,6 +307,11 @@ def adaptive_avg_pool2d(x: jax.Array, output_size) -> jax.Array:
     """``torch.nn.functional.adaptive_avg_pool2d``: output ``(N, oh, ow, C)`` whose cell (i, j) averages the input
     window rows ``[floor(i*H/oh), ceil((i+1)*H/oh))`` and the same rule for columns. ``output_size`` is an int, a
     pair, or a pair with None (that axis keeps its size); it may exceed the input or be 0, as in PyTorch."""
+    with jax.named_scope("adaptive_avg_pool2d"):  # one step of its module in jaxnn.testing's comparisons
+        return _adaptive_avg_pool2d(x, output_size)
+
+
+def _adaptive_avg_pool2d(x: jax.Array, output_size) -> jax.Array:
     x4, batched = as_nhwc(x)
     out_hw = _adaptive_size(output_size, x4.shape[1:3], "adaptive_avg_pool2d")
     if 0 in out_hw or 0 in x4.shape[1:3]:

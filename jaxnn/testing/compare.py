@@ -3,7 +3,12 @@ the worst error of every layer's output, every parameter's gradient, every buffe
 
 The PyTorch module gets the jaxnn variables through :func:`jaxnn.interop.state_dict.to_state_dict` (so any model
 that state_dict interop maps can be compared), layer outputs come from PyTorch forward hooks and Flax's captured
-intermediates, matched by name (``layer1/0/conv1`` is ``layer1.0.conv1``), and every comparison goes through
+intermediates, matched by name (``layer1/0/conv1`` is ``layer1.0.conv1``). The functional steps between layers (an
+activation, a pool, a residual add, a flatten, a global average) are compared too: on PyTorch's side a function a
+forward() calls (``F.relu``, ``out += identity``) or a stateless module (``nn.ReLU``), on jaxnn's an operation of
+the model's program, each matched by the module that takes it, its kind and its order there, and named by
+PyTorch's module (``layer1.1``, ``layer1.0.relu (call 2)``, ``layer1.0:add``). A PyTorch module with an output that
+nothing was compared with leaves ``report.ok`` false. Every comparison goes through
 :func:`jaxnn.testing.assert_close`'s tolerance model: in float32 the float64 PyTorch run is the exact reference; in
 float64 (``dtype='float64'``, x64 enabled for this call only) the bound is plain rtol/atol, which is where a
 ReLU's kink cannot flip a gradient by rounding.
@@ -63,11 +68,12 @@ class Report:
     rows: tuple[Row, ...]
     mode: str
     dtype: str
-    unmatched: tuple[str, ...] = ()  # PyTorch modules with an output but no jaxnn counterpart (a shared ReLU...)
+    unmatched: tuple[str, ...] = ()  # PyTorch modules with an output that nothing of jaxnn's was compared with
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        """Every comparison agrees, and every PyTorch module with an output was compared."""
+        return all(r.ok for r in self.rows) and not self.unmatched
 
     @property
     def first_divergence(self) -> Row | None:
@@ -75,8 +81,14 @@ class Report:
         return next((r for r in self.rows if not r.ok), None)
 
     def check(self) -> Report:
-        """Raise ``AssertionError`` naming the first diverging layer, gradient or buffer; return self otherwise."""
+        """Raise ``AssertionError`` naming the first diverging layer, gradient or buffer, or the PyTorch modules
+        that were not compared; return self otherwise."""
         row = self.first_divergence
+        if row is None and self.unmatched:
+            raise AssertionError(
+                f"{self.mode} ({self.dtype}): PyTorch's {', '.join(self.unmatched)} had no jaxnn counterpart to "
+                "compare (name the jaxnn module the same, or map it with rename=)"
+            )
         if row is not None:
             failed = sum(not r.ok for r in self.rows)
             raise AssertionError(
@@ -158,19 +170,115 @@ def _cast(tree, dtype):
     return jax.tree.map(lambda v: np.asarray(v, dtype) if np.issubdtype(np.asarray(v).dtype, np.floating) else v, tree)
 
 
+# Functional steps: what a model does between its layers (an activation, a pool, a residual add, a flatten), on
+# PyTorch's side a function call in a forward() or a stateless module, on jaxnn's an operation in a module's scope.
+_STEP_MODULES = {
+    "ReLU": "relu",
+    "MaxPool2d": "max_pool",
+    "AvgPool2d": "avg_pool",
+    "Flatten": "flatten",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "AdaptiveAvgPool2d": "adaptive_avg_pool",
+}
+_STEP_FUNCTIONS = {
+    "relu": "relu",
+    "relu_": "relu",
+    "max_pool2d": "max_pool",
+    "_max_pool2d": "max_pool",
+    "max_pool2d_with_indices": "max_pool",
+    "avg_pool2d": "avg_pool",
+    "add": "add",
+    "add_": "add",
+    "__add__": "add",
+    "__iadd__": "add",
+    "__radd__": "add",
+    "flatten": "flatten",
+    "view": "flatten",
+    "reshape": "flatten",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "adaptive_avg_pool2d": "adaptive_avg_pool",
+    "mean": "adaptive_avg_pool",
+}
+# jaxnn ops that are several operations, under a named scope of their own: one step each, its last operation's value
+_SCOPED_STEPS = {"adaptive_avg_pool2d": "adaptive_avg_pool"}
+
+
+_PASS_THROUGH_MODULES = ("Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Identity")  # identity when compared
+
+
 class _Recorder:
-    """PyTorch forward hooks: each named module's outputs (cloned, since in-place ReLUs overwrite them), in order."""
+    """PyTorch forward hooks: each named module's outputs (cloned, since in-place ReLUs overwrite them), in order;
+    and the functional steps of every forward() that is not a leaf module's own (``F.relu``, ``out += identity``,
+    ``torch.flatten``...), each under the module whose forward() called it."""
 
     def __init__(self, module):
+        import torch
+
         self.outputs: dict[str, list] = {}
+        self.seqs: dict[str, list[int]] = {}  # when each output came, in the order of everything recorded
         self.order: list[str] = []
-        self.handles = [m.register_forward_hook(self._hook(name)) for name, m in module.named_modules() if name]
+        # (calling module, kind, output, module name or None, when)
+        self.steps: list[tuple[str, str, object, str | None, int]] = []
+        self.kinds = {n: _STEP_MODULES.get(type(m).__name__, "") for n, m in module.named_modules()}
+        self.skip = {n for n, m in module.named_modules() if type(m).__name__ in _PASS_THROUGH_MODULES}
+        self.leaf = {n for n, m in module.named_modules() if not any(True for _ in m.children())}
+        self.stack: list[str] = [""]
+        self.calls = 0
+        self.handles = []
+        for name, m in module.named_modules():
+            self.handles.append(m.register_forward_pre_hook(self._enter(name)))
+            if name:
+                self.handles.append(m.register_forward_hook(self._hook(name)))
+            else:
+                self.handles.append(m.register_forward_hook(self._leave))
+        recorder = self
+
+        class Mode(torch.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                kind = _STEP_FUNCTIONS.get(getattr(func, "__name__", ""))
+                where = recorder.stack[-1]
+                if kind == "flatten" and not (args and getattr(args[0], "ndim", 0) == 4 and out.ndim == 2):
+                    kind = None  # a reshape is a step where it flattens a feature map, as on jaxnn's side
+                if kind == "add" and getattr(out, "ndim", 0) < 2:
+                    kind = None
+                if kind == "adaptive_avg_pool" and getattr(func, "__name__", "") == "mean":
+                    dims = args[1] if len(args) > 1 else (kwargs or {}).get("dim")
+                    dims = (dims,) if isinstance(dims, int) else dims
+                    spatial = args[0].ndim == 4 and dims is not None and {d % 4 for d in dims} == {2, 3}
+                    kind = kind if spatial else None
+                if kind == "flatten" and int(np.prod(args[0].shape[2:])) == 1:
+                    kind = None  # (N, C, 1, 1) -> (N, C) is the same in both layouts, whatever does it
+                if kind and where not in recorder.leaf and isinstance(out, torch.Tensor):
+                    recorder.steps.append((where, kind, _detach(out), None, len(recorder.steps) + recorder.calls))
+                return out
+
+        self.mode = Mode()
+
+    def _leave(self, *_):
+        self.stack.pop()  # (a forward hook that returns a value replaces the output)
+
+    def _enter(self, name):
+        def hook(module, inputs):
+            self.stack.append(name)
+
+        return hook
 
     def _hook(self, name):
         def hook(module, inputs, output):
+            self.stack.pop()
+            self.calls += 1
+            when = len(self.steps) + self.calls
+            if self.kinds[name]:  # a stateless module: a step of the module that called it, if jaxnn has no module
+                self.steps.append((self.stack[-1], self.kinds[name], _detach(output), name, when))
+            if name in self.skip:
+                return
             if name not in self.outputs:
                 self.order.append(name)
             self.outputs.setdefault(name, []).append(_detach(output))
+            self.seqs.setdefault(name, []).append(when)
 
         return hook
 
@@ -191,7 +299,8 @@ def _torch_run(tm, torch_inputs, train, loss_of, steps, training):
     tm.train(train)
     recorder = _Recorder(tm)
     tm.zero_grad()
-    out = tm(*torch_inputs)
+    with recorder.mode:
+        out = tm(*torch_inputs)
     recorder.remove()
     loss = loss_of(out)
     loss.backward()
@@ -202,6 +311,7 @@ def _torch_run(tm, torch_inputs, train, loss_of, steps, training):
     if steps:
         state = {k: v.copy() for k, v in state.items()}
     result = {"outputs": recorder.outputs, "order": recorder.order, "out": _detach(out), "grads": grads, "state": state}
+    result["steps"], result["seqs"], result["leaf"] = recorder.steps, recorder.seqs, recorder.leaf
     if steps:
         params = list(tm.parameters())
         opt = training["optimizer"](params)
@@ -376,36 +486,50 @@ def compare_with_torch(
             loss, (_, new_stats, _) = run(params, batch_stats, capture=False)
             return loss, new_stats
 
-        # One compiled program gives the layer outputs (Flax's intermediates), the statistics and the gradients.
+        # One compiled program gives the layer outputs (Flax's intermediates), the functional steps between them,
+        # the statistics and the gradients.
         stats = variables.get("batch_stats", {})
+        closed, shapes = jax.make_jaxpr(run, return_shape=True)(variables["params"], stats)
+        our_steps = _steps_of(closed.jaxpr, types, type(model).__name__)
+        keep = {i for i, _, _ in our_steps}
+
+        def run_steps(params, batch_stats):
+            flat, kept = _interpret(closed.jaxpr, closed.consts, jax.tree.leaves((params, batch_stats)), keep)
+            loss_value, aux = jax.tree.unflatten(jax.tree.structure(shapes), flat)
+            return loss_value, (*aux, kept)
+
         if grads:
-            (_, (out, new_stats, captured)), g = jax.jit(jax.value_and_grad(run, has_aux=True))(
+            (_, (out, new_stats, captured, kept)), g = jax.jit(jax.value_and_grad(run_steps, has_aux=True))(
                 variables["params"], stats
             )
         else:
-            _, (out, new_stats, captured) = jax.jit(run)(variables["params"], stats)
+            _, (out, new_stats, captured, kept) = jax.jit(run_steps)(variables["params"], stats)
         ours = {}
         for path, value in traverse_util.flatten_dict(dict(captured)).items():
             if path[-1] == "__call__" and path[:-1]:
                 ours[names.key((*path[:-1], "_"))[:-2]] = (value, types.get(path[:-1]))
-        rows = []
+        timed = []  # (when PyTorch computed it, row): layer outputs and functional steps in the order they ran
         unmatched = []
         for name in ref["order"]:
-            theirs = ref["outputs"][name]
+            theirs, seqs = ref["outputs"][name], ref["seqs"][name]
             if name not in ours:
                 unmatched.append(name)
                 continue
             values, kind = ours[name]
             if len(values) != len(theirs):
-                rows.append(
-                    Row("output", name, (), float("inf"), False, f"called {len(values)} times, PyTorch's {len(theirs)}")
-                )
+                detail = f"called {len(values)} times, PyTorch's {len(theirs)}"
+                timed.append((seqs[0], Row("output", name, (), float("inf"), False, detail)))
                 continue
             for i, (v, t) in enumerate(zip(values, theirs, strict=True)):
                 label = name if len(theirs) == 1 else f"{name} (call {i + 1})"
                 exact_t = None if ref64 is None else exact_of("outputs", name)[i]
                 for suffix, vj, tj, xj in _pairs(v, t, exact_t):
-                    rows.append(_judge("output", label + suffix, _to_torch_layout(vj, kind), tj, xj, tolerance))
+                    timed.append((seqs[i], ("output", label + suffix, _to_torch_layout(vj, kind), tj, xj)))
+        timed += _step_rows(our_steps, kept, ref["steps"], None if ref64 is None else ref64["steps"], ours, names)
+        timed.sort(key=lambda item: item[0])
+        rows = [r if isinstance(r, Row) else _judge(*r, tolerance) for _, r in timed]
+        # a container's output is its parts', compared as they are; a leaf module with nothing to compare is not
+        unmatched = [n for n in unmatched if n in ref["leaf"] and n not in {t[3] for t in ref["steps"]}]
         for suffix, vj, tj, xj in _pairs(out, ref["out"], None if ref64 is None else ref64["out"]):
             rows.append(_judge("output", "(model)" + suffix, _to_torch_layout(vj, None), tj, xj, tolerance))
 
@@ -439,6 +563,54 @@ def compare_with_torch(
         return report.check() if check else report
 
 
+def _step_rows(our_steps, kept, theirs, theirs64, ours_by_name, names):
+    """Rows comparing the functional steps, matched by the module whose forward() takes them, their kind and their
+    order there: ``(when, ("output", name, ours, theirs, exact))`` to judge, or ``(when, Row)`` failing where the
+    counts differ (``when``: PyTorch's call order).
+    PyTorch's stateless modules that jaxnn has as modules too (by name) are compared as modules instead."""
+    torch_scope = {}
+    for _, scope, _ in our_steps:
+        torch_scope[scope] = names.key((*scope.split("/"), "_"))[:-2] if scope else ""
+    known = {names.key((*path, "_"))[:-2] for path in names.types if path} | {""}
+
+    def owner(where):  # a container jaxnn has no module for (a Sequential): its steps are its parent's
+        while where not in known:
+            where = where.rsplit(".", 1)[0] if "." in where else ""
+        return where
+
+    mine: dict[tuple[str, str], list] = {}
+    for i, scope, kind in our_steps:
+        mine.setdefault((torch_scope[scope], kind), []).append(kept[i])
+    found: dict[tuple[str, str], list] = {}
+    for j, (where, kind, value, module, when) in enumerate(theirs):
+        if module is not None and module in ours_by_name:
+            continue
+        label = module or (f"{where}:{kind}" if where else f"(model):{kind}")
+        exact = None if theirs64 is None else theirs64[j][2]
+        found.setdefault((owner(where), kind), []).append((label, value, exact, when))
+    rows = []
+    for key in [*found, *(k for k in mine if k not in found)]:
+        ours, torch_calls = mine.get(key, []), found.get(key, [])
+        where, kind = key
+        if len(ours) != len(torch_calls):
+            label = torch_calls[0][0] if torch_calls else (f"{where}:{kind}" if where else f"(model):{kind}")
+            detail = f"{kind} {len(ours)} times in jaxnn's {where or 'model'}, PyTorch's {len(torch_calls)}"
+            when = torch_calls[0][3] if torch_calls else -1
+            rows.append((when, Row("output", label, (), float("inf"), False, detail)))
+            continue
+        for k, (value, (label, theirs_value, exact, when)) in enumerate(zip(ours, torch_calls, strict=True)):
+            value = np.asarray(value)
+            if kind == "flatten":  # jaxnn flattens (H, W, C); compare in PyTorch's (C, H, W) order
+                value = np.moveaxis(value, -1, 1).reshape(value.shape[0], -1)
+            else:
+                value = _to_torch_layout(value, None)
+            if value.shape != np.shape(theirs_value) and value.size == np.size(theirs_value):
+                value = value.reshape(np.shape(theirs_value))  # a global pool: (N, C) here, (N, C, 1, 1) there
+            counted = label if len(torch_calls) == 1 else f"{label} (call {k + 1})"
+            rows.append((when, ("output", counted, value, theirs_value, exact)))
+    return rows
+
+
 def _pairs(ours, theirs, exact):
     """``(suffix, ours, theirs, exact)`` for each array of an output that may be a nested tuple (an LSTM's
     ``(output, (h_n, c_n))``): each compared in its own layout, named by its place (``[1][0]``); the suffix is ``''``
@@ -460,6 +632,120 @@ def _train_step(loss_fn, tx, params, stats, opt_state):
     (loss, new_stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params, stats)
     updates, opt_state = tx.update(g, opt_state, params)
     return optax.apply_updates(params, updates), new_stats, opt_state, loss
+
+
+_NAMED_STEPS = {
+    "relu": "relu",
+    "_avg_pool2d": "avg_pool",
+    "_max_pool2d": "max_pool",
+    "avg_pool2d": "avg_pool",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+}
+
+
+def _inner_eqns(eqn):
+    from jax.extend import core as jex
+
+    for sub in jex.jaxprs_in_params(eqn.params):
+        for inner in sub.eqns:
+            yield inner
+            yield from _inner_eqns(inner)
+
+
+def _step_kind(eqn) -> str | None:
+    """The functional step an operation of a module's own scope is (see ``_STEP_MODULES``), or None."""
+    name = eqn.primitive.name
+    shape = tuple(getattr(eqn.outvars[0].aval, "shape", ()))
+    if name in ("add", "add_any"):
+        return "add" if len(shape) >= 2 else None
+    if name == "reshape":
+        source = tuple(eqn.invars[0].aval.shape)
+        return "flatten" if len(source) == 4 and len(shape) == 2 and source[1] * source[2] > 1 else None
+    if name in ("tanh", "logistic"):
+        return "tanh" if name == "tanh" else "sigmoid"
+    if name == "max" and any(getattr(v, "val", None) == 0 for v in eqn.invars):
+        return "relu"
+    if name in ("jit", "pjit") and eqn.params.get("name") in _NAMED_STEPS:
+        return _NAMED_STEPS[eqn.params["name"]]
+    if name.startswith("custom_"):
+        inner = list(_inner_eqns(eqn))
+        named = [_NAMED_STEPS.get(e.params.get("name")) for e in inner if e.primitive.name in ("jit", "pjit")]
+        if named and named[0]:
+            return named[0]
+        if len(shape) == 4 and any(e.primitive.name in ("reduce_max", "reduce_window_max") for e in inner):
+            if not any(e.primitive.name in ("conv_general_dilated", "dot_general") for e in inner):
+                return "max_pool"
+    return None
+
+
+def _spatial_mean(eqn, producers) -> str | None:
+    """``jnp.mean(x, axis=(1, 2))`` of an NHWC map (a sum over H and W, divided): a global average pool."""
+    from jax.extend import core as jex
+
+    if eqn.primitive.name != "div" or isinstance(eqn.invars[0], jex.Literal):
+        return None
+    source = producers.get(eqn.invars[0])
+    if source is None or source.primitive.name != "reduce_sum":
+        return None
+    if len(source.invars[0].aval.shape) == 4 and tuple(source.params.get("axes", ())) == (1, 2):
+        return "adaptive_avg_pool"
+    return None
+
+
+def _steps_of(jaxpr, types, root: str) -> list[tuple[int, str, str]]:
+    """``(equation index, module scope, kind)`` of every functional step in ``jaxpr`` (the forward of a model),
+    its scope the module path without the model's own name ``root`` (``''`` for the model's own __call__; the loss
+    outside the model is no step). Operations inside a jaxnn layer (``jaxnn.nn``: a PyTorch module of its own, a
+    leaf there) are the layer's, not steps."""
+    from jaxnn import nn as layers
+
+    out, producers = [], {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        stack = str(eqn.source_info.name_stack)
+        op = stack.rsplit("/", 1)[-1]
+        if op in _SCOPED_STEPS:  # the last operation of a scoped op is the step, under the scope that called it
+            following = jaxpr.eqns[i + 1] if i + 1 < len(jaxpr.eqns) else None
+            if following is not None and str(following.source_info.name_stack) == stack:
+                continue
+            stack, kind = stack[: -len(op) - 1], _SCOPED_STEPS[op]
+        else:
+            kind = _step_kind(eqn) or _spatial_mean(eqn, producers)
+        for var in eqn.outvars:
+            producers[var] = eqn
+        if kind and (stack == root or stack.startswith(root + "/")):
+            scope = stack[len(root) + 1 :]
+            parts = tuple(scope.split("/")) if scope else ()
+            if any(types.get(parts[:n]) in layers.__all__ for n in range(1, len(parts) + 1)):
+                continue
+            out.append((i, scope, kind))
+    return out
+
+
+def _interpret(jaxpr, consts, args, keep):
+    """``jax.core.eval_jaxpr`` that also returns the equations in ``keep``: their output, or for a flatten the
+    feature map it flattens."""
+    from jax.extend import core as jex
+
+    env = {}
+
+    def read(v):
+        return v.val if isinstance(v, jex.Literal) else env[v]
+
+    for v, value in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = value
+    for v, value in zip(jaxpr.invars, args, strict=True):
+        env[v] = value
+    kept = {}
+    for i, eqn in enumerate(jaxpr.eqns):
+        with eqn.ctx.manager:
+            outs = eqn.primitive.bind(*map(read, eqn.invars), **eqn.primitive.get_bind_params(eqn.params))
+        outs = outs if eqn.primitive.multiple_results else [outs]
+        for v, value in zip(eqn.outvars, outs, strict=True):
+            env[v] = value
+        if i in keep:
+            kept[i] = read(eqn.invars[0]) if eqn.primitive.name == "reshape" else outs[0]
+    return [read(v) for v in jaxpr.outvars], kept
 
 
 __all__ = ["Report", "Row", "compare_with_torch"]
