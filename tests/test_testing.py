@@ -399,3 +399,68 @@ def test_a_pytorch_module_with_nothing_to_compare_fails_the_report():
     assert report.unmatched == ("extra",) and not report.ok
     with pytest.raises(AssertionError, match="extra"):
         report.check()
+
+
+class _TorchRegressor(torch.nn.Module):  # lab 11-4's time-series Net: an LSTM and a Linear on the last step
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(5, 10, num_layers=2, batch_first=True)
+        self.fc = torch.nn.Linear(10, 1)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+def _lab_models():
+    """name -> (jaxnn model, PyTorch model, jaxnn input, PyTorch input or None, from_state_dict/compare kwargs)."""
+    from jaxnn.interop.torch import _CNN_SPECS
+    from jaxnn.models import CharRNN, DeepCNN, FolderCNN, RNNRegressor
+
+    r = np.random.default_rng(0)
+    mnist = r.standard_normal((2, 28, 28, 1)).astype(np.float32)
+    chars = np.eye(6, dtype=np.float32)[r.integers(0, 6, (3, 7))]
+    deep = {k: dict(_CNN_SPECS[DeepCNN][k]) for k in ("rename", "flatten_chw")}
+    deep["rename"].update({f"layer{i}/MaxPool2d_0": f"layer{i}.2" for i in (1, 2, 3)})  # the Sequentials' pools
+    return {
+        "10-2 DeepCNN": (DeepCNN(), torch_labs.DeepCNN(keep_prob=1.0), mnist, None, deep),
+        "10-4 FolderCNN": (
+            FolderCNN(),
+            torch_labs.FolderCNN(),
+            r.random((2, 64, 128, 3)).astype(np.float32),
+            None,
+            {
+                "flatten_chw": {"layer3/0": (16, 13, 29)},
+                "rename": {f"layer{i}/MaxPool2d_0": f"layer{i}.2" for i in (1, 2)},  # the Sequential's index
+            },
+        ),
+        **{
+            f"11-3/11-4 CharRNN ({cell})": (
+                CharRNN(6, 6, 2, cell=cell),
+                torch_labs.Net(6, 6, 2, cell=cell),
+                chars,
+                [chars],
+                {},
+            )
+            for cell in ("rnn", "lstm", "gru")
+        },
+        "11-4 RNNRegressor": (
+            RNNRegressor(10, 1, 2),
+            _TorchRegressor(),
+            r.standard_normal((4, 6, 5)).astype(np.float32),
+            "same",
+            {},
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_lab_models()))
+def test_compare_with_torch_passes_on_every_lab_model(name):
+    """The lab models the VGG/ResNet tests and the tests above do not run (10-1, VGG, ResNet and the RNN layers
+    are there): every layer, functional step and gradient, nothing of PyTorch's left uncompared."""
+    torch.manual_seed(0)
+    model, tm, x, torch_inputs, kwargs = _lab_models()[name]
+    torch_inputs = [x] if isinstance(torch_inputs, str) else torch_inputs
+    variables = from_state_dict(model, tm.state_dict(), x, ignore=("layer4.0.weight", "layer4.0.bias"), **kwargs)
+    report = compare_with_torch(model, variables, tm, x, torch_inputs=torch_inputs, **kwargs).check()
+    assert report.ok and not report.unmatched
