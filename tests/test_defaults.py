@@ -15,6 +15,7 @@ import torch.nn.utils.rnn as rnn_utils
 
 from jaxnn import models, nn, ops, optim, train
 from jaxnn.data import sequence
+from jaxnn.ops import loss as loss_ops
 from jaxnn.optim import lr_scheduler
 
 DATA = "the data argument is `x` (`input` shadows a Python builtin); it is positional in practice"
@@ -23,17 +24,7 @@ INIT = "Flax's initializer arguments; PyTorch re-initialises a built module with
 PRECISION = "a layer's own precision of its products, as Flax's layers take it (None follows jaxnn.precision)"
 
 DEPRECATED = "PyTorch's deprecated argument (reduction replaces it)"
-LOSSES = (
-    "cross_entropy",
-    "nll_loss",
-    "mse_loss",
-    "l1_loss",
-    "smooth_l1_loss",
-    "huber_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "kl_div",
-)
+LOSSES = tuple(loss_ops.__all__)
 
 OPTIMIZERS = {
     "sgd": "SGD",

@@ -412,10 +412,29 @@ class _TorchRegressor(torch.nn.Module):  # lab 11-4's time-series Net: an LSTM a
         return self.fc(out[:, -1])
 
 
+class _TorchSeq2Seq(torch.nn.Module):  # lab 11-5's encoder and decoder, a batch of equal-length sentences at once
+    def __init__(self, source_vocab, target_vocab, hidden):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Module()
+        self.encoder.embedding, self.encoder.gru = (
+            nn.Embedding(source_vocab, hidden),
+            nn.GRU(hidden, hidden, batch_first=True),
+        )
+        self.decoder = nn.Module()
+        self.decoder.embedding = nn.Embedding(target_vocab, hidden)
+        self.decoder.gru, self.decoder.out = nn.GRU(hidden, hidden, batch_first=True), nn.Linear(hidden, target_vocab)
+
+    def forward(self, source, lengths, decoder_inputs):
+        _, h = self.encoder.gru(self.encoder.embedding(source))
+        out, _ = self.decoder.gru(self.decoder.embedding(decoder_inputs), h)
+        return torch.log_softmax(self.decoder.out(out), -1)
+
+
 def _lab_models():
     """name -> (jaxnn model, PyTorch model, jaxnn input, PyTorch input or None, from_state_dict/compare kwargs)."""
     from jaxnn.interop.torch import _CNN_SPECS
-    from jaxnn.models import CharRNN, DeepCNN, FolderCNN, RNNRegressor
+    from jaxnn.models import CharRNN, DeepCNN, FolderCNN, RNNRegressor, Seq2Seq
 
     r = np.random.default_rng(0)
     mnist = r.standard_normal((2, 28, 28, 1)).astype(np.float32)
@@ -444,6 +463,13 @@ def _lab_models():
             )
             for cell in ("rnn", "lstm", "gru")
         },
+        "11-5 Seq2Seq": (
+            Seq2Seq(7, 9, 16),
+            _TorchSeq2Seq(7, 9, 16),
+            (r.integers(0, 7, (3, 5)), np.full(3, 5), r.integers(0, 9, (3, 4))),
+            "same",
+            {},
+        ),
         "11-4 RNNRegressor": (
             RNNRegressor(10, 1, 2),
             _TorchRegressor(),
@@ -460,7 +486,8 @@ def test_compare_with_torch_passes_on_every_lab_model(name):
     are there): every layer, functional step and gradient, nothing of PyTorch's left uncompared."""
     torch.manual_seed(0)
     model, tm, x, torch_inputs, kwargs = _lab_models()[name]
-    torch_inputs = [x] if isinstance(torch_inputs, str) else torch_inputs
-    variables = from_state_dict(model, tm.state_dict(), x, ignore=("layer4.0.weight", "layer4.0.bias"), **kwargs)
-    report = compare_with_torch(model, variables, tm, x, torch_inputs=torch_inputs, **kwargs).check()
+    x = x if isinstance(x, tuple) else (x,)
+    torch_inputs = list(x) if isinstance(torch_inputs, str) else torch_inputs
+    variables = from_state_dict(model, tm.state_dict(), *x, ignore=("layer4.0.weight", "layer4.0.bias"), **kwargs)
+    report = compare_with_torch(model, variables, tm, *x, torch_inputs=torch_inputs, **kwargs).check()
     assert report.ok and not report.unmatched

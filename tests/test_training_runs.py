@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from jaxnn import ops, optim
 from jaxnn.interop.state_dict import from_state_dict
 from jaxnn.nn import Linear
+from jaxnn.ops import loss as loss_ops
 from jaxnn.optim import lr_scheduler
 from jaxnn.testing import compare_with_torch
 
@@ -89,17 +90,7 @@ def jax_log_softmax(x):
     return x - jnp.log(jnp.sum(jnp.exp(x - x.max(-1, keepdims=True)), -1, keepdims=True)) - x.max(-1, keepdims=True)
 
 
-LOSSES = [
-    "cross_entropy",
-    "nll_loss",
-    "mse_loss",
-    "l1_loss",
-    "smooth_l1_loss",
-    "huber_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "kl_div",
-]
+LOSSES = list(loss_ops.__all__)  # every loss of jaxnn.ops
 OPTIMIZERS = {
     "sgd": (lambda s: optim.sgd(s, momentum=0.9), lambda ps: torch.optim.SGD(ps, 0.05, momentum=0.9), 0.05),
     "adamw": (
