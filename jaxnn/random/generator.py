@@ -1,0 +1,268 @@
+"""PyTorch's CPU random streams, bit for bit: ``torch.Generator`` (a Mersenne Twister, mt19937, seeded by
+``manual_seed``) and the transforms PyTorch's CPU kernels apply to its output.
+
+The draws run on the host in NumPy (PyTorch's CPU generator is host-side too) and return NumPy arrays, so that
+their values are exactly what the same sequence of calls on ``torch.Generator`` returns on the CPU:
+
+- ``rand``/``uniform``: 24 random bits of one 32-bit draw per float32 value (53 bits of a 64-bit draw, two 32-bit
+  draws, per float64 value), scaled to ``[0, 1)``, then ``x * (to - from_) + from_`` in float64 with the range
+  rounded to the value's dtype first, and the result rounded to that dtype.
+- ``randn``/``normal``: Box-Muller. Fewer than 16 values: pairs of float64 uniforms, the cosine value first and the
+  sine value kept for the next draw (in float64 for float32 tensors too). 16 values and more: all uniforms first,
+  then Box-Muller on blocks of 16 (the last block recomputed on fresh uniforms where the size is no multiple of
+  16). For float32 PyTorch computes that block path with its vectorised (AVX2/AVX512) kernels, whose log, cos
+  and sin round differently from any scalar library: there ``normal`` is within a few float32 ulps of PyTorch's,
+  not bit-exact (measured: at most 3 ulps at mean 0, std 1). Every other draw is bit-exact.
+- ``randperm``: Fisher-Yates, ``r[i]`` swapped with ``r[i + random() % (n - i)]``.
+- ``randint``: ``low + random() % (high - low)`` (a 64-bit draw where the range needs more than 32 bits).
+
+GPU streams (Philox) are not reproduced.
+
+Example::
+
+    g = jaxnn.random.Generator().manual_seed(777)      # torch.Generator().manual_seed(777)
+    w = g.uniform((3, 4), -0.5, 0.5)                     # torch.empty(3, 4).uniform_(-0.5, 0.5, generator=g)
+    order = g.randperm(60000)                            # torch.randperm(60000, generator=g)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from jaxnn import checks
+
+__all__ = ["Generator", "default_generator", "manual_seed", "rand", "randn", "uniform", "normal", "randperm", "randint"]
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _shape(size) -> tuple[int, ...]:
+    size = (size,) if isinstance(size, (int, np.integer)) else tuple(size)
+    for s in size:
+        checks.integer(s, "size[i]")
+    return tuple(int(s) for s in size)
+
+
+def _dtype(dtype) -> np.dtype:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in _DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    return np.dtype(_DTYPES[name])
+
+
+class Generator:
+    """``torch.Generator`` on the CPU: ``manual_seed``, ``initial_seed``, ``get_state``/``set_state`` (a dict of
+    plain numbers, for a JSON checkpoint), and the draws of the module's functions as methods."""
+
+    def __init__(self):
+        self.manual_seed(67280421310721)  # PyTorch's default seed of a new CPU generator
+
+    def manual_seed(self, seed: int) -> Generator:
+        """Reseed: PyTorch takes the seed modulo 2**64 and seeds mt19937 with its low 32 bits."""
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int, got {seed!r}")
+        self._seed = int(seed) % 2**64
+        self._bits = np.random.MT19937()
+        self._bits._legacy_seeding(self._seed & 0xFFFFFFFF)  # mt19937's init_genrand, as std::mt19937 and PyTorch
+        self._next_normal: float | None = None  # the sine of the last Box-Muller pair, for the next small draw
+        return self
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> dict[str, Any]:
+        state = self._bits.state["state"]
+        return {
+            "seed": self._seed,
+            "key": [int(v) for v in state["key"]],
+            "pos": int(state["pos"]),
+            "next_normal": self._next_normal,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> Generator:
+        key = np.asarray(state["key"], np.uint32)
+        if key.shape != (624,) or not 0 <= int(state["pos"]) <= 624:
+            raise ValueError("state is not an mt19937 state (624 words and a position in [0, 624])")
+        self._seed = int(state["seed"])
+        self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": int(state["pos"])}}
+        self._next_normal = state["next_normal"]
+        return self
+
+    # -- PyTorch's raw draws -----------------------------------------------------------------------------------
+    def random(self, n: int) -> np.ndarray:
+        """``n`` 32-bit draws (``generator->random()``), as uint64."""
+        return self._bits.random_raw(n).astype(np.uint64)
+
+    def random64(self, n: int) -> np.ndarray:
+        """``n`` 64-bit draws (``generator->random64()``): two 32-bit draws each, the first the high half."""
+        words = self.random(2 * n)
+        return (words[0::2] << np.uint64(32)) | words[1::2]
+
+    def _unit(self, n: int, dtype: np.dtype) -> np.ndarray:
+        """``n`` uniforms in [0, 1): 24 bits of a 32-bit draw (float32) or 53 of a 64-bit one (float64)."""
+        if dtype == np.float32:
+            return (self.random(n) & np.uint64(0xFFFFFF)).astype(np.float32) * np.float32(2.0**-24)
+        return (self.random64(n) & np.uint64((1 << 53) - 1)).astype(np.float64) * 2.0**-53
+
+    # -- distributions -------------------------------------------------------------------------------------------
+    def uniform(self, size, from_: float = 0.0, to: float = 1.0, dtype="float32") -> np.ndarray:
+        """``torch.empty(size, dtype=dtype).uniform_(from_, to, generator=self)``."""
+        dtype, shape = _dtype(dtype), _shape(size)
+        checks.finite(from_, "from_", -math.inf, strict=True)
+        checks.finite(to, "to", -math.inf, strict=True)
+        if not from_ <= to:
+            raise ValueError(f"uniform needs from_ <= to, got from_={from_!r}, to={to!r}")
+        low, high = dtype.type(from_), dtype.type(to)
+        unit = self._unit(math.prod(shape), dtype)
+        return _fma(unit, high - low, low).reshape(shape)  # PyTorch's kernel is compiled to one fused multiply-add
+
+    def rand(self, size, dtype="float32") -> np.ndarray:
+        """``torch.rand(size, generator=self)``."""
+        return self.uniform(size, 0.0, 1.0, dtype)
+
+    def normal(self, size, mean: float = 0.0, std: float = 1.0, dtype="float32") -> np.ndarray:
+        """``torch.empty(size, dtype=dtype).normal_(mean, std, generator=self)`` (see the module's note on float32
+        from 16 values on)."""
+        dtype, shape = _dtype(dtype), _shape(size)
+        checks.finite(mean, "mean", -math.inf, strict=True)
+        checks.finite(std, "std", strict=False)
+        n = math.prod(shape)
+        if n >= 16:
+            out = self._normal_blocks(n, dtype, mean, std)
+        else:
+            values = np.array([self._normal_one() for _ in range(n)], np.float64)
+            out = _fma(values, std, mean).astype(dtype)  # in float64, then rounded: PyTorch's double path
+        return out.reshape(shape)
+
+    def randn(self, size, dtype="float32") -> np.ndarray:
+        """``torch.randn(size, generator=self)``."""
+        return self.normal(size, 0.0, 1.0, dtype)
+
+    def _normal_one(self) -> float:
+        """``at::normal_distribution<double>``: a Box-Muller pair from two float64 uniforms; cosine now, sine next."""
+        if self._next_normal is not None:
+            value, self._next_normal = self._next_normal, None
+            return value
+        u1, u2 = self._unit(2, np.dtype(np.float64))
+        radius = math.sqrt(-2.0 * math.log1p(-float(u2)))
+        theta = 2.0 * math.pi * float(u1)
+        self._next_normal = radius * math.sin(theta)
+        return radius * math.cos(theta)
+
+    def _normal_blocks(self, n: int, dtype: np.dtype, mean: float, std: float) -> np.ndarray:
+        """PyTorch's ``normal_fill``: every uniform first, then Box-Muller on each block of 16."""
+        data = self._unit(n, dtype)
+        if n % 16:
+            tail = self._unit(16, dtype)
+        for start in range(0, n - 15, 16):
+            data[start : start + 16] = _box_muller_16(data[start : start + 16], mean, std)
+        if n % 16:
+            data[n - 16 :] = _box_muller_16(tail, mean, std)
+        return data
+
+    def randperm(self, n: int) -> np.ndarray:
+        """``torch.randperm(n, generator=self)``: int64."""
+        n = checks.integer(n, "n")
+        draws = self.random(max(n - 1, 0)) if n < 2**32 else self.random64(max(n - 1, 0))
+        out = np.arange(n, dtype=np.int64)
+        for i in range(n - 1):
+            z = int(draws[i] % np.uint64(n - i))
+            out[i], out[i + z] = out[i + z], out[i]
+        return out
+
+    def randint(self, low: int, high: int, size) -> np.ndarray:
+        """``torch.randint(low, high, size, generator=self)``: int64 in ``[low, high)``."""
+        shape = _shape(size)
+        if not (isinstance(low, (int, np.integer)) and isinstance(high, (int, np.integer)) and low < high):
+            raise ValueError(f"randint needs ints low < high, got low={low!r}, high={high!r}")
+        span = int(high) - int(low)
+        n = math.prod(shape)
+        draws = self.random(n) if span < 2**32 else self.random64(n)
+        return ((draws % np.uint64(span)).astype(np.int64) + int(low)).reshape(shape)
+
+
+def _two_sum(a, b):
+    s = a + b
+    v = s - a
+    return s, (a - (s - v)) + (b - v)
+
+
+def _split(a):
+    c = 134217729.0 * a  # 2**27 + 1: Veltkamp's split of a double into two 26-bit halves
+    high = c - (c - a)
+    return high, a - high
+
+
+def _fma(x: np.ndarray, scale, offset) -> np.ndarray:
+    """``fma(x, scale, offset)`` in ``x``'s dtype, rounded once, as PyTorch's compiled ``x * (to - from) + from``."""
+    dtype = x.dtype
+    x, scale, offset = x.astype(np.float64), np.float64(scale), np.float64(offset)
+    product = x * scale
+    if dtype == np.float64:  # Dekker's exact product, then the three-term sum rounded once
+        (xh, xl), (sh, sl) = _split(x), _split(scale)
+        product_error = ((xh * sh - product) + xh * sl + xl * sh) + xl * sl
+        head, error1 = _two_sum(product, offset)
+        tail, error2 = _two_sum(error1, product_error)
+        return head + _toward(tail, error2)
+    total, error = _two_sum(product, offset)  # the 24-bit product is exact in float64
+    return _toward(total, error).astype(dtype)
+
+
+def _toward(value, remainder):
+    """``value`` moved one unit toward ``remainder`` where that is not zero, so that rounding ``value`` to a coarser
+    format goes the way the exact ``value + remainder`` would at a tie."""
+    with np.errstate(invalid="ignore"):
+        return np.where(remainder != 0, np.nextafter(value, np.where(remainder > 0, np.inf, -np.inf)), value)
+
+
+def _box_muller_16(block: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """``normal_fill_16``: ``u1 = 1 - block[:8]``, ``u2 = block[8:]``, cosines first, sines after. float64 through
+    the C library's log, cos and sin (as PyTorch's scalar kernel; NumPy's vectorised ones round differently)."""
+    out = np.empty_like(block)
+    if block.dtype == np.float64:
+        for j in range(8):
+            radius = math.sqrt(-2.0 * math.log(1.0 - float(block[j])))
+            theta = 2.0 * math.pi * float(block[j + 8])
+            out[j], out[j + 8] = radius * math.cos(theta), radius * math.sin(theta)
+        return _fma(out, std, mean)  # ``* std + mean`` is one fused multiply-add there
+    f = np.float32
+    radius = np.sqrt(f(-2) * np.log(f(1) - block[:8]))
+    theta = f(2.0 * math.pi) * block[8:]
+    out[:8] = radius * np.cos(theta) * f(std) + f(mean)
+    out[8:] = radius * np.sin(theta) * f(std) + f(mean)
+    return out
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    """``torch.manual_seed``: reseed :data:`default_generator` and return it."""
+    return default_generator.manual_seed(seed)
+
+
+def rand(size, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    return (generator or default_generator).rand(size, dtype)
+
+
+def randn(size, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    return (generator or default_generator).randn(size, dtype)
+
+
+def uniform(size, from_: float = 0.0, to: float = 1.0, generator: Generator | None = None, dtype="float32"):
+    return (generator or default_generator).uniform(size, from_, to, dtype)
+
+
+def normal(size, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None, dtype="float32"):
+    return (generator or default_generator).normal(size, mean, std, dtype)
+
+
+def randperm(n: int, generator: Generator | None = None) -> np.ndarray:
+    return (generator or default_generator).randperm(n)
+
+
+def randint(low: int, high: int, size, generator: Generator | None = None) -> np.ndarray:
+    return (generator or default_generator).randint(low, high, size)

@@ -1,0 +1,110 @@
+"""jaxnn.random against torch's CPU generator: every draw equal bit for bit over seeds, shapes and dtypes, in any
+sequence of calls, and after the generator's state was saved (as JSON) and restored."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxnn import random as torch_random
+
+SEEDS = st.one_of(st.integers(0, 2**32 - 1), st.sampled_from([0, 777, 2**32, 2**63 + 5]))
+SHAPES = st.sampled_from([(), (1,), (5,), (15,), (16,), (17,), (3, 4), (2, 3, 8), (40,), (7, 9)])
+DTYPES = st.sampled_from(["float32", "float64"])
+
+
+def _theirs(g, kind, shape, dtype, args):
+    t = getattr(torch, dtype)
+    if kind == "uniform":
+        return torch.empty(shape, dtype=t).uniform_(*args, generator=g).numpy()
+    if kind == "normal":
+        return torch.empty(shape, dtype=t).normal_(*args, generator=g).numpy()
+    if kind == "randperm":
+        return torch.randperm(args[0], generator=g).numpy()
+    return torch.randint(args[0], args[1], shape, generator=g).numpy()
+
+
+def _ours(g, kind, shape, dtype, args):
+    if kind == "uniform":
+        return g.uniform(shape, *args, dtype=dtype)
+    if kind == "normal":
+        return g.normal(shape, *args, dtype=dtype)
+    if kind == "randperm":
+        return g.randperm(args[0])
+    return g.randint(args[0], args[1], shape)
+
+
+CALL = st.tuples(
+    st.sampled_from(["uniform", "normal", "randperm", "randint"]),
+    SHAPES,
+    DTYPES,
+    st.sampled_from([(0.0, 1.0), (-0.25, 0.75), (3.0, 0.5), (0, 10), (100, 1), (-5, 2**33), (1, 2)]),
+)
+
+
+def _fix(kind, shape, dtype, args):
+    """A drawn call made valid for its kind (uniform needs from <= to; randint ints low < high...)."""
+    if kind == "uniform":
+        lo, hi = sorted(float(a) for a in args)
+        return kind, shape, dtype, (lo, hi)
+    if kind == "normal":
+        return kind, shape, dtype, (float(args[0]), abs(float(args[1])))
+    if kind == "randperm":
+        return kind, shape, dtype, (int(abs(args[0])) + 1,)
+    lo, hi = sorted(int(a) for a in args)
+    return kind, shape, dtype, (lo, hi if hi > lo else lo + 1)
+
+
+def _exact(kind, dtype, shape):
+    """normal's float32 path from 16 values is PyTorch's vector kernel: within a few ulps (the module's note)."""
+    return not (kind == "normal" and dtype == "float32" and int(np.prod(shape)) >= 16)
+
+
+@settings(max_examples=300)  # no compilation: many examples cost a second
+@given(seed=SEEDS, calls=st.lists(CALL, min_size=1, max_size=6), save_at=st.integers(0, 6))
+def test_every_draw_equals_torchs_in_any_sequence_and_after_a_saved_state(seed, calls, save_at):
+    g = torch.Generator().manual_seed(seed)
+    ours = torch_random.Generator().manual_seed(seed)
+    assert ours.initial_seed() == g.initial_seed()
+    for i, call in enumerate(calls):
+        if i == save_at:  # a checkpoint: the state as JSON, into a new generator
+            ours = torch_random.Generator().set_state(json.loads(json.dumps(ours.get_state())))
+        kind, shape, dtype, args = _fix(*call)
+        theirs, mine = _theirs(g, kind, shape, dtype, args), _ours(ours, kind, shape, dtype, args)
+        assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, (kind, mine.dtype, theirs.dtype)
+        if _exact(kind, dtype, shape):
+            np.testing.assert_array_equal(mine, theirs, err_msg=f"call {i}: {kind}{shape} {dtype} {args}")
+        else:  # a few ulps of the values' scale (mean + a few std), where PyTorch's vector kernel rounds
+            mean, std = args
+            np.testing.assert_allclose(mine, theirs, rtol=0, atol=4 * np.spacing(np.float32(abs(mean) + 8 * std)))
+
+
+def test_the_default_generator_and_the_module_functions_follow_torch_manual_seed():
+    torch.manual_seed(777)
+    torch_random.manual_seed(777)
+    np.testing.assert_array_equal(torch_random.rand((3, 5)), torch.rand(3, 5).numpy())
+    np.testing.assert_array_equal(torch_random.randn(7, dtype="float64"), torch.randn(7, dtype=torch.float64).numpy())
+    np.testing.assert_array_equal(torch_random.randperm(1000), torch.randperm(1000).numpy())
+    np.testing.assert_array_equal(torch_random.randint(0, 9, (4,)), torch.randint(0, 9, (4,)).numpy())
+    np.testing.assert_array_equal(
+        torch_random.Generator().rand(4),
+        torch.Generator().manual_seed(67280421310721) and torch.rand(4, generator=torch.Generator()).numpy(),
+    )
+
+
+def test_bad_arguments_are_refused_by_name():
+    g = torch_random.Generator()
+    for call, match in (
+        (lambda: g.manual_seed(1.5), "seed"),
+        (lambda: g.uniform(3, 1.0, 0.0), "from_ <= to"),
+        (lambda: g.normal(3, std=-1.0), "std"),
+        (lambda: g.rand(3, dtype="float16"), "dtype"),
+        (lambda: g.randint(3, 3, 2), "low < high"),
+        (lambda: g.randperm(-1), "n"),
+        (lambda: g.set_state({"seed": 0, "key": [0] * 3, "pos": 0, "next_normal": None}), "mt19937"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
