@@ -91,7 +91,7 @@ def test_the_default_generator_and_the_module_functions_follow_torch_manual_seed
     np.testing.assert_array_equal(torch_random.randint(0, 9, (4,)), torch.randint(0, 9, (4,)).numpy())
     np.testing.assert_array_equal(
         torch_random.Generator().rand(4),
-        torch.Generator().manual_seed(67280421310721) and torch.rand(4, generator=torch.Generator()).numpy(),
+        torch.rand(4, generator=torch.Generator()).numpy(),  # a new generator starts from PyTorch's default seed
     )
 
 
@@ -108,3 +108,21 @@ def test_bad_arguments_are_refused_by_name():
     ):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+@given(seed=SEEDS, n=st.sampled_from([1, 2, 10, 97, 1000]), batch_size=st.sampled_from([1, 4, 32]))
+def test_dataloader_epochs_come_in_torchs_order(seed, n, batch_size):
+    """DataLoader(shuffle=True) after torch.manual_seed: three epochs, the same batches in the same order."""
+    torch.manual_seed(seed)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(n)), batch_size, shuffle=True)
+    g = torch_random.Generator().manual_seed(seed)
+    for _ in range(3):
+        theirs = np.concatenate([b[0].numpy() for b in loader])
+        np.testing.assert_array_equal(g.dataloader_order(n), theirs)
+
+
+def test_randperm_of_mnists_size_is_torchs():
+    np.testing.assert_array_equal(
+        torch_random.Generator().manual_seed(1).randperm(60000),
+        torch.randperm(60000, generator=torch.Generator().manual_seed(1)).numpy(),
+    )

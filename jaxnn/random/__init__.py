@@ -10,6 +10,7 @@ Example::
 
 from jaxnn.random.generator import (
     Generator,
+    dataloader_order,
     default_generator,
     manual_seed,
     normal,
@@ -30,4 +31,5 @@ __all__ = [
     "normal",
     "randperm",
     "randint",
+    "dataloader_order",
 ]

@@ -15,6 +15,8 @@ their values are exactly what the same sequence of calls on ``torch.Generator`` 
   not bit-exact (measured: at most 3 ulps at mean 0, std 1). Every other draw is bit-exact.
 - ``randperm``: Fisher-Yates, ``r[i]`` swapped with ``r[i + random() % (n - i)]``.
 - ``randint``: ``low + random() % (high - low)`` (a 64-bit draw where the range needs more than 32 bits).
+- ``dataloader_order``: an epoch of ``DataLoader(shuffle=True)``: two int64 draws (the iterator's base seed, the
+  sampler's seed), then ``randperm`` of a generator seeded with the second.
 
 GPU streams (Philox) are not reproduced.
 
@@ -34,7 +36,18 @@ import numpy as np
 
 from jaxnn import checks
 
-__all__ = ["Generator", "default_generator", "manual_seed", "rand", "randn", "uniform", "normal", "randperm", "randint"]
+__all__ = [
+    "Generator",
+    "default_generator",
+    "manual_seed",
+    "rand",
+    "randn",
+    "uniform",
+    "normal",
+    "randperm",
+    "randint",
+    "dataloader_order",
+]
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -173,6 +186,17 @@ class Generator:
             out[i], out[i + z] = out[i + z], out[i]
         return out
 
+    def random_int64(self) -> int:
+        """``torch.empty((), dtype=torch.int64).random_(generator=self).item()``: a 64-bit draw modulo 2**63."""
+        return int(self.random64(1)[0]) % 2**63
+
+    def dataloader_order(self, n: int) -> np.ndarray:
+        """The sample order of one epoch of ``DataLoader(dataset_of_n, shuffle=True)`` iterated with this generator
+        as PyTorch's global one (``num_workers=0``, no ``generator=``): the iterator draws its base seed, the
+        ``RandomSampler`` a seed for a generator of its own, and that generator's ``randperm(n)`` is the order."""
+        self.random_int64()  # _BaseDataLoaderIter's base seed
+        return Generator().manual_seed(self.random_int64()).randperm(n)
+
     def randint(self, low: int, high: int, size) -> np.ndarray:
         """``torch.randint(low, high, size, generator=self)``: int64 in ``[low, high)``."""
         shape = _shape(size)
@@ -266,3 +290,8 @@ def randperm(n: int, generator: Generator | None = None) -> np.ndarray:
 
 def randint(low: int, high: int, size, generator: Generator | None = None) -> np.ndarray:
     return (generator or default_generator).randint(low, high, size)
+
+
+def dataloader_order(n: int, generator: Generator | None = None) -> np.ndarray:
+    """One epoch's sample order of ``DataLoader(..., shuffle=True)`` (see :meth:`Generator.dataloader_order`)."""
+    return (generator or default_generator).dataloader_order(n)
