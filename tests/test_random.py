@@ -126,3 +126,66 @@ def test_randperm_of_mnists_size_is_torchs():
         torch_random.Generator().manual_seed(1).randperm(60000),
         torch.randperm(60000, generator=torch.Generator().manual_seed(1)).numpy(),
     )
+
+
+class _TorchMixed(torch.nn.Module):  # every kind of layer, registered in the order it is called
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4, 6)
+        self.embedding = torch.nn.Embedding(5, 3)
+        self.lstm = torch.nn.LSTM(3, 4, num_layers=2, batch_first=True)
+        self.out = torch.nn.Linear(4, 2)
+
+
+def _mixed():
+    import flax.linen as linen
+
+    from jaxnn.nn import RNN, BatchNorm2d, Conv2d, Embedding, Linear
+
+    class Mixed(linen.Module):
+        @linen.compact
+        def __call__(self, x, tokens):
+            y = BatchNorm2d(4, name="bn")(Conv2d(4, 3, name="conv")(x))
+            y = Linear(6, name="fc")(y.mean((1, 2)))
+            out, _ = RNN(4, 2, batch_first=True, cell="lstm", name="lstm")(Embedding(5, 3, name="embedding")(tokens))
+            return y, Linear(2, name="out")(out)
+
+    return Mixed(), np.zeros((1, 5, 5, 2), np.float32), np.zeros((1, 3), np.int32)
+
+
+@given(seed=SEEDS)
+def test_a_models_default_initialisation_is_pytorchs_after_manual_seed(seed):
+    model, x, tokens = _mixed()
+    torch.manual_seed(seed)
+    theirs = _TorchMixed().state_dict()
+    ours = torch_random.init.torch_state_dict(model, x, tokens, generator=torch_random.Generator().manual_seed(seed))
+    assert list(ours) == list(theirs)
+    for key, value in theirs.items():
+        if key != "embedding.weight":  # 15 values: below 16, the exact path
+            np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=key)
+    np.testing.assert_array_equal(ours["embedding.weight"], theirs["embedding.weight"].numpy())
+
+
+def test_the_lab_cnn_starts_from_pytorchs_weights_after_manual_seed_777():
+    """Lab 10-1: the CNN's layers, then xavier_uniform_ on fc.weight, as the lab's __init__ does."""
+    from jaxnn.interop import torch_labs
+    from jaxnn.interop.state_dict import from_state_dict
+    from jaxnn.models import MnistCNN
+
+    names = {
+        "rename": {
+            f"layer{i}/{ours}": f"layer{i}.{n}" for i in (1, 2) for ours, n in (("conv", 0), ("MaxPool2d_0", 2))
+        },
+        "flatten_chw": {"fc": (64, 7, 7)},
+    }
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    torch.manual_seed(777)
+    theirs = torch_labs.CNN().state_dict()
+    g = torch_random.Generator().manual_seed(777)
+    ours = torch_random.init.torch_state_dict(MnistCNN(), x, generator=g, **names)
+    ours["fc.weight"] = torch_random.init.xavier_uniform_(ours["fc.weight"], generator=g)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=key)
+    from_state_dict(MnistCNN(), ours, x, **names)  # and it loads

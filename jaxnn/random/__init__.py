@@ -8,6 +8,7 @@ Example::
     w = torch_random.uniform((625, 2048), -0.03, 0.03)   # after torch.manual_seed(777): the same numbers
 """
 
+from jaxnn.random import init
 from jaxnn.random.generator import (
     Generator,
     dataloader_order,
@@ -22,6 +23,7 @@ from jaxnn.random.generator import (
 )
 
 __all__ = [
+    "init",
     "Generator",
     "default_generator",
     "manual_seed",

@@ -1,0 +1,173 @@
+"""``torch.nn.init`` and PyTorch's default initialisation of each layer, drawn from a :class:`Generator`: the
+weights a PyTorch model has after ``torch.manual_seed(seed)`` and its construction, as a PyTorch state_dict.
+
+``torch_state_dict(model, *sample_args, generator=g)`` draws every parameter of a jaxnn model in its PyTorch
+state_dict order with the default initialisation of its layer (``Conv*``/``Linear``: ``kaiming_uniform_(a=sqrt(5))``
+and a uniform bias; ``Embedding``: ``normal_``; ``RNN``/``LSTM``/``GRU``: ``uniform_(-1/sqrt(hidden),
+1/sqrt(hidden))`` for each tensor; BatchNorm: ones and zeros, no draw). That is PyTorch's construction order where
+the model registers its modules in the order it calls them (every jaxnn lab model but DeepCNN, which registers
+``fc1`` first). A model that re-initialises after construction (the labs' ``xavier_uniform_`` on a Linear) does
+the same draws on the result, in the same order::
+
+    g = jaxnn.random.Generator().manual_seed(777)
+    sd = init.torch_state_dict(MnistCNN(), x[:1], generator=g, rename=..., flatten_chw=...)
+    sd["fc.weight"] = init.xavier_uniform_(sd["fc.weight"], generator=g)
+    variables = from_state_dict(MnistCNN(), sd, x[:1], rename=..., flatten_chw=...)
+
+Draws that go through ``normal_`` on 16 or more float32 values (``kaiming_normal_``, ``xavier_normal_``,
+``Embedding``) are within a few ulps of PyTorch's, not bit-exact (:mod:`jaxnn.random.generator`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxnn.random.generator import Generator, default_generator
+
+__all__ = [
+    "calculate_gain",
+    "uniform_",
+    "normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "torch_state_dict",
+]
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """``torch.nn.init.calculate_gain``."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope**2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"nonlinearity: unsupported {nonlinearity!r}")
+
+
+def _fans(shape) -> tuple[int, int]:
+    """PyTorch's fan_in and fan_out of a weight in PyTorch's layout ``(out, in, *kernel)``."""
+    if len(shape) < 2:
+        raise ValueError(f"fan in and fan out need a weight of 2 or more dimensions, got shape {tuple(shape)}")
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def _g(generator):
+    return generator or default_generator
+
+
+def uniform_(tensor: np.ndarray, a: float = 0.0, b: float = 1.0, generator: Generator | None = None) -> np.ndarray:
+    """``torch.nn.init.uniform_``: a new array of ``tensor``'s shape and dtype."""
+    return _g(generator).uniform(tensor.shape, a, b, tensor.dtype)
+
+
+def normal_(tensor: np.ndarray, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None) -> np.ndarray:
+    """``torch.nn.init.normal_``."""
+    return _g(generator).normal(tensor.shape, mean, std, tensor.dtype)
+
+
+def kaiming_uniform_(
+    tensor: np.ndarray,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Generator | None = None,
+) -> np.ndarray:
+    """``torch.nn.init.kaiming_uniform_`` on a weight in PyTorch's layout."""
+    fan = _fans(tensor.shape)[0 if mode == "fan_in" else 1]
+    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(
+    tensor: np.ndarray,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Generator | None = None,
+) -> np.ndarray:
+    """``torch.nn.init.kaiming_normal_`` on a weight in PyTorch's layout."""
+    fan = _fans(tensor.shape)[0 if mode == "fan_in" else 1]
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)
+
+
+def xavier_uniform_(tensor: np.ndarray, gain: float = 1.0, generator: Generator | None = None) -> np.ndarray:
+    """``torch.nn.init.xavier_uniform_``."""
+    fan_in, fan_out = _fans(tensor.shape)
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def xavier_normal_(tensor: np.ndarray, gain: float = 1.0, generator: Generator | None = None) -> np.ndarray:
+    """``torch.nn.init.xavier_normal_``."""
+    fan_in, fan_out = _fans(tensor.shape)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
+
+
+_WEIGHTED = ("Conv2d", "Conv1d", "ConvTranspose2d", "Linear")
+
+
+def torch_state_dict(model, *sample_args, generator: Generator | None = None, rename=None, flatten_chw=None, **kw):
+    """The PyTorch state_dict (NumPy, PyTorch's layouts and order) of ``model``'s layers initialised as PyTorch
+    initialises them on construction, drawn from ``generator`` in the state_dict's order (see the module's note)."""
+    from jaxnn.interop.state_dict import _trace, to_state_dict
+
+    g = _g(generator)
+    types, _, template = _trace(model, *sample_args, **kw)
+    shapes = to_state_dict(model, template_arrays(template), *sample_args, rename=rename, flatten_chw=flatten_chw, **kw)
+    kind_of = _kinds(types, shapes, rename)
+    out: dict[str, np.ndarray] = {}
+    fan_in_of: dict[str, int] = {}
+    for key, like in shapes.items():
+        prefix, leaf = key.rsplit(".", 1) if "." in key else ("", key)
+        kind = kind_of.get(prefix, "")
+        like = np.zeros(like.shape, like.dtype)
+        if kind in _WEIGHTED and leaf == "weight":
+            # ConvTranspose2d's weight is (in, out // groups, k, k): PyTorch's fan_in is its dim 1 times the kernel
+            out[key] = kaiming_uniform_(like, a=math.sqrt(5), generator=g)
+            fan_in_of[prefix] = _fans(like.shape)[0]
+        elif kind in _WEIGHTED and leaf == "bias":
+            bound = 1 / math.sqrt(fan_in_of[prefix]) if fan_in_of.get(prefix, 0) > 0 else 0.0
+            out[key] = uniform_(like, -bound, bound, g)
+        elif kind == "Embedding":
+            out[key] = normal_(like, generator=g)
+        elif kind == "RNN":
+            hidden = _rnn_hidden(shapes, prefix)
+            out[key] = uniform_(like, -1 / math.sqrt(hidden), 1 / math.sqrt(hidden), g)
+        elif leaf in ("weight", "running_var"):  # BatchNorm
+            out[key] = np.ones(like.shape, like.dtype)
+        elif leaf == "num_batches_tracked":
+            out[key] = np.zeros(like.shape, np.int64)
+        else:
+            out[key] = np.zeros(like.shape, like.dtype)
+    return out
+
+
+def template_arrays(template):
+    import jax
+
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
+
+
+def _kinds(types, shapes, rename) -> dict[str, str]:
+    """PyTorch module prefix -> the jaxnn layer's class name."""
+    from jaxnn.interop.state_dict import _Names
+
+    names = _Names(types, rename=rename)
+    return {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
+
+
+def _rnn_hidden(shapes, prefix) -> int:
+    """The hidden size: ``weight_hr_l0``'s columns with ``proj_size``, else ``weight_hh_l0``'s."""
+    projection = shapes.get(f"{prefix}.weight_hr_l0")
+    return int((projection if projection is not None else shapes[f"{prefix}.weight_hh_l0"]).shape[1])
