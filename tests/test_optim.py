@@ -428,3 +428,51 @@ def test_bad_hyperparameters_are_refused_by_name():
     with pytest.raises(ValueError, match="update needs params"):
         tx = optim.adam()
         tx.update({"w": jnp.ones(2)}, tx.init({"w": jnp.ones(2)}))
+
+
+@settings(max_examples=10)  # each example compiles its step
+@given(mode=st.sampled_from(["min", "max"]), patience=st.integers(0, 2), seed=st.integers(0, 2**16))
+def test_reduce_lr_on_plateau_drives_a_100_step_run_like_torch(mode, patience, seed):
+    """A 100-step run in epochs of 10 steps, the epoch's mean loss (or its negative, for mode 'max') to
+    ReduceLROnPlateau after each, its rate handed to the optimizer: the same rates and parameters as PyTorch's."""
+    x, y, p0 = _model(seed)
+    kw = dict(mode=mode, factor=0.5, patience=patience, threshold=0.05)
+    sign = 1.0 if mode == "min" else -1.0
+    with jax.enable_x64(True):
+        tx = optim.adam(0.01)
+        plateau = lr_scheduler.ReduceLROnPlateau(0.01, **kw)
+
+        def loss(p):
+            return jnp.mean((jnp.tanh(x @ p["w"] + p["b"]) @ p["v"] - y) ** 2)
+
+        @jax.jit
+        def step(p, s):
+            value, g = jax.value_and_grad(loss)(p)
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s, value
+
+        params, state, rates = dict(p0), tx.init(p0), []
+        for _epoch in range(10):
+            losses = []
+            for _ in range(10):
+                params, state, value = step(params, state)
+                losses.append(float(value))
+            rates.append(plateau.step(sign * np.mean(losses)))
+            state = optim.set_lr(state, rates[-1])
+    ps = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in p0.items()}
+    opt = torch.optim.Adam(list(ps.values()), 0.01)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+    xt, yt, theirs = torch.tensor(x), torch.tensor(y), []
+    for _epoch in range(10):
+        losses = []
+        for _ in range(10):
+            opt.zero_grad()
+            value = torch.mean((torch.tanh(xt @ ps["w"] + ps["b"]) @ ps["v"] - yt) ** 2)
+            value.backward()
+            opt.step()
+            losses.append(value.item())
+        sched.step(sign * np.mean(losses))
+        theirs.append(opt.param_groups[0]["lr"])
+    assert rates == theirs
+    for k in ps:
+        np.testing.assert_allclose(np.asarray(params[k]), ps[k].detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=k)
