@@ -1,5 +1,6 @@
 """PyTorch's CPU random streams in jaxnn: a ``torch.Generator`` whose draws are PyTorch's, bit for bit
-(:mod:`jaxnn.random.generator`), for a run that starts from the numbers a ``torch.manual_seed`` run starts from.
+(:mod:`jaxnn.random.generator`), and ``torch.nn.init`` on it (:mod:`jaxnn.random.init`), for a run that starts
+from the numbers a ``torch.manual_seed`` run starts from.
 
 Example::
 
@@ -9,29 +10,7 @@ Example::
 """
 
 from jaxnn.random import init
-from jaxnn.random.generator import (
-    Generator,
-    dataloader_order,
-    default_generator,
-    manual_seed,
-    normal,
-    rand,
-    randint,
-    randn,
-    randperm,
-    uniform,
-)
+from jaxnn.random.generator import *  # noqa: F403
+from jaxnn.random.generator import __all__ as _generator
 
-__all__ = [
-    "init",
-    "Generator",
-    "default_generator",
-    "manual_seed",
-    "rand",
-    "randn",
-    "uniform",
-    "normal",
-    "randperm",
-    "randint",
-    "dataloader_order",
-]
+__all__ = ["init", *_generator]
