@@ -94,14 +94,14 @@ def _trace(model: nn.Module, *sample_args, **sample_kwargs):
     return types, linear_inputs, template
 
 
-_PASS_THROUGH = ("convert_element_type", "copy", "copy_p")
+_PASS_THROUGH = ("convert_element_type", "copy")
 
 
 def _producer(producers, var):
-    try:
-        return producers.get(var)
-    except TypeError:  # a Literal: no equation made it
-        return None
+    """The equation that computed ``var`` (None for an input or a Literal, which no equation made)."""
+    from jax.extend import core as jex
+
+    return None if isinstance(var, jex.Literal) else producers.get(var)
 
 
 def _flattened_maps(jaxpr) -> dict[str, tuple[int, ...]]:

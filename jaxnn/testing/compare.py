@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from flax import traverse_util
 
-from jaxnn.interop.state_dict import _Names, _trace
+from jaxnn.interop.state_dict import _Names, _producer, _trace
 from jaxnn.testing.tolerance import ATOL, EXACT_FACTOR, RTOL, as_numpy, assert_close, worst_error
 
 _CHANNELS_LAST_1D = ("Conv1d", "MaxPool1d", "AvgPool1d", "BatchNorm1d")
@@ -240,8 +240,10 @@ class _Recorder:
                 out = func(*args, **(kwargs or {}))
                 kind = _STEP_FUNCTIONS.get(getattr(func, "__name__", ""))
                 where = recorder.stack[-1]
-                if kind == "flatten" and not (args and getattr(args[0], "ndim", 0) == 4 and out.ndim == 2):
-                    kind = None  # a reshape is a step where it flattens a feature map, as on jaxnn's side
+                if kind == "flatten" and not (
+                    args and getattr(args[0], "ndim", 0) == 4 and out.ndim == 2 and int(np.prod(args[0].shape[2:])) > 1
+                ):
+                    kind = None  # a step where it flattens an (H, W > 1) map, as on jaxnn's side ((N, C, 1, 1) is not)
                 if kind == "add" and getattr(out, "ndim", 0) < 2:
                     kind = None
                 if kind == "adaptive_avg_pool" and getattr(func, "__name__", "") == "mean":
@@ -249,8 +251,6 @@ class _Recorder:
                     dims = (dims,) if isinstance(dims, int) else dims
                     spatial = args[0].ndim == 4 and dims is not None and {d % 4 for d in dims} == {2, 3}
                     kind = kind if spatial else None
-                if kind == "flatten" and int(np.prod(args[0].shape[2:])) == 1:
-                    kind = None  # (N, C, 1, 1) -> (N, C) is the same in both layouts, whatever does it
                 if kind and where not in recorder.leaf and isinstance(out, torch.Tensor):
                     recorder.steps.append((where, kind, _detach(out), None, len(recorder.steps) + recorder.calls))
                 return out
@@ -416,8 +416,7 @@ def compare_with_torch(
         def torch_optimizer(params):
             return torch.optim.SGD(params, lr=lr, momentum=momentum)
 
-    torch_training = {"optimizer": torch_optimizer, "scheduler": torch_scheduler, "every": scheduler_every}
-    torch_training["clip"] = torch_clip
+    torch_training = dict(optimizer=torch_optimizer, scheduler=torch_scheduler, every=scheduler_every, clip=torch_clip)
 
     tolerance = dict(rtol=rtol, atol=atol, exact_factor=exact_factor)
     with jax.enable_x64(dtype == "float64"):
@@ -688,11 +687,9 @@ def _step_kind(eqn) -> str | None:
 
 def _spatial_mean(eqn, producers) -> str | None:
     """``jnp.mean(x, axis=(1, 2))`` of an NHWC map (a sum over H and W, divided): a global average pool."""
-    from jax.extend import core as jex
-
-    if eqn.primitive.name != "div" or isinstance(eqn.invars[0], jex.Literal):
+    if eqn.primitive.name != "div":
         return None
-    source = producers.get(eqn.invars[0])
+    source = _producer(producers, eqn.invars[0])
     if source is None or source.primitive.name != "reduce_sum":
         return None
     if len(source.invars[0].aval.shape) == 4 and tuple(source.params.get("axes", ())) == (1, 2):
@@ -709,6 +706,8 @@ def _steps_of(jaxpr, types, root: str) -> list[tuple[int, str, str]]:
 
     out, producers = [], {}
     for i, eqn in enumerate(jaxpr.eqns):
+        for var in eqn.outvars:
+            producers[var] = eqn
         stack = str(eqn.source_info.name_stack)
         op = stack.rsplit("/", 1)[-1]
         if op in _SCOPED_STEPS:  # the last operation of a scoped op is the step, under the scope that called it
@@ -718,8 +717,6 @@ def _steps_of(jaxpr, types, root: str) -> list[tuple[int, str, str]]:
             stack, kind = stack[: -len(op) - 1], _SCOPED_STEPS[op]
         else:
             kind = _step_kind(eqn) or _spatial_mean(eqn, producers)
-        for var in eqn.outvars:
-            producers[var] = eqn
         if kind and (stack == root or stack.startswith(root + "/")):
             scope = stack[len(root) + 1 :]
             parts = tuple(scope.split("/")) if scope else ()
