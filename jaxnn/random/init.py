@@ -120,51 +120,36 @@ _WEIGHTED = ("Conv2d", "Conv1d", "ConvTranspose2d", "Linear")
 def torch_state_dict(model, *sample_args, generator: Generator | None = None, rename=None, flatten_chw=None, **kw):
     """The PyTorch state_dict (NumPy, PyTorch's layouts and order) of ``model``'s layers initialised as PyTorch
     initialises them on construction, drawn from ``generator`` in the state_dict's order (see the module's note)."""
-    from jaxnn.interop.state_dict import _trace, to_state_dict
+    import jax
+
+    from jaxnn.interop.state_dict import _Names, _trace
 
     g = _g(generator)
-    types, _, template = _trace(model, *sample_args, **kw)
-    shapes = to_state_dict(model, template_arrays(template), *sample_args, rename=rename, flatten_chw=flatten_chw, **kw)
-    kind_of = _kinds(types, shapes, rename)
+    types, linear_inputs, template = _trace(model, *sample_args, **kw)
+    names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
+    zeros = names.state_dict(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template))  # keys, shapes, dtypes
+    kind_of = {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
     out: dict[str, np.ndarray] = {}
-    fan_in_of: dict[str, int] = {}
-    for key, like in shapes.items():
+    for key, like in zeros.items():
         prefix, leaf = key.rsplit(".", 1) if "." in key else ("", key)
         kind = kind_of.get(prefix, "")
-        like = np.zeros(like.shape, like.dtype)
         if kind in _WEIGHTED and leaf == "weight":
-            # ConvTranspose2d's weight is (in, out // groups, k, k): PyTorch's fan_in is its dim 1 times the kernel
             out[key] = kaiming_uniform_(like, a=math.sqrt(5), generator=g)
-            fan_in_of[prefix] = _fans(like.shape)[0]
         elif kind in _WEIGHTED and leaf == "bias":
-            bound = 1 / math.sqrt(fan_in_of[prefix]) if fan_in_of.get(prefix, 0) > 0 else 0.0
+            # the weight's fan_in (ConvTranspose2d's weight is (in, out // groups, k, k): dim 1 times the kernel)
+            fan_in = _fans(out[f"{prefix}.weight"].shape)[0]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             out[key] = uniform_(like, -bound, bound, g)
         elif kind == "Embedding":
             out[key] = normal_(like, generator=g)
         elif kind == "RNN":
-            hidden = _rnn_hidden(shapes, prefix)
+            hidden = _rnn_hidden(zeros, prefix)
             out[key] = uniform_(like, -1 / math.sqrt(hidden), 1 / math.sqrt(hidden), g)
         elif leaf in ("weight", "running_var"):  # BatchNorm
-            out[key] = np.ones(like.shape, like.dtype)
-        elif leaf == "num_batches_tracked":
-            out[key] = np.zeros(like.shape, np.int64)
-        else:
-            out[key] = np.zeros(like.shape, like.dtype)
+            out[key] = np.ones_like(like)
+        else:  # BatchNorm's bias, running_mean and num_batches_tracked (int64 already)
+            out[key] = like
     return out
-
-
-def template_arrays(template):
-    import jax
-
-    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template)
-
-
-def _kinds(types, shapes, rename) -> dict[str, str]:
-    """PyTorch module prefix -> the jaxnn layer's class name."""
-    from jaxnn.interop.state_dict import _Names
-
-    names = _Names(types, rename=rename)
-    return {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
 
 
 def _rnn_hidden(shapes, prefix) -> int:
