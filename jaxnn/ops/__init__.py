@@ -17,17 +17,8 @@ argument checks and window helpers the layers share.
 
 from jaxnn.ops import window as window
 from jaxnn.ops.conv import conv2d, conv_transpose2d, conv_transpose_output_size, convolve2d
-from jaxnn.ops.loss import (
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    cross_entropy,
-    huber_loss,
-    kl_div,
-    l1_loss,
-    mse_loss,
-    nll_loss,
-    smooth_l1_loss,
-)
+from jaxnn.ops.loss import *  # noqa: F403 (every loss, by loss.__all__)
+from jaxnn.ops.loss import __all__ as _losses
 from jaxnn.ops.one_d import adaptive_avg_pool1d, avg_pool1d, conv1d, max_pool1d
 from jaxnn.ops.padding import PAD_MODES as PAD_MODES
 from jaxnn.ops.padding import pad
@@ -40,15 +31,7 @@ from jaxnn.ops.window import compute_dtype as compute_dtype
 from jaxnn.ops.window import conv_output_size
 
 __all__ = [
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "cross_entropy",
-    "huber_loss",
-    "kl_div",
-    "l1_loss",
-    "mse_loss",
-    "nll_loss",
-    "smooth_l1_loss",
+    *_losses,
     "conv_output_size",
     "conv_transpose_output_size",
     "conv2d",
