@@ -193,13 +193,14 @@ def one_cycle_lr(
             return end + (start - end) / 2.0 * (jnp.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
+    # PyTorch takes the first phase with k <= its end (else the last), starting where the one before ended.
+    spans = list(zip(phases, [0.0] + [p[0] for p in phases[:-1]], strict=True))
+
     def curve(values):
         def schedule(k):
             k = _float(k)
             out = None
-            # PyTorch takes the first phase with k <= its end (else the last), starting where the one before ended.
-            bounds = [0.0] + [p[0] for p in phases[:-1]]
-            for (end_step, start, end), start_step in reversed(list(zip(phases, bounds, strict=True))):
+            for (end_step, start, end), start_step in reversed(spans):
                 value = anneal(values[start], values[end], (k - start_step) / (end_step - start_step))
                 out = value if out is None else jnp.where(k <= end_step, value, out)
             return out
