@@ -269,26 +269,34 @@ def manual_seed(seed: int) -> Generator:
 
 
 def rand(size, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    """``torch.rand(size, generator=generator, dtype=dtype)``."""
     return (generator or default_generator).rand(size, dtype)
 
 
 def randn(size, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    """``torch.randn(size, generator=generator, dtype=dtype)``."""
     return (generator or default_generator).randn(size, dtype)
 
 
 def uniform(size, from_: float = 0.0, to: float = 1.0, generator: Generator | None = None, dtype="float32"):
+    """``torch.empty(size, dtype=dtype).uniform_(from_, to, generator=generator)`` (the Tensor method: PyTorch has
+    no function of this name; ``from_`` because ``from`` is Python's)."""
     return (generator or default_generator).uniform(size, from_, to, dtype)
 
 
 def normal(size, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None, dtype="float32"):
+    """``torch.empty(size, dtype=dtype).normal_(mean, std, generator=generator)``: the Tensor method's arguments,
+    after the size (``torch.normal(mean, std, size)`` takes the size last)."""
     return (generator or default_generator).normal(size, mean, std, dtype)
 
 
 def randperm(n: int, generator: Generator | None = None) -> np.ndarray:
+    """``torch.randperm(n, generator=generator)``."""
     return (generator or default_generator).randperm(n)
 
 
 def randint(low: int, high: int, size, generator: Generator | None = None) -> np.ndarray:
+    """``torch.randint(low, high, size, generator=generator)``."""
     return (generator or default_generator).randint(low, high, size)
 
 
