@@ -10,9 +10,12 @@ their values are exactly what the same sequence of calls on ``torch.Generator`` 
 - ``randn``/``normal``: Box-Muller. Fewer than 16 values: pairs of float64 uniforms, the cosine value first and the
   sine value kept for the next draw (in float64 for float32 tensors too). 16 values and more: all uniforms first,
   then Box-Muller on blocks of 16 (the last block recomputed on fresh uniforms where the size is no multiple of
-  16). For float32 PyTorch computes that block path with its vectorised (AVX2/AVX512) kernels, whose log, cos
-  and sin round differently from any scalar library: there ``normal`` is within a few float32 ulps of PyTorch's,
-  not bit-exact (measured: at most 3 ulps at mean 0, std 1). Every other draw is bit-exact.
+  16). float64 blocks go through the C library's log, cos and sin. float32 blocks go through PyTorch's vector
+  kernel (``normal_fill_16_AVX2``, on every x86 CPU with AVX2, AVX512 ones included): the Cephes polynomials of
+  ``avx_mathfun.h`` in float32, with the fused multiply-adds the compiler made of them, reproduced here
+  operation by operation. On a CPU without AVX2 (or not x86) PyTorch runs a scalar float32 kernel whose
+  ``logf``/``cosf``/``sinf`` this module does not reproduce: there float32 ``normal`` from 16 values is within a
+  few ulps, and :data:`EXACT_FLOAT32_NORMAL` is False.
 - ``randperm``: Fisher-Yates, ``r[i]`` swapped with ``r[i + random() % (n - i)]``.
 - ``randint``: ``low + random() % (high - low)`` (a 64-bit draw where the range needs more than 32 bits).
 - ``dataloader_order``: an epoch of ``DataLoader(shuffle=True)``: two int64 draws (the iterator's base seed, the
@@ -30,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import math
+import platform
 from typing import Any
 
 import numpy as np
@@ -47,7 +51,25 @@ __all__ = [
     "randperm",
     "randint",
     "dataloader_order",
+    "EXACT_FLOAT32_NORMAL",
 ]
+
+
+
+def _x86_with_avx2() -> bool:
+    """Whether PyTorch's CPU dispatch picks its AVX2 (or AVX512) kernels here: x86 with AVX2 and FMA."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx2" in flags and "fma" in flags
+
+
+EXACT_FLOAT32_NORMAL = _x86_with_avx2()
+"""Whether float32 ``normal`` from 16 values is PyTorch's bit for bit on this CPU (see the module's note)."""
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -168,12 +190,10 @@ class Generator:
     def _normal_blocks(self, n: int, dtype: np.dtype, mean: float, std: float) -> np.ndarray:
         """PyTorch's ``normal_fill``: every uniform first, then Box-Muller on each block of 16."""
         data = self._unit(n, dtype)
+        full = n // 16 * 16
+        data[:full] = _box_muller_16(data[:full].reshape(-1, 16), mean, std).reshape(-1)
         if n % 16:
-            tail = self._unit(16, dtype)
-        for start in range(0, n - 15, 16):
-            data[start : start + 16] = _box_muller_16(data[start : start + 16], mean, std)
-        if n % 16:
-            data[n - 16 :] = _box_muller_16(tail, mean, std)
+            data[n - 16 :] = _box_muller_16(self._unit(16, dtype).reshape(1, 16), mean, std).reshape(-1)
         return data
 
     def randperm(self, n: int) -> np.ndarray:
@@ -221,9 +241,10 @@ def _split(a):
 
 
 def _fma(x: np.ndarray, scale, offset) -> np.ndarray:
-    """``fma(x, scale, offset)`` in ``x``'s dtype, rounded once, as PyTorch's compiled ``x * (to - from) + from``."""
+    """``fma(x, scale, offset)`` in ``x``'s dtype, rounded once, as PyTorch's compiled ``x * (to - from) + from``.
+    ``scale`` and ``offset`` are numbers or arrays of ``x``'s dtype."""
     dtype = x.dtype
-    x, scale, offset = x.astype(np.float64), np.float64(scale), np.float64(offset)
+    x, scale, offset = (np.asarray(v, np.float64) for v in (x, scale, offset))
     product = x * scale
     if dtype == np.float64:  # Dekker's exact product, then the three-term sum rounded once
         (xh, xl), (sh, sl) = _split(x), _split(scale)
@@ -242,22 +263,75 @@ def _toward(value, remainder):
         return np.where(remainder != 0, np.nextafter(value, np.where(remainder > 0, np.inf, -np.inf)), value)
 
 
-def _box_muller_16(block: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """``normal_fill_16``: ``u1 = 1 - block[:8]``, ``u2 = block[8:]``, cosines first, sines after. float64 through
-    the C library's log, cos and sin (as PyTorch's scalar kernel; NumPy's vectorised ones round differently)."""
-    out = np.empty_like(block)
-    if block.dtype == np.float64:
-        for j in range(8):
-            radius = math.sqrt(-2.0 * math.log(1.0 - float(block[j])))
-            theta = 2.0 * math.pi * float(block[j + 8])
-            out[j], out[j + 8] = radius * math.cos(theta), radius * math.sin(theta)
-        return _fma(out, std, mean)  # ``* std + mean`` is one fused multiply-add there
+def _box_muller_16(blocks: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """``normal_fill_16`` on each row of ``blocks`` (k, 16): ``u1 = 1 - row[:8]``, ``u2 = row[8:]``, the cosines
+    first and the sines after, then ``* std + mean`` as one fused multiply-add."""
+    u1, u2 = 1 - blocks[:, :8], blocks[:, 8:]
+    if blocks.dtype == np.float64:  # PyTorch's scalar kernel, through the C library (NumPy's log rounds otherwise)
+        out = np.empty_like(blocks)
+        for (i, j), a in np.ndenumerate(u1):
+            radius = math.sqrt(-2.0 * math.log(float(a)))
+            theta = 2.0 * math.pi * float(u2[i, j])
+            out[i, j], out[i, j + 8] = radius * math.cos(theta), radius * math.sin(theta)
+        return _fma(out, std, mean)
     f = np.float32
-    radius = np.sqrt(f(-2) * np.log(f(1) - block[:8]))
-    theta = f(2.0 * math.pi) * block[8:]
-    out[:8] = radius * np.cos(theta) * f(std) + f(mean)
-    out[8:] = radius * np.sin(theta) * f(std) + f(mean)
-    return out
+    radius = np.sqrt(f(-2) * _log_ps(u1))
+    sin, cos = _sincos_ps(f(2 * math.pi) * u2)
+    return _fma(np.concatenate([radius * cos, radius * sin], axis=1), f(std), f(mean))
+
+
+# avx_mathfun.h's float32 Cephes polynomials, in the order PyTorch's wheel runs them: the compiler fused each
+# multiply that feeds an add into one fused multiply-add (_fma32), which changes the last bit of about 1 value in 10.
+_LOG_POLY = (
+    7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1, -1.6668057665e-1,
+    2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
+)  # fmt: skip
+
+
+def _fma32(a, b, c) -> np.ndarray:
+    return _fma(np.asarray(a, np.float32), np.asarray(b, np.float32), np.asarray(c, np.float32))
+
+
+def _log_ps(x: np.ndarray) -> np.ndarray:
+    """``log256_ps``: ``x = m * 2**e`` with ``m`` in [sqrt(1/2), sqrt(2)), then a degree-9 polynomial in ``m - 1``."""
+    f = np.float32
+    x = np.maximum(x, np.array(0x00800000, np.uint32).view(f))  # the smallest normal float
+    bits = x.view(np.uint32)
+    e = ((bits >> np.uint32(23)).astype(np.int32) - 0x7F).astype(f) + f(1)
+    x = ((bits & np.uint32(0x807FFFFF)) | np.array(0.5, f).view(np.uint32)).view(f)
+    small = x < f(0.707106781186547524)
+    e = e - np.where(small, f(1), f(0))
+    x = (x - f(1)) + np.where(small, x, f(0))
+    z = x * x
+    y = np.full_like(x, _LOG_POLY[0])
+    for c in _LOG_POLY[1:]:
+        y = _fma32(y, x, c)
+    y = _fma32(y * x, z, e * f(-2.12194440e-4))
+    y = _fma32(z, -0.5, y)
+    return _fma32(e, 0.693359375, x + y)
+
+
+def _sincos_ps(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sincos256_ps``: reduce by multiples of pi/4 in three parts, then Cephes' sine and cosine polynomials."""
+    f = np.float32
+    bits = x.view(np.uint32)
+    sign_sin = bits & np.uint32(0x80000000)
+    x = (bits & np.uint32(0x7FFFFFFF)).view(f)
+    octant = ((x * f(1.27323954473516)).astype(np.int32) + 1) & ~1  # 4/pi; truncation, then the next even
+    sign_sin = sign_sin ^ ((octant & 4).astype(np.uint32) << np.uint32(29))
+    sign_cos = (~(octant - 2) & 4).astype(np.uint32) << np.uint32(29)
+    sine_poly = (octant & 2) == 0
+    q = octant.astype(f)
+    for part in (-0.78515625, -2.4187564849853515625e-4, -3.77489497744594108e-8):
+        x = _fma32(q, part, x)
+    z = x * x
+    c = _fma32(_fma32(2.443315711809948e-5, z, -1.388731625493765e-3), z, 4.166664568298827e-2) * z
+    c = _fma32(c, z, -(z * f(0.5))) + f(1)
+    s = _fma32(_fma32(-1.9515295891e-4, z, 8.3321608736e-3), z, -1.6666654611e-1) * z
+    s = _fma32(s, x, x)
+    sin = np.where(sine_poly, s, c).view(np.uint32) ^ sign_sin
+    cos = np.where(sine_poly, c, s).view(np.uint32) ^ sign_cos
+    return sin.view(f), cos.view(f)
 
 
 default_generator = Generator()
