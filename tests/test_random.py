@@ -24,6 +24,15 @@ def _theirs(g, kind, shape, dtype, args):
         return torch.empty(shape, dtype=t).normal_(*args, generator=g).numpy()
     if kind == "randperm":
         return torch.randperm(args[0], generator=g).numpy()
+    if kind == "bernoulli":
+        return torch.empty(shape, dtype=t).bernoulli_(args[0], generator=g).numpy()
+    if kind == "dropout":  # F.dropout draws from the default generator: ``g`` is swapped in for the call
+        saved = torch.get_rng_state()
+        torch.set_rng_state(g.get_state())
+        out = torch.nn.functional.dropout(torch.ones(shape, dtype=t), args[0], training=True).numpy()
+        g.set_state(torch.get_rng_state())
+        torch.set_rng_state(saved)
+        return out
     return torch.randint(args[0], args[1], shape, generator=g).numpy()
 
 
@@ -34,11 +43,15 @@ def _ours(g, kind, shape, dtype, args):
         return g.normal(shape, *args, dtype=dtype)
     if kind == "randperm":
         return g.randperm(args[0])
+    if kind == "bernoulli":
+        return g.bernoulli(shape, args[0], dtype=dtype)
+    if kind == "dropout":
+        return g.dropout_mask(shape, args[0], dtype=dtype)
     return g.randint(args[0], args[1], shape)
 
 
 CALL = st.tuples(
-    st.sampled_from(["uniform", "normal", "randperm", "randint"]),
+    st.sampled_from(["uniform", "normal", "randperm", "randint", "bernoulli", "dropout"]),
     SHAPES,
     DTYPES,
     st.sampled_from([(0.0, 1.0), (-0.25, 0.75), (3.0, 0.5), (0, 10), (100, 1), (-5, 2**33), (1, 2), (0.0, 0.01)]),
@@ -54,6 +67,8 @@ def _fix(kind, shape, dtype, args):
         return kind, shape, dtype, (float(args[0]), abs(float(args[1])))
     if kind == "randperm":
         return kind, shape, dtype, (int(abs(args[0])) + 1,)
+    if kind in ("bernoulli", "dropout"):  # a probability: 0, 1, 0.25, 0.5, 0.75...
+        return kind, shape, dtype, (min(abs(float(args[0])), 4.0) / 4,)
     lo, hi = sorted(int(a) for a in args)
     return kind, shape, dtype, (lo, hi if hi > lo else lo + 1)
 
@@ -191,3 +206,27 @@ def test_the_lab_cnn_starts_from_pytorchs_weights_after_manual_seed_777():
     for key, value in theirs.items():
         np.testing.assert_array_equal(ours[key], value.numpy(), err_msg=key)
     from_state_dict(MnistCNN(), ours, x, **names)  # and it loads
+
+
+@given(seed=SEEDS, p=st.sampled_from([0.25, 0.5, 0.8]))
+@settings(max_examples=10)
+def test_an_lstms_dropout_between_layers_is_dropout_mask_on_the_first_layers_output(seed, p):
+    """nn.LSTM(num_layers=2, dropout=p) in training: layer 1 reads layer 0's output times ``dropout_mask``, drawn
+    from the default generator after the draws before it (the LSTM's own initialisation and the input here), in
+    time-major order (T, N, H) even with ``batch_first``: PyTorch runs its layers on the transposed sequence."""
+    torch.manual_seed(seed)
+    g = torch_random.Generator().manual_seed(seed)
+    lstm = torch.nn.LSTM(4, 5, num_layers=2, dropout=p, batch_first=True)
+    g.uniform(sum(v.numel() for v in lstm.parameters()), -(5**-0.5), 5**-0.5)  # the LSTM's 16 draws in one
+    x = torch.randn(3, 6, 4)
+    np.testing.assert_array_equal(g.randn((3, 6, 4)), x.numpy())
+    out = lstm(x)[0].detach().numpy()
+    layers = [torch.nn.LSTM(4 if i == 0 else 5, 5) for i in range(2)]  # time-major, as PyTorch runs them
+    for i, layer in enumerate(layers):
+        weights = lstm.state_dict().items()
+        layer.load_state_dict({k.replace(f"_l{i}", "_l0"): v for k, v in weights if k.endswith(f"_l{i}")})
+    with torch.no_grad():
+        hidden = layers[0](x.transpose(0, 1).contiguous())[0] * torch.from_numpy(g.dropout_mask((6, 3, 5), p))
+        # oneDNN runs the two layers as one primitive, summing in another order (3e-8 apart); a mask one value off
+        # moves the output by 1e-2
+        np.testing.assert_allclose(layers[1](hidden)[0].transpose(0, 1).numpy(), out, rtol=1e-6, atol=1e-7)

@@ -16,6 +16,10 @@ their values are exactly what the same sequence of calls on ``torch.Generator`` 
   operation by operation. On a CPU without AVX2 (or not x86) PyTorch runs a scalar float32 kernel whose
   ``logf``/``cosf``/``sinf`` this module does not reproduce: there float32 ``normal`` from 16 values is within a
   few ulps, and :data:`EXACT_FLOAT32_NORMAL` is False.
+- ``bernoulli``: one float64 uniform per value (two 32-bit draws), ``u < p`` (the CPU wheel's
+  ``bernoulli_(p)``; it calls no MKL stream). ``dropout_mask`` is ``nn.Dropout``'s on the CPU:
+  ``bernoulli(1 - p)`` divided by ``1 - p`` in the tensor's dtype, one value per element (``Dropout2d``: per
+  sample and channel). ``p`` 0 and 1 draw nothing.
 - ``randperm``: Fisher-Yates, ``r[i]`` swapped with ``r[i + random() % (n - i)]``.
 - ``randint``: ``low + random() % (high - low)`` (a 64-bit draw where the range needs more than 32 bits).
 - ``dataloader_order``: an epoch of ``DataLoader(shuffle=True)``: two int64 draws (the iterator's base seed, the
@@ -50,10 +54,11 @@ __all__ = [
     "normal",
     "randperm",
     "randint",
+    "bernoulli",
+    "dropout_mask",
     "dataloader_order",
     "EXACT_FLOAT32_NORMAL",
 ]
-
 
 
 def _x86_with_avx2() -> bool:
@@ -195,6 +200,22 @@ class Generator:
         if n % 16:
             data[n - 16 :] = _box_muller_16(self._unit(16, dtype).reshape(1, 16), mean, std).reshape(-1)
         return data
+
+    def bernoulli(self, size, p: float = 0.5, dtype="float32") -> np.ndarray:
+        """``torch.empty(size, dtype=dtype).bernoulli_(p, generator=self)``: ones with probability ``p``."""
+        dtype, shape = _dtype(dtype), _shape(size)
+        checks.finite(p, "p", 0.0, strict=False, maximum=1.0)
+        return (self._unit(math.prod(shape), np.dtype(np.float64)) < p).astype(dtype).reshape(shape)
+
+    def dropout_mask(self, size, p: float = 0.5, dtype="float32") -> np.ndarray:
+        """The factor ``F.dropout(x, p, training=True)`` multiplies ``x`` by, for an ``x`` of ``size`` (``p`` is
+        the probability of a zero): ``bernoulli(1 - p)`` divided by ``1 - p``. ``Dropout2d``'s is this of size
+        ``(N, C)``, one value per channel."""
+        checks.finite(p, "p", 0.0, strict=False, maximum=1.0)
+        if p in (0, 1):  # PyTorch returns x, or multiplies it by zero, and draws nothing
+            return np.full(_shape(size), 1 - p, _dtype(dtype))
+        keep = self.bernoulli(size, 1 - p, dtype)
+        return keep / keep.dtype.type(1 - p)
 
     def randperm(self, n: int) -> np.ndarray:
         """``torch.randperm(n, generator=self)``: int64."""
@@ -372,6 +393,16 @@ def randperm(n: int, generator: Generator | None = None) -> np.ndarray:
 def randint(low: int, high: int, size, generator: Generator | None = None) -> np.ndarray:
     """``torch.randint(low, high, size, generator=generator)``."""
     return (generator or default_generator).randint(low, high, size)
+
+
+def bernoulli(size, p: float = 0.5, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    """``torch.empty(size, dtype=dtype).bernoulli_(p, generator=generator)``."""
+    return (generator or default_generator).bernoulli(size, p, dtype)
+
+
+def dropout_mask(size, p: float = 0.5, generator: Generator | None = None, dtype="float32") -> np.ndarray:
+    """``F.dropout``'s factor on the CPU (see :meth:`Generator.dropout_mask`)."""
+    return (generator or default_generator).dropout_mask(size, p, dtype)
 
 
 def dataloader_order(n: int, generator: Generator | None = None) -> np.ndarray:
