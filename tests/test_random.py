@@ -230,3 +230,92 @@ def test_an_lstms_dropout_between_layers_is_dropout_mask_on_the_first_layers_out
         # oneDNN runs the two layers as one primitive, summing in another order (3e-8 apart); a mask one value off
         # moves the output by 1e-2
         np.testing.assert_allclose(layers[1](hidden)[0].transpose(0, 1).numpy(), out, rtol=1e-6, atol=1e-7)
+
+
+def _lab_models():
+    """name -> (jaxnn model, the lab's PyTorch model's constructor, sample inputs)."""
+    import flax.linen as linen
+
+    from jaxnn import models
+    from jaxnn.interop import torch_labs
+    from jaxnn.nn import RNN, Linear
+
+    img = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    vgg_cfg = [8, "M", 16, 16, "M"]
+
+    class Projected(torch.nn.Module):  # an LSTM with proj_size, and a head
+        def __init__(self):
+            super().__init__()
+            self.rnn = torch.nn.LSTM(4, 6, num_layers=2, proj_size=3, batch_first=True)
+            self.fc = torch.nn.Linear(3, 2)
+
+    class OursProjected(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            out, _ = RNN(6, 2, batch_first=True, cell="lstm", proj_size=3, name="rnn")(x)
+            return Linear(2, name="fc")(out)
+
+    return {
+        "10-1 MnistCNN": (models.MnistCNN(), torch_labs.CNN, (img(1, 28, 28, 1),)),
+        "10-2 DeepCNN": (models.DeepCNN(), torch_labs.DeepCNN, (img(1, 28, 28, 1),)),
+        "10-4 FolderCNN": (models.FolderCNN(), torch_labs.FolderCNN, (img(1, 64, 128, 3),)),
+        "10-5 VGG-BN": (
+            models.VGG(vgg_cfg, batch_norm=True, num_classes=4, hidden_features=32),
+            lambda: torch_labs.VGG(torch_labs.make_layers(vgg_cfg, True, 2), 4, True, 16 * 2 * 2, 0.5, None, 32),
+            (img(1, 8, 8, 2),),
+        ),
+        "10-6 ResNet, Bottleneck, zero_init_residual": (
+            models.ResNet(models.Bottleneck, (1, 2, 1, 1), num_classes=5, zero_init_residual=True),
+            lambda: torch_labs.ResNet(torch_labs.Bottleneck, [1, 2, 1, 1], 5, True),
+            (img(1, 8, 8, 3),),
+        ),
+        "10-6 ResNet, BasicBlock, imagenet stem": (
+            models.ResNet("basic", (1, 1, 1, 1), num_classes=5, stem="imagenet"),
+            lambda: torch_labs.ResNet(torch_labs.BasicBlock, [1, 1, 1, 1], 5, stem="imagenet"),
+            (img(1, 32, 32, 3),),
+        ),
+        **{
+            f"11 CharRNN ({cell})": (
+                models.CharRNN(6, 6, 2, cell=cell),
+                lambda cell=cell: torch_labs.Net(6, 6, 2, cell=cell),
+                (img(1, 3, 6),),
+            )
+            for cell in ("rnn", "lstm", "gru")
+        },
+        "11-4 RNNRegressor": (
+            models.RNNRegressor(10, 1, 2),
+            lambda: torch_labs.TimeSeriesNet(5, 10, 1, 2),
+            (img(1, 6, 5),),
+        ),
+        "11-5 Seq2Seq": (
+            models.Seq2Seq(7, 9, 16),
+            lambda: torch_labs.Seq2Seq(7, 9, 16),
+            (np.zeros((1, 5), np.int32), np.full(1, 5), np.zeros((1, 4), np.int32)),
+        ),
+        "LSTM with proj_size": (OursProjected(), Projected, (img(1, 3, 4),)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_lab_models()))
+@pytest.mark.parametrize("seed", [777, 2**32 + 3])
+def test_every_lab_model_starts_from_the_pytorch_labs_weights_after_manual_seed(name, seed):
+    """``lab_state_dict`` equals the lab's PyTorch model's state_dict after ``torch.manual_seed``, bit for bit and
+    key for key (DeepCNN's alias included); ``torch_init`` loads it, and the default generator goes on as torch's."""
+    from jaxnn.interop.lab_names import lab_names
+    from jaxnn.interop.state_dict import to_state_dict
+    from jaxnn.random.models import lab_state_dict, torch_init
+
+    model, torch_model, args = _lab_models()[name]
+    torch.manual_seed(seed)
+    theirs = {k: v.numpy() for k, v in torch_model().state_dict().items()}
+    after = torch.rand(3).numpy()
+    ours = lab_state_dict(model, *args, generator=torch_random.Generator().manual_seed(seed))
+    assert list(ours) == list(theirs)
+    for key, value in theirs.items():
+        np.testing.assert_array_equal(ours[key], value, err_msg=key)
+    variables = torch_init(model, *args, torch_seed=seed)
+    np.testing.assert_array_equal(torch_random.rand(3), after)  # the default generator went on as torch's did
+    names = lab_names(model, *args)
+    back = to_state_dict(model, variables, *args, rename=names["rename"], flatten_chw=names["flatten_chw"])
+    for key, value in back.items():
+        np.testing.assert_array_equal(value, theirs[key], err_msg=key)

@@ -401,45 +401,15 @@ def test_a_pytorch_module_with_nothing_to_compare_fails_the_report():
         report.check()
 
 
-class _TorchRegressor(torch.nn.Module):  # lab 11-4's time-series Net: an LSTM and a Linear on the last step
-    def __init__(self):
-        super().__init__()
-        self.rnn = torch.nn.LSTM(5, 10, num_layers=2, batch_first=True)
-        self.fc = torch.nn.Linear(10, 1)
-
-    def forward(self, x):
-        out, _ = self.rnn(x)
-        return self.fc(out[:, -1])
-
-
-class _TorchSeq2Seq(torch.nn.Module):  # lab 11-5's encoder and decoder, a batch of equal-length sentences at once
-    def __init__(self, source_vocab, target_vocab, hidden):
-        super().__init__()
-        nn = torch.nn
-        self.encoder = nn.Module()
-        self.encoder.embedding, self.encoder.gru = (
-            nn.Embedding(source_vocab, hidden),
-            nn.GRU(hidden, hidden, batch_first=True),
-        )
-        self.decoder = nn.Module()
-        self.decoder.embedding = nn.Embedding(target_vocab, hidden)
-        self.decoder.gru, self.decoder.out = nn.GRU(hidden, hidden, batch_first=True), nn.Linear(hidden, target_vocab)
-
-    def forward(self, source, lengths, decoder_inputs):
-        _, h = self.encoder.gru(self.encoder.embedding(source))
-        out, _ = self.decoder.gru(self.decoder.embedding(decoder_inputs), h)
-        return torch.log_softmax(self.decoder.out(out), -1)
-
-
 def _lab_models():
     """name -> (jaxnn model, PyTorch model, jaxnn input, PyTorch input or None, from_state_dict/compare kwargs)."""
-    from jaxnn.interop.torch import _CNN_SPECS
+    from jaxnn.interop.lab_names import CNN_NAMES
     from jaxnn.models import CharRNN, DeepCNN, FolderCNN, RNNRegressor, Seq2Seq
 
     r = np.random.default_rng(0)
     mnist = r.standard_normal((2, 28, 28, 1)).astype(np.float32)
     chars = np.eye(6, dtype=np.float32)[r.integers(0, 6, (3, 7))]
-    deep = {k: dict(_CNN_SPECS[DeepCNN][k]) for k in ("rename", "flatten_chw")}
+    deep = {k: dict(CNN_NAMES[DeepCNN][k]) for k in ("rename", "flatten_chw")}
     deep["rename"].update({f"layer{i}/MaxPool2d_0": f"layer{i}.2" for i in (1, 2, 3)})  # the Sequentials' pools
     return {
         "10-2 DeepCNN": (DeepCNN(), torch_labs.DeepCNN(keep_prob=1.0), mnist, None, deep),
@@ -465,14 +435,14 @@ def _lab_models():
         },
         "11-5 Seq2Seq": (
             Seq2Seq(7, 9, 16),
-            _TorchSeq2Seq(7, 9, 16),
+            torch_labs.Seq2Seq(7, 9, 16),
             (r.integers(0, 7, (3, 5)), np.full(3, 5), r.integers(0, 9, (3, 4))),
             "same",
             {},
         ),
         "11-4 RNNRegressor": (
             RNNRegressor(10, 1, 2),
-            _TorchRegressor(),
+            torch_labs.TimeSeriesNet(5, 10, 1, 2),
             r.standard_normal((4, 6, 5)).astype(np.float32),
             "same",
             {},

@@ -15,22 +15,10 @@ import numpy as np
 import torch
 
 from jaxnn.interop import state_dict as state_dict_io
-from jaxnn.models.cnn import DeepCNN, MnistCNN
+from jaxnn.interop.lab_names import CNN_NAMES
 from jaxnn.nn import Linear
 from jaxnn.nn.rnn import RNN
 
-# The lab CNNs in PyTorch name their convolutions layerN.0 and flatten (C, H, W) before the first dense layer;
-# DeepCNN registers fc1 twice (self.fc1 and layer4.0), so its state_dict repeats it under the alias.
-_CNN_SPECS = {
-    MnistCNN: dict(
-        rename={"layer1/conv": "layer1.0", "layer2/conv": "layer2.0"}, flatten_chw={"fc": (64, 7, 7)}, aliases={}
-    ),
-    DeepCNN: dict(
-        rename={"layer1/conv": "layer1.0", "layer2/conv": "layer2.0", "layer3/conv": "layer3.0"},
-        flatten_chw={"fc1": (128, 4, 4)},
-        aliases={"layer4.0": "fc1"},
-    ),
-}
 _MNIST_INPUT = np.zeros((1, 28, 28, 1), np.float32)
 
 
@@ -40,9 +28,9 @@ def _np(t) -> np.ndarray:
 
 def _spec(model):
     cls = model if isinstance(model, type) else type(model)
-    if cls not in _CNN_SPECS:
-        raise TypeError(f"no PyTorch conversion for {cls.__name__}; known: {[c.__name__ for c in _CNN_SPECS]}")
-    return (model() if isinstance(model, type) else model), _CNN_SPECS[cls]
+    if cls not in CNN_NAMES:
+        raise TypeError(f"no PyTorch conversion for {cls.__name__}; known: {[c.__name__ for c in CNN_NAMES]}")
+    return (model() if isinstance(model, type) else model), CNN_NAMES[cls]
 
 
 def cnn_params_from_torch(state_dict: Mapping[str, Any], model) -> dict:

@@ -1,8 +1,8 @@
 """The PyTorch models of the labs, verbatim in structure, as the oracle for parity tests and benchmarks.
 
 Lab 10-1 ``CNN``, lab 10-2 ``DeepCNN``, lab 10-4's ``FolderCNN``, lab 10-5's ``VGG``/``make_layers`` and lab
-10-6's ``ResNet`` with ``BasicBlock``/``Bottleneck`` (Deep Learning Zero To All, PyTorch season 2), and lab 11-4's
-``Net``. Importing this module imports torch.
+10-6's ``ResNet`` with ``BasicBlock``/``Bottleneck`` (Deep Learning Zero To All, PyTorch season 2), the longseq lab's
+``Net``, lab 11-4's ``TimeSeriesNet`` and lab 11-5's ``Seq2Seq``. Importing this module imports torch.
 """
 
 from __future__ import annotations
@@ -84,6 +84,40 @@ class Net(torch.nn.Module):
     def forward(self, x):
         x, _status = self.rnn(x)
         return self.fc(x)
+
+
+class TimeSeriesNet(torch.nn.Module):
+    """Lab 11-4's ``Net``: an LSTM and a Linear on the last step."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, layers: int):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(input_dim, hidden_dim, num_layers=layers, batch_first=True)
+        self.fc = torch.nn.Linear(hidden_dim, output_dim, bias=True)
+
+    def forward(self, x):
+        x, _status = self.rnn(x)
+        return self.fc(x[:, -1])
+
+
+class Seq2Seq(torch.nn.Module):
+    """Lab 11-5's encoder and decoder (GRUs of ``hidden`` units over embeddings), on a batch of equal-length
+    sentences at once; ``forward`` gives the decoder's log-probabilities under teacher forcing."""
+
+    def __init__(self, source_vocab: int, target_vocab: int, hidden: int):
+        super().__init__()
+        nn = torch.nn
+        self.encoder = nn.Module()
+        self.encoder.embedding = nn.Embedding(source_vocab, hidden)
+        self.encoder.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.decoder = nn.Module()
+        self.decoder.embedding = nn.Embedding(target_vocab, hidden)
+        self.decoder.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.decoder.out = nn.Linear(hidden, target_vocab)
+
+    def forward(self, source, lengths, decoder_inputs):
+        _, h = self.encoder.gru(self.encoder.embedding(source))
+        out, _ = self.decoder.gru(self.decoder.embedding(decoder_inputs), h)
+        return torch.log_softmax(self.decoder.out(out), -1)
 
 
 class FolderCNN(torch.nn.Module):

@@ -1,6 +1,7 @@
 """PyTorch's CPU random streams in jaxnn: a ``torch.Generator`` whose draws are PyTorch's, bit for bit
-(:mod:`jaxnn.random.generator`), and ``torch.nn.init`` on it (:mod:`jaxnn.random.init`), for a run that starts
-from the numbers a ``torch.manual_seed`` run starts from.
+(:mod:`jaxnn.random.generator`), ``torch.nn.init`` on it (:mod:`jaxnn.random.init`), and the lab models built as
+their PyTorch scripts build them (:mod:`jaxnn.random.models`), for a run that starts from the numbers a
+``torch.manual_seed`` run starts from.
 
 Example::
 
@@ -12,5 +13,6 @@ Example::
 from jaxnn.random import init
 from jaxnn.random.generator import *  # noqa: F403
 from jaxnn.random.generator import __all__ as _generator
+from jaxnn.random.models import lab_state_dict, torch_init
 
-__all__ = ["init", *_generator]
+__all__ = ["init", "lab_state_dict", "torch_init", *_generator]

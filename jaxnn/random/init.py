@@ -5,17 +5,15 @@ weights a PyTorch model has after ``torch.manual_seed(seed)`` and its constructi
 state_dict order with the default initialisation of its layer (``Conv*``/``Linear``: ``kaiming_uniform_(a=sqrt(5))``
 and a uniform bias; ``Embedding``: ``normal_``; ``RNN``/``LSTM``/``GRU``: ``uniform_(-1/sqrt(hidden),
 1/sqrt(hidden))`` for each tensor; BatchNorm: ones and zeros, no draw). That is PyTorch's construction order where
-the model registers its modules in the order it calls them (every jaxnn lab model but DeepCNN, which registers
-``fc1`` first). A model that re-initialises after construction (the labs' ``xavier_uniform_`` on a Linear) does
-the same draws on the result, in the same order::
+the model registers its modules in the order it calls them. A re-initialisation inside ``__init__`` goes in
+``after``; one after construction is done on the result, in the same order::
 
     g = jaxnn.random.Generator().manual_seed(777)
     sd = init.torch_state_dict(MnistCNN(), x[:1], generator=g, rename=..., flatten_chw=...)
     sd["fc.weight"] = init.xavier_uniform_(sd["fc.weight"], generator=g)
     variables = from_state_dict(MnistCNN(), sd, x[:1], rename=..., flatten_chw=...)
 
-Draws that go through ``normal_`` on 16 or more float32 values (``kaiming_normal_``, ``xavier_normal_``,
-``Embedding``) are within a few ulps of PyTorch's, not bit-exact (:mod:`jaxnn.random.generator`).
+:mod:`jaxnn.random.models` does this for every lab model (``torch_init(model, x, torch_seed=777)``).
 """
 
 from __future__ import annotations
@@ -117,9 +115,15 @@ def xavier_normal_(tensor: np.ndarray, gain: float = 1.0, generator: Generator |
 _WEIGHTED = ("Conv2d", "Conv1d", "ConvTranspose2d", "Linear")
 
 
-def torch_state_dict(model, *sample_args, generator: Generator | None = None, rename=None, flatten_chw=None, **kw):
+def torch_state_dict(
+    model, *sample_args, generator: Generator | None = None, rename=None, flatten_chw=None, after=None, **kw
+):
     """The PyTorch state_dict (NumPy, PyTorch's layouts and order) of ``model``'s layers initialised as PyTorch
-    initialises them on construction, drawn from ``generator`` in the state_dict's order (see the module's note)."""
+    initialises them on construction, drawn from ``generator`` in the state_dict's order (see the module's note).
+
+    ``after`` maps a layer's PyTorch name to ``fn(state_dict, generator)``, called as soon as that layer is drawn:
+    a re-initialisation inside the model's ``__init__`` (``xavier_uniform_(self.fc1.weight)`` before ``fc2`` is
+    built) that changes the state_dict in place."""
     import jax
 
     from jaxnn.interop.state_dict import _Names, _trace
@@ -129,9 +133,15 @@ def torch_state_dict(model, *sample_args, generator: Generator | None = None, re
     names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
     zeros = names.state_dict(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template))  # keys, shapes, dtypes
     kind_of = {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
+    after = dict(after or {})
+    unknown = sorted(set(after) - set(kind_of))
+    if unknown:
+        raise ValueError(f"after: {unknown} name no layer of the model; its layers are {sorted(kind_of)}")
     out: dict[str, np.ndarray] = {}
     for key, like in zeros.items():
         prefix, leaf = key.rsplit(".", 1) if "." in key else ("", key)
+        if out and (last := next(reversed(out)).rsplit(".", 1)[0]) != prefix and last in after:
+            after.pop(last)(out, g)
         kind = kind_of.get(prefix, "")
         if kind in _WEIGHTED and leaf == "weight":
             out[key] = kaiming_uniform_(like, a=math.sqrt(5), generator=g)
@@ -149,6 +159,8 @@ def torch_state_dict(model, *sample_args, generator: Generator | None = None, re
             out[key] = np.ones_like(like)
         else:  # BatchNorm's bias, running_mean and num_batches_tracked (int64 already)
             out[key] = like
+    for fn in after.values():  # the last layer's
+        fn(out, g)
     return out
 
 
