@@ -71,6 +71,7 @@ COUNTERPARTS = {
     "nn.Conv1d": (nn.Conv1d, torch.nn.Conv1d),
     "nn.AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, torch.nn.AdaptiveAvgPool2d),
     "nn.AdaptiveMaxPool2d": (nn.AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool2d),
+    "nn.Dropout": (nn.Dropout, torch.nn.Dropout),
     "nn.Dropout2d": (nn.Dropout2d, torch.nn.Dropout2d),
     "nn.Conv2d": (nn.Conv2d, torch.nn.Conv2d),
     "nn.Linear": (nn.Linear, torch.nn.Linear),

@@ -320,6 +320,34 @@ def resnet18(num_classes: int = 1000, seed: int | None = None) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes, stem="imagenet")
 
 
+def train_mnist_lab(
+    model_cls, images, labels, *, seed=777, epochs=15, batch_size=100, learning_rate=1e-3, dtype=torch.float32, log=None
+) -> list[float]:
+    """Labs 10-1 and 10-2's training script: ``torch.manual_seed(seed)``, a ``DataLoader(shuffle=True,
+    drop_last=True)`` over the ``ToTensor()`` images (``images``: uint8 (N, 28, 28, 1)), the model, Adam, and each
+    epoch's ``avg_cost`` (the sum of ``cost / total_batch``), passed to ``log(epoch, cost)`` and returned."""
+    torch.manual_seed(seed)
+    x = torch.from_numpy(np.asarray(images).reshape(len(images), 1, 28, 28)).to(dtype).div(255)
+    dataset = torch.utils.data.TensorDataset(x, torch.from_numpy(np.asarray(labels, np.int64)))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+    model = model_cls().to(dtype)
+    criterion = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    costs = []
+    for epoch in range(epochs):
+        avg_cost = 0
+        for X, Y in loader:
+            optimizer.zero_grad()
+            cost = criterion(model(X), Y)
+            cost.backward()
+            optimizer.step()
+            avg_cost += cost.detach() / len(loader)
+        costs.append(float(avg_cost))
+        if log is not None:
+            log(epoch + 1, costs[-1])
+    return costs
+
+
 def load_arrays(module: torch.nn.Module, state_dict) -> torch.nn.Module:
     """Load a state_dict of NumPy arrays (or tensors) into ``module`` (strict), and return it."""
     module.load_state_dict({k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in state_dict.items()})

@@ -7,6 +7,10 @@ under ``checkpoints/``) to ``workdir``. Progress goes to the ``jaxnn`` logger.
 The recipe is the lab's but for two things: the learning rate decays to 0 along a cosine by default
 (``schedule='constant'`` is the lab's), and the test images are normalised like the training images (the PyTorch
 lab fed raw 0-255 pixels to its test).
+
+``torch_seed=N`` is the lab's PyTorch run after ``torch.manual_seed(N)``: its initial weights, its batches in its
+order and (lab 10-2) its dropout masks (:mod:`jaxnn.random`), the lab's constant learning rate and its
+``ToTensor()`` pixels (x / 255) for training and test; the printed costs are then the lab script's.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import checks, report, runtime, train
+from jaxnn import random as torch_random
 from jaxnn.data import mnist
 from jaxnn.models import DeepCNN, MnistCNN
-from jaxnn.train import driver
+from jaxnn.random.run import TorchEpochs, dropout_sites
+from jaxnn.train import core, driver
 
 MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
 log = logging.getLogger(__name__)
@@ -36,7 +42,7 @@ class Config(driver.RunOptions):
     epochs: int = 15  # training epochs (the lab's 15)
     batch_size: int = 100  # batch size (the lab's)
     learning_rate: float = 1e-3  # Adam's learning rate (the lab's)
-    schedule: str = "cosine"  # 'cosine' decay to 0 over the run, or 'constant' as in the lab
+    schedule: str | None = None  # 'cosine' (to 0) or 'constant' (the lab's); None: cosine, or constant with torch_seed
     train_subset: int | None = None  # train on the first N training images only
     test_subset: int | None = None  # evaluate on the first N test images only
     data_dir: str | None = None  # TFDS data_dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets)
@@ -46,7 +52,7 @@ class Config(driver.RunOptions):
         self.check_run_options()
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
-        if self.schedule not in ("cosine", "constant"):
+        if self.schedule not in (None, "cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         checks.fields(self, {"batch_size": 1})
         for name in ("train_subset", "test_subset"):
@@ -72,22 +78,38 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     images, labels = data["train"]
     if config.train_subset is not None:
         images, labels = images[: config.train_subset], labels[: config.train_subset]
-    train_x, train_y = jnp.asarray(mnist.normalize(images)), jnp.asarray(labels)
+    # PyTorch's run: the lab's ToTensor() pixels; else normalised by the training set's mean and std
+    pixels = (lambda a: np.asarray(a, np.float32) / 255) if config.torch_seed is not None else mnist.normalize
+    train_x, train_y = jnp.asarray(pixels(images)), jnp.asarray(labels)
     test_images, test_labels = data["test"]
     if config.test_subset is not None:
         test_images, test_labels = test_images[: config.test_subset], test_labels[: config.test_subset]
-    test_x, test_y = jnp.asarray(mnist.normalize(test_images)), jnp.asarray(test_labels)
-    batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size)
+    test_x, test_y = jnp.asarray(pixels(test_images)), jnp.asarray(test_labels)
     log.info("MNIST: %d train, %d test images; devices: %s", train_x.shape[0], test_x.shape[0], jax.devices())
 
     model = MODELS[config.model]()
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    params = train.init_params(model, init_rng, train_x[:1])
-    decay_steps = config.epochs * batches.steps_per_epoch if config.schedule == "cosine" else None
+    if config.torch_seed is None:
+        params = train.init_params(model, init_rng, train_x[:1])
+        batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size)
+    else:
+        params, stream = torch_run(model, config.torch_seed, train_x, config.batch_size)
+        batches = driver.Data(
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            config.batch_size,
+            batches=stream.batches(train_x, train_y),
+            steps_per_epoch=stream.steps,
+        )
+    schedule = config.schedule or ("cosine" if config.torch_seed is None else "constant")
+    decay_steps = config.epochs * batches.steps_per_epoch if schedule == "cosine" else None
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
     options = runtime.compiler_options() if config.cpu_compiler_options else None
     eval_logits = jax.jit(train.predict, compiler_options=options)
-    title = f"{type(model).__name__}, seed {config.seed}"
+    seed = f"seed {config.seed}" if config.torch_seed is None else f"torch_seed {config.torch_seed}"
+    title = f"{type(model).__name__}, {seed}"
 
     def finish(state, workdir, primary):
         shown = test_x[:16]
@@ -109,3 +131,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         finish=finish,
     )
     return Result(fit.test["accuracy"], fit.test["loss"], fit.extra.get("predictions_path"), **fit.run_fields())
+
+
+def torch_run(model, torch_seed: int, train_x, batch_size: int):
+    """The parameters the lab's PyTorch model has after ``torch.manual_seed(torch_seed)`` and its construction, and
+    the stream of its training loop from there (:class:`jaxnn.random.run.TorchEpochs`)."""
+    g = torch_random.Generator().manual_seed(torch_seed)
+    sample = np.asarray(train_x[:1])
+    params = torch_random.torch_init(model, sample, generator=g)["params"]
+    sites = dropout_sites(model, np.zeros((batch_size, *sample.shape[1:]), sample.dtype))
+    core.check_batch_size(batch_size, int(train_x.shape[0]))
+    return params, TorchEpochs(g.get_state(), int(train_x.shape[0]), batch_size, sites)

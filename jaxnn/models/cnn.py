@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxnn.nn import Conv2d, Linear, MaxPool2d, xavier_uniform
+from jaxnn.nn import Conv2d, Dropout, Linear, MaxPool2d, xavier_uniform
 
 MNIST_SHAPE = (28, 28, 1)
 FOLDER_SHAPE = (64, 128, 3)  # lab 10-4's resized pictures
@@ -77,7 +77,7 @@ class DeepCNN(nn.Module):
         x = ConvBlock(128, pool_padding=1, name="layer3")(x)  # (N, 4, 4, 128)
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(Linear(625, kernel_init=xavier_uniform(), name="fc1")(x))
-        x = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x)
+        x = Dropout(self.dropout_rate)(x, deterministic=deterministic)
         return Linear(self.num_classes, kernel_init=xavier_uniform(), name="fc2")(x)
 
 

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxnn import checks, ops
-from jaxnn.nn import BatchNorm2d, Conv2d, Linear, init
+from jaxnn.nn import BatchNorm2d, Conv2d, Dropout, Linear, init
 
 CFGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],  # VGG-11
@@ -125,5 +125,5 @@ class Classifier(nn.Module):
         for index, features in ((0, hidden), (3, hidden), (6, self.num_classes)):
             x = Linear(features, kernel_init=kernel_init, bias_init=bias_init, name=str(index))(x)
             if index < 6:
-                x = nn.Dropout(self.dropout, deterministic=deterministic)(nn.relu(x))
+                x = Dropout(self.dropout)(nn.relu(x), deterministic=deterministic)
         return x

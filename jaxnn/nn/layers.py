@@ -267,12 +267,53 @@ class AdaptiveMaxPool2d(nn.Module):
         return ops.adaptive_max_pool2d(x, self.output_size, self.return_indices)
 
 
+def _given_mask(module: nn.Module, shape: tuple[int, ...]) -> jax.Array | None:
+    """A dropout module's factor from the ``'dropout_masks'`` collection (PyTorch's mask, drawn on the host by
+    :mod:`jaxnn.random.run`), checked against the shape it multiplies; None when the collection has none."""
+    if not module.has_variable("dropout_masks", "mask"):
+        return None
+    mask = module.get_variable("dropout_masks", "mask")
+    if jnp.shape(mask) != shape:
+        raise ValueError(
+            f"{type(module).__name__} {'/'.join(module.path)}: the given mask has shape {tuple(jnp.shape(mask))}, "
+            f"the input needs {shape}"
+        )
+    return mask
+
+
+class Dropout(nn.Module):
+    """``torch.nn.Dropout``: zeroes each value with probability ``p`` when ``deterministic`` is False, scaling the
+    rest by ``1 / (1 - p)``.
+
+    The masks are JAX's (rng ``'dropout'``, as ``flax.linen.Dropout`` draws them), or PyTorch's: when the variables
+    hold a ``'dropout_masks'`` collection with this module's ``mask`` (``jaxnn.random.dropout_mask``, the factor
+    ``F.dropout`` multiplies by), the output is ``x * mask``, as PyTorch computes it."""
+
+    p: float = 0.5
+    inplace: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, deterministic: bool = True) -> jax.Array:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {self.p!r}")
+        if deterministic or self.p == 0.0:
+            return x
+        mask = _given_mask(self, jnp.shape(x))
+        if mask is not None:
+            return x * mask.astype(x.dtype)
+        if self.p == 1.0:
+            return jnp.zeros_like(x)
+        keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.p, jnp.shape(x))
+        return jax.lax.select(keep, x / (1.0 - self.p), jnp.zeros_like(x))
+
+
 class Dropout2d(nn.Module):
     """``torch.nn.Dropout2d``: zeroes whole channels with probability ``p`` when ``deterministic`` is False (rng
     ``'dropout'``), scaling the rest by ``1 / (1 - p)``; one draw per (sample, channel) of an ``(N, H, W, C)``
     input. A 3-D input is ``(N, L, C)``, dropped per (sample, channel): PyTorch 2.13 reads its 3-D input as
     ``(N, C, L)`` the same way (and warns that a later version may read it as an unbatched image); jaxnn follows
-    2.13, channels last. The masks come from JAX's generator, so they are not PyTorch's."""
+    2.13, channels last. The masks are JAX's, or PyTorch's as for :class:`Dropout` (there one value per sample
+    and channel, ``(N, C)``)."""
 
     p: float = 0.5
     inplace: bool = False
@@ -286,9 +327,12 @@ class Dropout2d(nn.Module):
             raise ValueError(f"Dropout2d: x must be (N, H, W, C) or (N, L, C), got shape {tuple(x.shape)}")
         if deterministic or self.p == 0.0:
             return x
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+        mask = _given_mask(self, (x.shape[0], x.shape[-1]))
+        if mask is not None:
+            return x * mask.astype(x.dtype).reshape(shape)
         if self.p == 1.0:
             return jnp.zeros_like(x)
-        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
         keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.p, shape)
         return jnp.where(keep, x / (1.0 - self.p), jnp.zeros_like(x))
 
@@ -302,6 +346,7 @@ __all__ = [
     "AvgPool2d",
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
+    "Dropout",
     "Dropout2d",
     "torch_uniform",
     "xavier_uniform",

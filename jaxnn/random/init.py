@@ -131,7 +131,13 @@ def torch_state_dict(
     g = _g(generator)
     types, linear_inputs, template = _trace(model, *sample_args, **kw)
     names = _Names(types, linear_inputs, rename=rename, flatten_chw=flatten_chw)
-    zeros = names.state_dict(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), template))  # keys, shapes, dtypes
+    # keys, shapes and dtypes; floats in float32, PyTorch's default dtype, in which its modules draw (also for a
+    # jaxnn model traced with float64 enabled: PyTorch's way to float64 is .double() after construction)
+    zeros = names.state_dict(
+        jax.tree.map(
+            lambda s: np.zeros(s.shape, np.float32 if np.issubdtype(s.dtype, np.floating) else s.dtype), template
+        )
+    )
     kind_of = {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
     after = dict(after or {})
     unknown = sorted(set(after) - set(kind_of))

@@ -211,7 +211,8 @@ def train_step(
 ) -> tuple[TrainState, Metrics]:
     """One optimizer step on ``batch``: the ``loss`` (default :func:`cross_entropy`) of the model's outputs, its
     gradient, the update, and for a model with BatchNorm the new running statistics. Returns the new state and the
-    metrics of the forward pass before the update (``'loss'`` and what ``loss`` adds).
+    metrics of the forward pass before the update (``'loss'`` and what ``loss`` adds). A batch's
+    ``'dropout_masks'`` (a pytree of the model's :class:`jaxnn.nn.Dropout` masks) replace JAX's draws.
 
     The loss is a static argument: ``jax.jit(functools.partial(train.train_step, loss=train.mse))``.
     """
@@ -219,6 +220,8 @@ def train_step(
 
     def loss_fn(params):
         variables = _variables(state, params)
+        if "dropout_masks" in batch:  # PyTorch's masks, drawn on the host (jaxnn.random.run)
+            variables["dropout_masks"] = batch["dropout_masks"]
         if state.batch_stats is None:
             outputs = state.apply_fn(variables, *_inputs(batch), deterministic=False, rngs=rngs)
             updates = None

@@ -57,6 +57,7 @@ class RunOptions:
 
     epochs: int = 1  # training epochs
     seed: int = 0  # of initialisation, shuffling, augmentation and dropout
+    torch_seed: int | None = None  # PyTorch's streams instead: weights, batches and dropout as torch.manual_seed(N)
     checkpoints: bool = True  # orbax checkpoints at every epoch end
     checkpoint_every: int = 0  # and every N steps (0: epoch ends only)
     keep: int = 3  # checkpoints kept
@@ -71,6 +72,8 @@ class RunOptions:
         """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
         checks.fields(self, {"epochs": 1, "checkpoint_every": 0, "keep": 1})
         checks.seed(self.seed)
+        if self.torch_seed is not None:
+            checks.integer(self.torch_seed, "torch_seed", 0, 2**64 - 1)
         precision.check(self.matmul_precision, "matmul_precision")
         for field in dataclasses.fields(self):  # an empty path would be the current folder: never what was meant
             value = getattr(self, field.name)

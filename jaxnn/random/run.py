@@ -1,0 +1,147 @@
+"""A PyTorch training loop's draws from its default generator, after the model is built, for a jaxnn run that takes
+the same batches in the same order with the same dropout masks.
+
+A lab's PyTorch loop (``for X, Y in DataLoader(ds, batch_size, shuffle=True, drop_last=True)``, ``num_workers=0``)
+draws, every epoch: two int64 values when the iterator starts (its base seed, then the ``RandomSampler``'s seed,
+whose own generator's ``randperm`` is the epoch's order); then every step: the per-sample transforms' draws as the
+batch is loaded (``RandomCrop``: two ``randint``, ``RandomHorizontalFlip``: one ``rand``, each one 32-bit word),
+then each dropout call's mask in the forward (two words per value). Every count is fixed, so where any epoch and
+step start in the stream is known, and a resumed run finds its place by skipping words, not by replaying a model.
+
+Example::
+
+    g = Generator().manual_seed(777)
+    variables = torch_init(model, x[:1], generator=g)           # the model, as torch.manual_seed(777); Net()
+    stream = TorchEpochs(g.get_state(), len(x), 100, dropout_sites(model, x[:100]))
+    order = stream.order(epoch)                                  # the epoch's sample indices, batch after batch
+    masks = stream.dropout_masks(epoch, step)                    # the step's {'dropout_masks': ...} pytree
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from jaxnn import checks
+from jaxnn.random.generator import Generator
+
+__all__ = ["TorchEpochs", "dropout_sites", "crop_and_flip"]
+
+
+def dropout_sites(model, *sample_args, **sample_kwargs) -> tuple:
+    """Each :class:`jaxnn.nn.Dropout`/``Dropout2d`` call of a training forward on the sample inputs (a batch of the
+    training batch size), in call order: ``(module path, mask shape, p, dtype name)``. Traced, not run."""
+    import flax.linen as nn
+    import jax
+
+    from jaxnn.nn import Dropout, Dropout2d
+
+    sites = []
+
+    def record(next_fun, args, kwargs, context):
+        module = context.module
+        if isinstance(module, (Dropout, Dropout2d)) and context.method_name == "__call__":
+            shape = tuple(args[0].shape)
+            if not kwargs.get("deterministic", True) and 0 < module.p < 1:
+                mask = shape if isinstance(module, Dropout) else (shape[0], shape[-1])
+                sites.append((tuple(module.path), mask, float(module.p), args[0].dtype.name))
+        return next_fun(*args, **kwargs)
+
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(0)}
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda: model.init(rngs, *sample_args, deterministic=False, **sample_kwargs))
+    return tuple(sites)
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchEpochs:
+    """The draws of a PyTorch training loop from ``start`` (a :meth:`Generator.get_state`, taken after the model
+    was built) on: ``num_samples`` per epoch in batches of ``batch_size`` (``drop_last``), ``augment`` 32-bit words
+    per sample as each batch is loaded, and the masks of ``dropout`` (:func:`dropout_sites`) in each forward."""
+
+    start: dict[str, Any]
+    num_samples: int
+    batch_size: int
+    dropout: tuple = ()
+    augment: int = 0
+
+    def __post_init__(self):
+        checks.positive_int(self.num_samples, "num_samples")
+        checks.positive_int(self.batch_size, "batch_size")
+        if self.batch_size > self.num_samples:
+            raise ValueError(f"batch_size {self.batch_size} is larger than num_samples {self.num_samples}")
+        checks.integer(self.augment, "augment")
+
+    @property
+    def steps(self) -> int:
+        return self.num_samples // self.batch_size
+
+    @property
+    def _step_words(self) -> int:
+        return self.augment * self.batch_size + sum(2 * math.prod(site[1]) for site in self.dropout)
+
+    def _generator(self, epoch: int, step: int | None) -> Generator:
+        """The generator at the start of ``epoch`` (``step`` None), or at ``step``'s first draw."""
+        words = epoch * (4 + self.steps * self._step_words)
+        if step is not None:
+            words += 4 + step * self._step_words
+        g = Generator().set_state(self.start)
+        while words:  # skip in chunks: MNIST's 10-2 draws 75 million words an epoch
+            chunk = min(words, 1 << 24)
+            g.random(chunk)
+            words -= chunk
+        return g
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The sample indices of ``epoch``'s batches, one after the other (``steps * batch_size`` of them)."""
+        return self._generator(epoch, None).dataloader_order(self.num_samples)[: self.steps * self.batch_size]
+
+    def batches(self, inputs, labels, masks: bool = True):
+        """``batches(epoch, start, rng)`` for :class:`jaxnn.train.driver.Data`: the epoch's batches in PyTorch's
+        order from batch ``start`` on, each with its step's dropout masks (``masks``; the rng is not used)."""
+
+        def epoch_batches(epoch, start, rng=None):
+            del rng  # PyTorch's stream decides
+            order = self.order(epoch)
+            for step in range(start, self.steps):
+                index = order[step * self.batch_size : (step + 1) * self.batch_size]
+                batch = {"inputs": inputs[index], "labels": labels[index]}
+                if masks and self.dropout:
+                    batch["dropout_masks"] = self.dropout_masks(epoch, step)
+                yield batch
+
+        return epoch_batches
+
+    def step_generator(self, epoch: int, step: int) -> Generator:
+        """The generator at ``step``'s first draw (its augmentation's, then its masks')."""
+        return self._generator(epoch, step)
+
+    def dropout_masks(self, epoch: int, step: int, generator: Generator | None = None) -> dict:
+        """The step's masks as the ``'dropout_masks'`` collection (:class:`jaxnn.nn.Dropout`), drawn from
+        ``generator`` (for a step with augmentation: the step's generator after :func:`crop_and_flip`)."""
+        g = generator or self._generator(epoch, step)
+        if generator is None:
+            g.random(self.augment * self.batch_size)
+        tree: dict = {}
+        for path, shape, p, dtype in self.dropout:
+            node = tree
+            for name in path:
+                node = node.setdefault(name, {})
+            node["mask"] = g.dropout_mask(shape, p, dtype)
+        return tree
+
+
+def crop_and_flip(g: Generator, n: int, crop_range: int = 0, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of ``n`` samples loaded through ``RandomCrop`` (offsets in ``[0, crop_range)`` on the padded image,
+    top then left) and ``RandomHorizontalFlip(0.5)``, sample after sample: ``(offsets (n, 2) int, flips (n,) bool)``.
+    ``crop_range`` 0: no crop."""
+    offsets, flips = np.zeros((n, 2), np.int64), np.zeros(n, bool)
+    for i in range(n):
+        if crop_range:
+            offsets[i] = g.randint(0, crop_range, (2,))
+        if flip:
+            flips[i] = g.rand((1,))[0] < 0.5
+    return offsets, flips
