@@ -3,7 +3,8 @@
 ``random_crop(key, images, 32, padding=4)`` is ``transforms.RandomCrop(32, padding=4)`` (zero padding, then a crop
 at a uniformly drawn offset, per image) and ``random_horizontal_flip(key, images)`` is
 ``transforms.RandomHorizontalFlip()``; both take the whole batch, so they run inside a jitted step. The draws are
-JAX's, not torchvision's: the same key gives the same crops, but not PyTorch's crops.
+JAX's, not torchvision's: the same key gives the same crops, but not PyTorch's crops. ``crop`` and ``flip`` take
+the offsets and flips instead (PyTorch's, from :func:`jaxnn.random.run.crop_and_flip`).
 
 Example::
 
@@ -39,17 +40,24 @@ def random_crop(
             f"size {(h, w)} does not fit images of {(height, width)} with padding {padding} "
             f"(images shape {tuple(images.shape)})"
         )
-    fill = jnp.broadcast_to(jnp.asarray(fill, images.dtype), (images.shape[-1],))
-    padded = jnp.broadcast_to(fill, (n, height + 2 * padding, width + 2 * padding, images.shape[-1]))
-    padded = padded.at[:, padding : padding + height, padding : padding + width].set(images)
     ky, kx = jax.random.split(key)
     top = jax.random.randint(ky, (n,), 0, height + 2 * padding - h + 1)
     left = jax.random.randint(kx, (n,), 0, width + 2 * padding - w + 1)
+    return crop(images, top, left, (h, w), padding, fill)
 
-    def crop(image, t, left_):
-        return jax.lax.dynamic_slice(image, (t, left_, 0), (h, w, image.shape[-1]))
 
-    return jax.vmap(crop)(padded, top, left)
+def crop(images: jax.Array, top, left, size: tuple[int, int], padding: int = 0, fill=0.0) -> jax.Array:
+    """Each image padded by ``padding`` with ``fill``, then cropped to ``size`` at its ``(top[i], left[i])``
+    (offsets on the padded image, as ``RandomCrop.get_params`` draws them)."""
+    n, height, width, channels = images.shape
+    fill = jnp.broadcast_to(jnp.asarray(fill, images.dtype), (channels,))
+    padded = jnp.broadcast_to(fill, (n, height + 2 * padding, width + 2 * padding, channels))
+    padded = padded.at[:, padding : padding + height, padding : padding + width].set(images)
+
+    def one(image, t, left_):
+        return jax.lax.dynamic_slice(image, (t, left_, 0), (*size, channels))
+
+    return jax.vmap(one)(padded, jnp.asarray(top), jnp.asarray(left))
 
 
 def random_horizontal_flip(key: jax.Array, images: jax.Array, p: float = 0.5) -> jax.Array:
@@ -57,8 +65,12 @@ def random_horizontal_flip(key: jax.Array, images: jax.Array, p: float = 0.5) ->
     _check_batch(images)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p!r}")
-    flip = jax.random.bernoulli(key, p, (images.shape[0], 1, 1, 1))
-    return jnp.where(flip, images[:, :, ::-1, :], images)
+    return flip(images, jax.random.bernoulli(key, p, (images.shape[0],)))
+
+
+def flip(images: jax.Array, flips) -> jax.Array:
+    """The images whose ``flips[i]`` is true mirrored left-right."""
+    return jnp.where(jnp.asarray(flips).reshape(-1, 1, 1, 1), images[:, :, ::-1, :], images)
 
 
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

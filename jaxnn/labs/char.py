@@ -181,7 +181,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     lab = make_lab(config.lab, config.cell)
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))  # as run_lab
     x, y = jnp.asarray(lab.x), jnp.asarray(lab.y)
-    params = train.init_params(lab.model, init_rng, x)
+    params = driver.init_variables(config, lab.model, init_rng, x)["params"]
     lr = lab.learning_rate if config.learning_rate is None else config.learning_rate
     state = train.create_train_state(lab.model, params, train.adam(lr))
     fit = driver.fit(
@@ -191,7 +191,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         data=driver.Data(x, y, full_batch_steps=config.total_iterations // config.epochs),
         rng=train_rng,
         train_step=functools.partial(train.train_step, loss=cross_entropy_and_predictions),
-        title=f"{config.lab} ({config.cell}), seed {config.seed}",
+        title=f"{config.lab} ({config.cell}), {config.seed_name}",
     )
     steps = fit.steps or {}
     losses = np.asarray(steps.get("loss", np.zeros(0, np.float32)))

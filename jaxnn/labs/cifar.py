@@ -24,12 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import checks, report, train
+from jaxnn import random as torch_random
 from jaxnn.data import augment, cifar10, mnist
 from jaxnn.interop.state_dict import from_state_dict, load_state_dict_file, to_state_dict
 from jaxnn.models import VGG, Bottleneck, ResNet
 from jaxnn.models.resnet import LAYOUTS, STEMS
 from jaxnn.models.vgg import CFGS
-from jaxnn.train import driver
+from jaxnn.random.run import TorchEpochs, dropout_sites
+from jaxnn.train import core, driver
 
 log = logging.getLogger(__name__)
 
@@ -174,16 +176,35 @@ def ported_variables(model: ResNet, variables: dict, path: str | Path, sample: j
     return from_state_dict(model, state_dict, sample)
 
 
+def torch_run(model, config: Config, train_x) -> tuple[dict, TorchEpochs]:
+    """The variables of the lab's PyTorch model after ``torch.manual_seed(config.torch_seed)``, and its training
+    loop's stream from there: ``DataLoader(shuffle=True, drop_last=True)``, the crop and flip of each sample as it is
+    loaded, the classifier's dropout masks (:mod:`jaxnn.random.run`)."""
+    g = torch_random.Generator().manual_seed(config.torch_seed)
+    sample = np.asarray(train_x[:1])
+    variables = torch_random.torch_init(model, sample, generator=g)
+    core.check_batch_size(config.batch_size, int(train_x.shape[0]))
+    sites = dropout_sites(model, np.zeros((config.batch_size, *sample.shape[1:]), sample.dtype))
+    crop_range = 2 * config.crop_padding + 1 if config.crop_padding else 0
+    stream = TorchEpochs(g.get_state(), int(train_x.shape[0]), config.batch_size, sites, crop_range, config.flip)
+    return variables, stream
+
+
 def augment_batch(
     batch: train.Batch, rng: jax.Array, step: jax.Array, crop_padding: int, flip: bool, fill=0.0
 ) -> train.Batch:
     """The training batch's random crop (padded with ``fill``, the normalised black) and flip, drawn from
-    ``fold_in(rng, step)`` (so a rerun repeats them)."""
+    ``fold_in(rng, step)`` (so a rerun repeats them), or PyTorch's from the batch's ``'crop'`` offsets and
+    ``'flip'`` flags (a ``torch_seed`` run)."""
     crop_key, flip_key = jax.random.split(jax.random.fold_in(rng, step))
     x = batch["inputs"]
-    if crop_padding:
+    if crop_padding and "crop" in batch:
+        x = augment.crop(x, batch["crop"][:, 0], batch["crop"][:, 1], x.shape[1:3], crop_padding, fill)
+    elif crop_padding:
         x = augment.random_crop(crop_key, x, x.shape[1:3], crop_padding, fill)
-    if flip:
+    if flip and "flip" in batch:
+        x = augment.flip(x, batch["flip"])
+    elif flip:
         x = augment.random_horizontal_flip(flip_key, x)
     return {**batch, "inputs": x}
 
@@ -216,7 +237,20 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
 
     model = config.build_model(len(class_names))
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    variables = train.init_variables(model, init_rng, train_x[:1])
+    if config.torch_seed is None:
+        variables = driver.init_variables(config, model, init_rng, train_x[:1])
+    else:  # PyTorch's weights, then its batches, crops, flips and dropout masks
+        variables, stream = torch_run(model, config, train_x)
+        batches = driver.Data(
+            train_x,
+            train_y,
+            test_x,
+            test_y,
+            config.batch_size,
+            eval_batch_size=500,
+            batches=stream.batches(train_x, train_y),
+            steps_per_epoch=stream.steps,
+        )
     if config.init_from is not None:  # a missing or mismatched file fails here, before the workdir is touched
         variables = ported_variables(model, variables, config.init_from, train_x[:1])
     schedule = train.step_lr(config.learning_rate, config.step_size, batches.steps_per_epoch, config.gamma)
@@ -247,7 +281,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         rng=train_rng,
         train_step=step,
         schedule=schedule,
-        title=f"{type(model).__name__} on {config.dataset}, seed {config.seed}",
+        title=f"{type(model).__name__} on {config.dataset}, {config.seed_name}",
         finish=finish,
     )
     return Result(fit.test["accuracy"], fit.test["loss"], fit.extra.get("predictions_path"), **fit.run_fields())

@@ -102,7 +102,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
 
     model = FolderCNN(num_classes=len(folder.classes))
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
+    params = driver.init_variables(config, model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))["params"]
     state = train.create_train_state(model, params, train.adam(config.learning_rate))
     test_x, test_y = test.arrays() if test is not None else (None, None)
     steps = -(-len(folder) // config.batch_size)  # the last, partial batch too, as the lab's DataLoader
@@ -123,7 +123,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         state=state,
         data=data,
         rng=train_rng,
-        title=f"FolderCNN on {root.name}, seed {config.seed}",
+        title=f"FolderCNN on {root.name}, {config.seed_name}",
     )
     # The lab saves the state_dict, builds a new net and loads it: the same here, through params.npz.
     reloaded = train.create_train_state(model, load_params(fit.params_path)["params"], train.adam(config.learning_rate))

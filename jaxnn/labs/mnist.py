@@ -108,8 +108,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
     options = runtime.compiler_options() if config.cpu_compiler_options else None
     eval_logits = jax.jit(train.predict, compiler_options=options)
-    seed = f"seed {config.seed}" if config.torch_seed is None else f"torch_seed {config.torch_seed}"
-    title = f"{type(model).__name__}, {seed}"
+    title = f"{type(model).__name__}, {config.seed_name}"
 
     def finish(state, workdir, primary):
         shown = test_x[:16]

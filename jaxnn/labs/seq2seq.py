@@ -128,7 +128,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     init_rng, pair_rng = jax.random.split(jax.random.key(config.seed))
     arrays = {k: jnp.asarray(v) for k, v in arrays.items()}
     inputs = (arrays["source"], arrays["source_lengths"], arrays["decoder_inputs"])
-    params = train.init_params(model, init_rng, inputs)
+    params = driver.init_variables(config, model, init_rng, inputs)["params"]
     state = train.create_train_state(model, params, optax.sgd(config.learning_rate))
     labels = (arrays["targets"], arrays["target_lengths"])
     step = one_pair_step if config.one_pair_per_step else functools.partial(train.train_step, loss=sentence_nll)
@@ -139,7 +139,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         data=driver.Data(inputs, labels, full_batch_steps=config.iterations // config.epochs),
         rng=pair_rng,
         train_step=step,
-        title=f"seq2seq, hidden {config.hidden_size}, seed {config.seed}",
+        title=f"seq2seq, hidden {config.hidden_size}, {config.seed_name}",
     )
     words = jax.jit(functools.partial(model.apply, method=Seq2Seq.translate), static_argnums=(3, 4))(
         {"params": fit.state.params}, arrays["source"], arrays["source_lengths"], SOS, TARGET_MAX_LENGTH

@@ -87,7 +87,7 @@ def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | N
     scaler, train_x, train_y, test_x, test_y = split(values.astype(np.float32), config)
     model = RNNRegressor(config.hidden_size) if model is None else model
     rng = jax.random.key(config.seed)  # the initialisation's; training draws nothing (no dropout, full batches)
-    params = train.init_params(model, rng, jnp.asarray(train_x[:1]))
+    params = driver.init_variables(config, model, rng, jnp.asarray(train_x[:1]))["params"]
     state = train.create_train_state(model, params, train.adam(config.learning_rate))
     data = driver.Data(
         jnp.asarray(train_x),
@@ -99,7 +99,7 @@ def train_and_evaluate(config: Config, workdir: str | Path, model: nn.Module | N
     target = len(FEATURES) - 1
     in_units = functools.partial(scaler.inverse, column=target)
     name = f"LSTM({len(FEATURES)}, {config.hidden_size})" if type(model) is RNNRegressor else type(model).__name__
-    title = f"{name}, seed {config.seed}"
+    title = f"{name}, {config.seed_name}"
     predict = jax.jit(train.predict)
 
     def finish(state, workdir, write):

@@ -15,6 +15,7 @@ Example::
     stream = TorchEpochs(g.get_state(), len(x), 100, dropout_sites(model, x[:100]))
     order = stream.order(epoch)                                  # the epoch's sample indices, batch after batch
     masks = stream.dropout_masks(epoch, step)                    # the step's {'dropout_masks': ...} pytree
+    data = Data(x, y, batches=stream.batches(x, y), steps_per_epoch=stream.steps)   # for jaxnn.train.driver.fit
 """
 
 from __future__ import annotations
@@ -59,21 +60,23 @@ def dropout_sites(model, *sample_args, **sample_kwargs) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class TorchEpochs:
     """The draws of a PyTorch training loop from ``start`` (a :meth:`Generator.get_state`, taken after the model
-    was built) on: ``num_samples`` per epoch in batches of ``batch_size`` (``drop_last``), ``augment`` 32-bit words
-    per sample as each batch is loaded, and the masks of ``dropout`` (:func:`dropout_sites`) in each forward."""
+    was built) on: ``num_samples`` per epoch in batches of ``batch_size`` (``drop_last``), each sample loaded
+    through ``RandomCrop`` (offsets in ``[0, crop_range)``; 0: none) and ``RandomHorizontalFlip`` (``flip``), and
+    the masks of ``dropout`` (:func:`dropout_sites`) in each forward."""
 
     start: dict[str, Any]
     num_samples: int
     batch_size: int
     dropout: tuple = ()
-    augment: int = 0
+    crop_range: int = 0
+    flip: bool = False
 
     def __post_init__(self):
         checks.positive_int(self.num_samples, "num_samples")
         checks.positive_int(self.batch_size, "batch_size")
         if self.batch_size > self.num_samples:
             raise ValueError(f"batch_size {self.batch_size} is larger than num_samples {self.num_samples}")
-        checks.integer(self.augment, "augment")
+        checks.integer(self.crop_range, "crop_range")
 
     @property
     def steps(self) -> int:
@@ -81,7 +84,8 @@ class TorchEpochs:
 
     @property
     def _step_words(self) -> int:
-        return self.augment * self.batch_size + sum(2 * math.prod(site[1]) for site in self.dropout)
+        augment = 2 * (self.crop_range > 0) + int(self.flip)  # 32-bit words per sample
+        return augment * self.batch_size + sum(2 * math.prod(site[1]) for site in self.dropout)
 
     def _generator(self, epoch: int, step: int | None) -> Generator:
         """The generator at the start of ``epoch`` (``step`` None), or at ``step``'s first draw."""
@@ -99,32 +103,36 @@ class TorchEpochs:
         """The sample indices of ``epoch``'s batches, one after the other (``steps * batch_size`` of them)."""
         return self._generator(epoch, None).dataloader_order(self.num_samples)[: self.steps * self.batch_size]
 
-    def batches(self, inputs, labels, masks: bool = True):
+    def batches(self, inputs, labels):
         """``batches(epoch, start, rng)`` for :class:`jaxnn.train.driver.Data`: the epoch's batches in PyTorch's
-        order from batch ``start`` on, each with its step's dropout masks (``masks``; the rng is not used)."""
+        order from batch ``start`` on, each with its step's ``'crop'`` offsets and ``'flip'`` flags (where the loop
+        draws them; the step applies them) and ``'dropout_masks'``. The rng is not used: PyTorch's stream decides."""
 
         def epoch_batches(epoch, start, rng=None):
-            del rng  # PyTorch's stream decides
+            del rng
             order = self.order(epoch)
             for step in range(start, self.steps):
                 index = order[step * self.batch_size : (step + 1) * self.batch_size]
                 batch = {"inputs": inputs[index], "labels": labels[index]}
-                if masks and self.dropout:
-                    batch["dropout_masks"] = self.dropout_masks(epoch, step)
+                g = self._generator(epoch, step)
+                offsets, flips = crop_and_flip(g, self.batch_size, self.crop_range, self.flip)
+                if self.crop_range:
+                    batch["crop"] = offsets
+                if self.flip:
+                    batch["flip"] = flips
+                if self.dropout:
+                    batch["dropout_masks"] = self.dropout_masks(epoch, step, generator=g)
                 yield batch
 
         return epoch_batches
 
-    def step_generator(self, epoch: int, step: int) -> Generator:
-        """The generator at ``step``'s first draw (its augmentation's, then its masks')."""
-        return self._generator(epoch, step)
-
     def dropout_masks(self, epoch: int, step: int, generator: Generator | None = None) -> dict:
         """The step's masks as the ``'dropout_masks'`` collection (:class:`jaxnn.nn.Dropout`), drawn from
-        ``generator`` (for a step with augmentation: the step's generator after :func:`crop_and_flip`)."""
-        g = generator or self._generator(epoch, step)
-        if generator is None:
-            g.random(self.augment * self.batch_size)
+        ``generator`` if given (the step's, after its :func:`crop_and_flip`)."""
+        g = generator
+        if g is None:
+            g = self._generator(epoch, step)
+            crop_and_flip(g, self.batch_size, self.crop_range, self.flip)
         tree: dict = {}
         for path, shape, p, dtype in self.dropout:
             node = tree

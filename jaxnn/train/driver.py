@@ -48,7 +48,7 @@ from jaxnn.workdir import claim, differences, event_suffix
 log = logging.getLogger("jaxnn.train")
 R = TypeVar("R")
 
-__all__ = ["RunOptions", "Data", "Fit", "Result", "fit", "recipe", "NOT_IDENTITY"]
+__all__ = ["RunOptions", "Data", "Fit", "Result", "fit", "recipe", "init_variables", "NOT_IDENTITY"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,11 @@ class RunOptions:
             raise ValueError("resume needs checkpoints")
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
+
+    @property
+    def seed_name(self) -> str:
+        """``'seed N'``, or ``'torch_seed N'`` for a run from PyTorch's streams (for titles and logs)."""
+        return f"seed {self.seed}" if self.torch_seed is None else f"torch_seed {self.torch_seed}"
 
     def check_full_batch_epochs(self, iterations: int) -> None:
         """For a recipe of full-batch epochs (:attr:`Data.full_batch_steps`): ``iterations`` must cut into ``epochs``
@@ -187,6 +192,19 @@ class Result:
     metrics_path: Path  # metrics.jsonl: the records, one JSON line each
     logdir: Path  # TensorBoard event files
     curves_path: Path | None  # curves.png (None for one epoch, or without matplotlib)
+
+
+def init_variables(options: RunOptions, model, rng: jax.Array, sample_inputs) -> dict:
+    """A recipe's first variables: JAX's from ``rng``, or with ``options.torch_seed`` those of the lab's PyTorch
+    model after ``torch.manual_seed(torch_seed)`` (:func:`jaxnn.random.torch_init`; a model that is no lab's gets
+    PyTorch's default initialisation of its layers)."""
+    if options.torch_seed is None:
+        return core.init_variables(model, rng, sample_inputs)
+    from jaxnn import random as torch_random
+
+    generator = torch_random.Generator().manual_seed(options.torch_seed)
+    sample = sample_inputs if isinstance(sample_inputs, tuple) else (sample_inputs,)
+    return torch_random.torch_init(model, *(np.asarray(a) for a in sample), generator=generator)
 
 
 def recipe(train_and_evaluate: Callable[..., R]) -> Callable[..., R]:
