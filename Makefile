@@ -33,8 +33,8 @@ bench: $(STAMP)
 
 # Every lab of the registry (python -m jaxnn lists them) but the MNIST one, quickly: the demos, the RNN recipes at
 # the labs' sizes, VGG-BN and ResNet-18 (CIFAR stem) on a slice of MNIST padded to 32x32, and the port guide (a
-# torchvision-layout ResNet-18 compared with PyTorch layer by layer, then fine-tuned). Each recipe starts over in
-# runs/LAB (--overwrite).
+# torchvision-layout ResNet-18 compared with PyTorch layer by layer, then fine-tuned), the worked port and lab 10-1's
+# first epoch from torch.manual_seed(777) in PyTorch and in jaxnn. Each recipe starts over in runs/LAB (--overwrite).
 LABS_OF = $(PY) -c "from jaxnn.labs.registry import LABS; print(*[n for n, lab in LABS.items() if lab.kind == '$(1)' and n not in ('mnist_cnn', 'cifar')])"
 labs: $(STAMP)
 	for lab in $$($(call LABS_OF,demo)); do $(PY) -m jaxnn $$lab || exit 1; done
@@ -43,6 +43,7 @@ labs: $(STAMP)
 	$(PY) -m jaxnn cifar --model resnet --arch resnet18 --train_subset 2048 --test_subset 1000 --no_progress --overwrite
 	$(PY) -m jaxnn port_resnet --overwrite
 	$(PY) examples/port_your_model.py
+	$(PY) examples/same_seed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .jax_cache

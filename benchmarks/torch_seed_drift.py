@@ -1,7 +1,8 @@
 """Lab 10-1 from torch.manual_seed(777) in PyTorch and in jaxnn (torch_seed=777), float32 and float64: each epoch's
 average cost on both sides and how far apart they are. Both runs start from the same weights and take the same
 batches in the same order, so the gap is rounding alone: float32 sums in another order than oneDNN, and training
-amplifies it; float64 shows the runs are the same computation.
+amplifies it; float64 shows the runs are the same computation. float32 is the lab itself on both sides (jaxnn's
+recipe with ``torch_seed``); float64 runs the recipe's pieces with 64-bit floats enabled.
 
     python benchmarks/torch_seed_drift.py [--epochs 15] [--out benchmarks/torch_seed_drift.json]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +31,13 @@ from jaxnn.models import MnistCNN
 
 
 def jaxnn_costs(images, labels, epochs, dtype, seed=777, batch_size=100):
-    """Lab 10-1 through jaxnn.labs.mnist's torch_seed pieces, in ``dtype``: each epoch's mean training loss."""
-    with jax.enable_x64(dtype == np.float64):
+    """Lab 10-1 in jaxnn from ``torch_seed``: each epoch's mean training loss. float32: the recipe; float64: its
+    pieces (the recipe's model, weights, stream and step) with 64-bit floats enabled."""
+    if dtype == np.float32:
+        config = mnist_lab.Config(torch_seed=seed, epochs=epochs, checkpoints=False, progress=False)
+        with tempfile.TemporaryDirectory() as workdir:
+            return [r["train_loss"] for r in mnist_lab.train_and_evaluate(config, workdir).records]
+    with jax.enable_x64(True):
         x, y = jnp.asarray(images.astype(dtype) / 255), jnp.asarray(labels)
         params, stream = mnist_lab.torch_run(MnistCNN(), seed, x, batch_size)
         params = jax.tree.map(lambda a: jnp.asarray(a, dtype), params)

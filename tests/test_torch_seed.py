@@ -166,3 +166,50 @@ def test_the_cifar_labs_steps_are_pytorchs_in_float64(name):
                 state, m = step(state, b, jax.random.key(0))
                 ours.append(float(m["loss"]))
     np.testing.assert_allclose(ours, theirs, rtol=1e-8)  # BatchNorm and momentum: float64 drift of ~1e-10 by step 4
+
+
+@pytest.mark.parametrize("n, batch", [(20, 8), (24, 8)])
+def test_lab_10_4s_epochs_come_in_the_dataloaders_order_after_its_model(n, batch, tmp_path):
+    """Lab 10-4 keeps the last, partial batch (no drop_last): its FolderCNN, then two epochs of DataLoader order,
+    through the ImageFolder's batches."""
+    import PIL.Image
+
+    from jaxnn.data.image_folder import ImageFolder
+    from jaxnn.models import FolderCNN
+    from jaxnn.random import Generator, torch_init
+    from jaxnn.random.run import TorchEpochs
+
+    for i in range(n):  # one-colour images whose value is their index, in two classes
+        folder = tmp_path / f"c{i % 2}"
+        folder.mkdir(exist_ok=True)
+        PIL.Image.fromarray(np.full((2, 2, 3), i, np.uint8)).save(folder / f"{i:03d}.png")
+    images = ImageFolder(tmp_path, size=(2, 2))
+    torch.manual_seed(777)
+    torch_labs.FolderCNN()
+    index = torch.utils.data.TensorDataset(torch.arange(n))
+    loader = torch.utils.data.DataLoader(index, batch_size=batch, shuffle=True)
+    theirs = [[int(v) for v in b[0]] for _ in range(2) for b in loader]
+    g = Generator().manual_seed(777)
+    torch_init(FolderCNN(), np.zeros((1, 64, 128, 3), np.float32), generator=g)
+    stream = TorchEpochs(g.get_state(), n, batch, drop_last=False)
+    ours = [
+        [int(np.rint(v * 255)) for v in b["inputs"][:, 0, 0, 0]]
+        for epoch in range(2)
+        for b in images.batches(batch, epoch=epoch, order=stream.order(epoch))
+    ]
+    values = [int(np.rint(images[i][0][0, 0, 0] * 255)) for i in range(n)]  # the folder's order of the samples
+    assert ours == [[values[i] for i in b] for b in theirs]
+
+
+def test_the_same_seed_example_prints_both_labs_costs(capsys):
+    """examples/same_seed.py (run by make labs): lab 10-1's PyTorch script and jaxnn's recipe with torch_seed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "examples" / "same_seed.py"
+    spec = importlib.util.spec_from_file_location("same_seed", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    theirs, ours = example.main(["--train_subset", str(N)])
+    assert abs(ours[0] - theirs[0]) <= 1e-6 * theirs[0]
+    assert "| 1 |" in capsys.readouterr().out

@@ -111,17 +111,25 @@ class ImageFolder:
         shuffle: bool = True,
         drop_last: bool = False,
         start: int = 0,
+        order: np.ndarray | None = None,
     ) -> Iterator[dict[str, np.ndarray]]:
         """The batches of epoch ``epoch``: ``{'inputs': (B, H, W, C) float32, 'labels': (B,) int32}``, in an order
-        fixed by ``(seed, epoch)`` (grain's shuffle), or in folder order without ``shuffle``; from batch ``start``
-        on (a resumed epoch), without reading the images of the batches before it."""
+        fixed by ``(seed, epoch)`` (grain's shuffle), in folder order without ``shuffle``, or in the given ``order``
+        (the sample indices, e.g. PyTorch's from :mod:`jaxnn.random.run`); from batch ``start`` on (a resumed
+        epoch), without reading the images of the batches before it."""
         import grain
 
         checks.positive_int(batch_size, "batch_size")
         checks.integer(epoch, "epoch", 0)
         n = len(self)
-        ds = grain.MapDataset.source(self)
-        if shuffle:  # grain reshuffles every pass over the source: epoch e is the e-th pass
+        if order is not None:
+            order = np.asarray(order)
+            if sorted(order.tolist()) != list(range(n)):
+                raise ValueError(f"order must be a permutation of the {n} samples, got {len(order)} indices")
+            ds = grain.MapDataset.source(_Ordered(self, order))
+        else:
+            ds = grain.MapDataset.source(self)
+        if shuffle and order is None:  # grain reshuffles every pass over the source: epoch e is the e-th pass
             ds = ds.shuffle(seed=seed).repeat(epoch + 1).slice(slice(epoch * n, (epoch + 1) * n))
         ds = ds.batch(batch_size, drop_remainder=drop_last, batch_fn=_stack)
         if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start <= len(ds):
@@ -168,3 +176,16 @@ def write_mnist_folder(
             image = PIL.Image.fromarray(np.asarray(images[index])[..., 0]).convert("RGB")
             image.resize((size[1], size[0]), PIL.Image.BILINEAR).save(folder / f"{index:05d}.png")
     return root
+
+
+class _Ordered:
+    """A folder's samples in a given order (a grain source)."""
+
+    def __init__(self, folder: ImageFolder, order: np.ndarray):
+        self.folder, self.order = folder, order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, index: int):
+        return self.folder[int(self.order[index])]

@@ -21,11 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import checks, train
+from jaxnn import random as torch_random
 from jaxnn.checkpoint import load_params
 from jaxnn.data import mnist
 from jaxnn.data.image_folder import ImageFolder, write_mnist_folder
 from jaxnn.models import FolderCNN
 from jaxnn.models.cnn import FOLDER_SHAPE
+from jaxnn.random.run import TorchEpochs
 from jaxnn.train import driver
 from jaxnn.workdir import locked
 
@@ -102,7 +104,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
 
     model = FolderCNN(num_classes=len(folder.classes))
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
-    params = driver.init_variables(config, model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))["params"]
+    if config.torch_seed is None:
+        params = train.init_params(model, init_rng, jnp.zeros((1, *FOLDER_SHAPE)))
+        order = lambda epoch: None  # noqa: E731  (grain's shuffle from the seed)
+    else:  # the lab's PyTorch model after torch.manual_seed, then its DataLoader's order
+        g = torch_random.Generator().manual_seed(config.torch_seed)
+        params = torch_random.torch_init(model, np.zeros((1, *FOLDER_SHAPE), np.float32), generator=g)["params"]
+        stream = TorchEpochs(g.get_state(), len(folder), config.batch_size, drop_last=False)
+        order = stream.order
     state = train.create_train_state(model, params, train.adam(config.learning_rate))
     test_x, test_y = test.arrays() if test is not None else (None, None)
     steps = -(-len(folder) // config.batch_size)  # the last, partial batch too, as the lab's DataLoader
@@ -113,7 +122,9 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         test_y,
         config.batch_size,
         eval_batch_size=100,
-        batches=lambda epoch, start, rng: folder.batches(config.batch_size, config.seed, epoch, start=start),
+        batches=lambda epoch, start, rng: folder.batches(
+            config.batch_size, config.seed, epoch, start=start, order=order(epoch)
+        ),
         steps_per_epoch=steps,
         fingerprint=folder.fingerprint(),
     )

@@ -60,7 +60,8 @@ def dropout_sites(model, *sample_args, **sample_kwargs) -> tuple:
 @dataclasses.dataclass(frozen=True)
 class TorchEpochs:
     """The draws of a PyTorch training loop from ``start`` (a :meth:`Generator.get_state`, taken after the model
-    was built) on: ``num_samples`` per epoch in batches of ``batch_size`` (``drop_last``), each sample loaded
+    was built) on: ``num_samples`` per epoch in batches of ``batch_size`` (the last, partial one dropped with
+    ``drop_last``, PyTorch's ``DataLoader(drop_last=True)`` as the labs but 10-4 have it), each sample loaded
     through ``RandomCrop`` (offsets in ``[0, crop_range)``; 0: none) and ``RandomHorizontalFlip`` (``flip``), and
     the masks of ``dropout`` (:func:`dropout_sites`) in each forward."""
 
@@ -70,6 +71,7 @@ class TorchEpochs:
     dropout: tuple = ()
     crop_range: int = 0
     flip: bool = False
+    drop_last: bool = True
 
     def __post_init__(self):
         checks.positive_int(self.num_samples, "num_samples")
@@ -77,10 +79,12 @@ class TorchEpochs:
         if self.batch_size > self.num_samples:
             raise ValueError(f"batch_size {self.batch_size} is larger than num_samples {self.num_samples}")
         checks.integer(self.crop_range, "crop_range")
+        if not self.drop_last and self._step_words and self.num_samples % self.batch_size:
+            raise ValueError("drop_last=False with per-sample or dropout draws: the last batch would draw fewer")
 
     @property
     def steps(self) -> int:
-        return self.num_samples // self.batch_size
+        return self.num_samples // self.batch_size if self.drop_last else -(-self.num_samples // self.batch_size)
 
     @property
     def _step_words(self) -> int:
@@ -101,7 +105,8 @@ class TorchEpochs:
 
     def order(self, epoch: int) -> np.ndarray:
         """The sample indices of ``epoch``'s batches, one after the other (``steps * batch_size`` of them)."""
-        return self._generator(epoch, None).dataloader_order(self.num_samples)[: self.steps * self.batch_size]
+        order = self._generator(epoch, None).dataloader_order(self.num_samples)
+        return order[: self.steps * self.batch_size] if self.drop_last else order
 
     def batches(self, inputs, labels):
         """``batches(epoch, start, rng)`` for :class:`jaxnn.train.driver.Data`: the epoch's batches in PyTorch's
