@@ -362,6 +362,20 @@ def test_layers_have_pytorchs_shapes_and_init_bounds():
     assert y.shape == (1, 2, 3, 2)
 
 
+def test_dropout_takes_flaxs_masks_or_the_given_ones():
+    """jaxnn.nn.Dropout draws what flax.linen.Dropout draws from the same rng; a given mask is multiplied in."""
+    import flax.linen as linen
+
+    x = jnp.arange(1.0, 61.0).reshape(6, 10)
+    rngs = {"dropout": jax.random.key(3)}
+    ours = nn.Dropout(0.3).apply({}, x, deterministic=False, rngs=rngs)
+    np.testing.assert_array_equal(ours, linen.Dropout(0.3, deterministic=False).apply({}, x, rngs=rngs))
+    mask = np.random.default_rng(0).random((6, 10)).astype(np.float32)
+    given = nn.Dropout(0.3).apply({"dropout_masks": {"mask": mask}}, x, deterministic=False)
+    np.testing.assert_array_equal(given, x * mask)
+    np.testing.assert_array_equal(nn.Dropout(0.3).apply({"dropout_masks": {"mask": mask}}, x), x)  # eval: identity
+
+
 def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
     x = jnp.ones((8, 4, 4, 16))
     y = nn.Dropout2d(0.25).apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
@@ -424,6 +438,21 @@ def test_dropout2d_zeroes_whole_channels_and_scales_the_rest():
             lambda: nn.Dropout2d(1.5).apply({}, jnp.ones((1, 2, 2, 1)), deterministic=False),
             ValueError,
             r"p must be in \[0, 1\]",
+        ),
+        (lambda: nn.Dropout(-0.1).apply({}, jnp.ones((2, 3)), deterministic=False), ValueError, r"Dropout: p must"),
+        (
+            lambda: nn.Dropout(0.5).apply(
+                {"dropout_masks": {"mask": jnp.ones((3, 2))}}, jnp.ones((2, 3)), deterministic=False
+            ),
+            ValueError,
+            r"the given mask has shape \(3, 2\), the input needs \(2, 3\)",
+        ),
+        (
+            lambda: nn.Dropout2d(0.5).apply(
+                {"dropout_masks": {"mask": jnp.ones((1, 2, 2, 4))}}, jnp.ones((1, 2, 2, 4)), deterministic=False
+            ),
+            ValueError,
+            r"the given mask has shape \(1, 2, 2, 4\), the input needs \(1, 4\)",
         ),
     ],
 )

@@ -75,10 +75,9 @@ def test_the_labs_steps_are_pytorchs_in_float64(images, lab):
     assert len(ours) == 6
 
 
-def test_the_first_float32_step_is_pytorchs_and_the_recipe_prints_the_labs_costs(images, tmp_path):
-    theirs, _ = _torch_steps(torch_labs.DeepCNN, *images, torch.float32, 1)
-    ours, _ = _jaxnn_steps(DeepCNN(), *images, np.float32, 1)
-    assert abs(ours[0] - theirs[0]) <= 1e-6 * theirs[0]
+def test_the_lab_10_2_recipe_prints_the_labs_costs_in_float32(images, tmp_path):
+    """Three float32 steps with dropout: the epoch's cost within 1e-6 of the PyTorch script's (float32 rounding
+    grows with the steps: the README's table)."""
     costs = torch_labs.train_mnist_lab(torch_labs.DeepCNN, *images, epochs=1)
     config = mnist_lab.Config(
         model="deep", torch_seed=777, epochs=1, train_subset=N, test_subset=100, progress=False, checkpoints=False
