@@ -212,3 +212,30 @@ def test_the_same_seed_example_prints_both_labs_costs(capsys):
     theirs, ours = example.main(["--train_subset", str(N)])
     assert abs(ours[0] - theirs[0]) <= 1e-6 * theirs[0]
     assert "| 1 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_an_rnns_dropout_between_layers_takes_pytorchs_masks(cell):
+    """A 3-layer RNN with dropout in training: PyTorch's output after manual_seed(seed), its construction and the
+    input's draw, in float64, equals jaxnn's with the masks of dropout_sites drawn from the same stream."""
+    from jaxnn.nn import RNN
+    from jaxnn.random import Generator, lab_state_dict
+    from jaxnn.random.run import TorchEpochs, dropout_sites
+
+    torch.manual_seed(5)
+    tm = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](4, 6, num_layers=3, dropout=0.4, batch_first=True)
+    x = torch.randn(3, 7, 4)
+    expected = tm.double()(x.double())[0].detach().numpy()
+    model = RNN(6, 3, batch_first=True, cell=cell, dropout=0.4)
+    g = Generator().manual_seed(5)
+    weights = lab_state_dict(model, np.zeros((3, 7, 4), np.float32), generator=g)
+    np.testing.assert_array_equal(g.randn((3, 7, 4)), x.numpy())
+    with jax.enable_x64(True):
+        sites = dropout_sites(model, np.zeros((3, 7, 4)))
+        assert [shape for _, shape, _, _ in sites] == [(7, 3, 6), (7, 3, 6)]  # time-major, between the 3 layers
+        masks = TorchEpochs(g.get_state(), 3, 3, sites).dropout_masks(0, 0, generator=g)
+        params = {k: jnp.asarray(v, jnp.float64) for k, v in weights.items()}
+        out, _ = model.apply(
+            {"params": params, "dropout_masks": masks}, jnp.asarray(x.numpy(), jnp.float64), deterministic=False
+        )
+    np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-12, atol=1e-14)

@@ -21,7 +21,7 @@ import numpy as np
 from jax.lax import PrecisionLike
 
 from jaxnn import checks
-from jaxnn.nn.layers import torch_uniform
+from jaxnn.nn.layers import Dropout, torch_uniform
 from jaxnn.nn.recurrent import CELLS, Carry, Cell, cell_step
 
 
@@ -170,7 +170,8 @@ class RNN(nn.Module):
       output: ``(T, B, D*H_out)``, or ``(B, T, D*H_out)`` when ``batch_first``; unbatched ``(T, D*H_out)``.
       h_n: like h0 (for LSTM the pair ``(h_n, c_n)``).
     ``dropout`` applies to the outputs of every layer but the last when ``deterministic`` is False (rng
-    ``'dropout'``). D is 2 when ``bidirectional``. ``proj_size`` (LSTM only) projects each h to that size with
+    ``'dropout'``, or PyTorch's masks: :class:`jaxnn.nn.Dropout`, drawn over the time-major ``(T, B, D*H_out)``
+    as PyTorch draws them). D is 2 when ``bidirectional``. ``proj_size`` (LSTM only) projects each h to that size with
     ``weight_hr_l{k}``. There is no ``input_size``: Flax infers it from ``x``.
 
     ``fused_backward`` (not in PyTorch): the time loop's gradient is written by hand (a ``jax.custom_vjp``): the
@@ -303,8 +304,8 @@ class RNN(nn.Module):
                 outs.append(ys)
                 finals.append(carry)
             layer_in = outs[0] if num_dirs == 1 else jnp.concatenate(outs, axis=-1)
-            if self.dropout > 0 and layer < self.num_layers - 1:
-                layer_in = nn.Dropout(self.dropout, deterministic=deterministic)(layer_in)
+            if self.dropout > 0 and layer < self.num_layers - 1:  # on the time-major (T, B, H), as PyTorch draws it
+                layer_in = Dropout(self.dropout)(layer_in, deterministic=deterministic)
 
         self._check_no_extra_params(used)
         output = layer_in

@@ -138,22 +138,22 @@ def torch_state_dict(
             lambda s: np.zeros(s.shape, np.float32 if np.issubdtype(s.dtype, np.floating) else s.dtype), template
         )
     )
-    kind_of = {names.key((*path, "_"))[:-2]: kind for path, kind in types.items() if path}
+    kind_of = {names.key((*path, "_"))[:-2] if path else "": kind for path, kind in types.items()}  # "": the model
     after = dict(after or {})
     unknown = sorted(set(after) - set(kind_of))
     if unknown:
         raise ValueError(f"after: {unknown} name no layer of the model; its layers are {sorted(kind_of)}")
     out: dict[str, np.ndarray] = {}
     for key, like in zeros.items():
-        prefix, leaf = key.rsplit(".", 1) if "." in key else ("", key)
-        if out and (last := next(reversed(out)).rsplit(".", 1)[0]) != prefix and last in after:
+        prefix, leaf = _split(key)
+        if out and (last := _split(next(reversed(out)))[0]) != prefix and last in after:
             after.pop(last)(out, g)
         kind = kind_of.get(prefix, "")
         if kind in _WEIGHTED and leaf == "weight":
             out[key] = kaiming_uniform_(like, a=math.sqrt(5), generator=g)
         elif kind in _WEIGHTED and leaf == "bias":
             # the weight's fan_in (ConvTranspose2d's weight is (in, out // groups, k, k): dim 1 times the kernel)
-            fan_in = _fans(out[f"{prefix}.weight"].shape)[0]
+            fan_in = _fans(out[_key(prefix, "weight")].shape)[0]
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             out[key] = uniform_(like, -bound, bound, g)
         elif kind == "Embedding":
@@ -170,7 +170,17 @@ def torch_state_dict(
     return out
 
 
+def _split(key: str) -> tuple[str, str]:
+    """A state_dict key's layer and leaf: ``('layer1.0', 'weight')``, or ``('', 'weight_ih_l0')`` for a bare layer."""
+    return tuple(key.rsplit(".", 1)) if "." in key else ("", key)
+
+
+def _key(prefix: str, leaf: str) -> str:
+    """A state_dict key: ``prefix.leaf``, or ``leaf`` for the model's own parameters (a bare layer)."""
+    return f"{prefix}.{leaf}" if prefix else leaf
+
+
 def _rnn_hidden(shapes, prefix) -> int:
     """The hidden size: ``weight_hr_l0``'s columns with ``proj_size``, else ``weight_hh_l0``'s."""
-    projection = shapes.get(f"{prefix}.weight_hr_l0")
-    return int((projection if projection is not None else shapes[f"{prefix}.weight_hh_l0"]).shape[1])
+    projection = shapes.get(_key(prefix, "weight_hr_l0"))
+    return int((projection if projection is not None else shapes[_key(prefix, "weight_hh_l0")]).shape[1])
