@@ -58,15 +58,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--out", default="benchmarks/torch_seed_drift.json")
+    parser.add_argument("--dtypes", default="float32,float64", help="which to run; the others are kept from --out")
     args = parser.parse_args()
     torch.set_num_threads(2)
     images, labels = mnist.load_mnist(None, None)["train"]
-    result = {
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-        "versions": f"jax {jax.__version__}, torch {torch.__version__}",
-        "epochs": args.epochs,
-    }
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result.update(
+        machine=f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        versions=f"jax {jax.__version__}, torch {torch.__version__}",
+        epochs=args.epochs,
+    )
     for name, torch_dtype, np_dtype in (("float32", torch.float32, np.float32), ("float64", torch.float64, np.float64)):
+        if name not in args.dtypes.split(","):
+            continue
         start = time.time()
         theirs = torch_labs.train_mnist_lab(
             torch_labs.CNN,
@@ -84,7 +89,7 @@ def main():
             "relative": [abs(a - b) / abs(a) for a, b in zip(theirs, ours, strict=True)],
             "seconds": {"torch": middle - start, "jaxnn": time.time() - middle},
         }
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        out.write_text(json.dumps(result, indent=1) + "\n")
     print("| epoch | float32 PyTorch | float32 jaxnn | relative | float64 PyTorch | float64 jaxnn | relative |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for e in range(args.epochs):

@@ -2,6 +2,8 @@
 
 Each lab trains one small model on one fixed batch with Adam for a number of iterations. Every iteration's loss and
 prediction (from that iteration's forward pass, before the update, as the labs print them) come back as arrays.
+Nothing is random but the initial weights: ``torch_seed`` starts from the lab's PyTorch model's after
+``torch.manual_seed``.
 
 - :func:`train_and_evaluate` ``(config, workdir)``: the recipe, through the epoch driver
   (:func:`jaxnn.train.driver.fit`): the iterations as ``epochs`` compiled ``lax.scan`` programs, with

@@ -10,6 +10,10 @@ The labs' recipes are :data:`LAB`: VGG (10-5-2) with SGD 0.005, momentum 0.9, St
 weight decay 5e-4, StepLR(10, 0.5), batch 256 and RandomCrop(32, padding=4). Both normalise by the training set's
 per-channel mean and std (lab 10-6-2's way; lab 10-5-2 used 0.5 for both). ``dataset='mnist'`` trains on the
 shipped MNIST instead, one channel zero-padded to 32x32: what runs here without CIFAR-10.
+
+``torch_seed=N`` is the PyTorch run after ``torch.manual_seed(N)``: the lab model's weights (VGG's and ResNet's
+re-initialisation, ``zero_init_residual``), the ``DataLoader(shuffle=True, drop_last=True)`` order, each sample's
+``RandomCrop``/``RandomHorizontalFlip`` draws and the classifier's dropout masks (:mod:`jaxnn.random.run`).
 """
 
 from __future__ import annotations

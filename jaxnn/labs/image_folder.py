@@ -6,7 +6,9 @@
 saves the parameters, loads them back into a fresh state and checks that the re-loaded model gives the same test
 outputs, then reports the test accuracy. The lab's own photos carry no license, so without ``root`` the recipe
 writes an image folder from the shipped MNIST instead: two digits, the first ``per_class`` training images of each
-for training and of the test split for testing, as 64x128 RGB PNGs under ``<workdir>/images``.
+for training and of the test split for testing, as 64x128 RGB PNGs under ``<workdir>/images``. ``torch_seed=N``
+starts from the lab's PyTorch model after ``torch.manual_seed(N)`` and takes its ``DataLoader(shuffle=True)``'s
+order, the last partial batch included.
 """
 
 from __future__ import annotations

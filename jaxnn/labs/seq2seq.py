@@ -8,7 +8,8 @@ By default every iteration trains on the four pairs at once, padded, the encoder
 ``one_pair_per_step`` each iteration trains on one pair drawn at random, as the lab does. The run goes through the
 epoch driver (:func:`jaxnn.train.driver.fit`): the iterations as ``epochs`` compiled ``lax.scan`` programs, with
 ``metrics.jsonl``, TensorBoard, ``curves.png``, ``params.npz`` and a checkpoint after each (``resume`` continues a
-killed run exactly).
+killed run exactly). ``torch_seed`` starts from the weights the lab's PyTorch model has after
+``torch.manual_seed``; with ``one_pair_per_step`` the pairs are still drawn by JAX.
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ both; test values beyond the training range then scale past 1, as they should.
 The run goes through the epoch driver (:func:`jaxnn.train.driver.fit`): the lab's 500 full-batch iterations are cut
 into ``epochs`` epochs, each one compiled ``lax.scan`` of steps, with a test evaluation, a ``metrics.jsonl`` record,
 TensorBoard and a checkpoint at each epoch's end (``resume`` continues a killed run exactly), then ``curves.png``,
-``params.npz`` and ``predictions.png``.
+``params.npz`` and ``predictions.png``. Nothing is random but the initial weights: ``torch_seed`` starts from the
+lab's PyTorch model's after ``torch.manual_seed``.
 """
 
 from __future__ import annotations

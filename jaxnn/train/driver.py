@@ -57,7 +57,7 @@ class RunOptions:
 
     epochs: int = 1  # training epochs
     seed: int = 0  # of initialisation, shuffling, augmentation and dropout
-    torch_seed: int | None = None  # PyTorch's streams instead: weights, batches and dropout as torch.manual_seed(N)
+    torch_seed: int | None = None  # PyTorch's run after torch.manual_seed(N): its weights, batches, crops, dropout
     checkpoints: bool = True  # orbax checkpoints at every epoch end
     checkpoint_every: int = 0  # and every N steps (0: epoch ends only)
     keep: int = 3  # checkpoints kept
