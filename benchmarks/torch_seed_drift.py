@@ -28,6 +28,7 @@ from jaxnn.data import mnist
 from jaxnn.interop import torch_labs
 from jaxnn.labs import mnist as mnist_lab
 from jaxnn.models import MnistCNN
+from jaxnn.random.run import torch_run
 
 
 def jaxnn_costs(images, labels, epochs, dtype, seed=777, batch_size=100):
@@ -39,8 +40,8 @@ def jaxnn_costs(images, labels, epochs, dtype, seed=777, batch_size=100):
             return [r["train_loss"] for r in mnist_lab.train_and_evaluate(config, workdir).records]
     with jax.enable_x64(True):
         x, y = jnp.asarray(images.astype(dtype) / 255), jnp.asarray(labels)
-        params, stream = mnist_lab.torch_run(MnistCNN(), seed, x, batch_size)
-        params = jax.tree.map(lambda a: jnp.asarray(a, dtype), params)
+        variables, stream = torch_run(MnistCNN(), seed, x, batch_size)
+        params = jax.tree.map(lambda a: jnp.asarray(a, dtype), variables["params"])
         state = train.create_train_state(MnistCNN(), params, train.adam(1e-3))
         step = jax.jit(train.train_step)
         costs = []

@@ -16,6 +16,7 @@ from jaxnn.data import mnist
 from jaxnn.interop import torch_labs
 from jaxnn.labs import mnist as mnist_lab
 from jaxnn.models import DeepCNN, MnistCNN
+from jaxnn.random.run import torch_run
 
 N, BATCH = 300, 100
 
@@ -34,7 +35,11 @@ def _torch_steps(model_cls, x, y, dtype, epochs):
     )
     loader = torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True, drop_last=True)
     tm = model_cls().to(dtype)
-    opt = torch.optim.Adam(tm.parameters(), lr=1e-3)
+    return _train(tm, loader, torch.optim.Adam(tm.parameters(), lr=1e-3), epochs)
+
+
+def _train(tm, loader, opt, epochs, scheduler=None):
+    """PyTorch's loop: every step's cross-entropy loss."""
     losses = []
     for _ in range(epochs):
         for X, Y in loader:
@@ -43,13 +48,15 @@ def _torch_steps(model_cls, x, y, dtype, epochs):
             cost.backward()
             opt.step()
             losses.append(cost.item())
-    return losses, {k: v.detach().numpy() for k, v in tm.state_dict().items()}
+        if scheduler is not None:
+            scheduler.step()
+    return losses
 
 
 def _jaxnn_steps(model, x, y, dtype, epochs, resume_at=None):
     tx, ty = jnp.asarray(x.astype(dtype) / 255), jnp.asarray(y)
-    params, stream = mnist_lab.torch_run(model, 777, tx, BATCH)
-    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), params)
+    variables, stream = torch_run(model, 777, tx, BATCH)
+    params = jax.tree.map(lambda a: jnp.asarray(a, dtype), variables["params"])
     state = train.create_train_state(model, params, train.adam(1e-3))
     step = jax.jit(train.train_step)
     losses = []
@@ -68,7 +75,7 @@ def test_the_labs_steps_are_pytorchs_in_float64(images, lab):
     """Weights, batch order and (10-2) dropout masks all PyTorch's: six steps of Adam agree to 1e-13 in float64,
     through an epoch boundary and a resume inside an epoch."""
     model, torch_cls = (MnistCNN(), torch_labs.CNN) if lab == "10-1" else (DeepCNN(), torch_labs.DeepCNN)
-    theirs, their_weights = _torch_steps(torch_cls, *images, torch.float64, 2)
+    theirs = _torch_steps(torch_cls, *images, torch.float64, 2)
     with jax.enable_x64(True):
         ours, state = _jaxnn_steps(model, *images, np.float64, 2, resume_at=1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-13)
@@ -130,7 +137,6 @@ def test_the_cifar_labs_steps_are_pytorchs_in_float64(name):
     from jaxnn.labs import cifar
 
     n, batch, padding, flip = 64, 32, 4 if name == "resnet" else 0, name == "resnet"
-    config = cifar.Config(model=name, batch_size=batch, crop_padding=padding, flip=flip, torch_seed=777)
     r = np.random.default_rng(0)
     x, y = r.standard_normal((n, 16, 16, 3)), r.integers(0, 10, n)
     fill = np.array([-0.5, 0.25, 1.0])
@@ -142,18 +148,9 @@ def test_the_cifar_labs_steps_are_pytorchs_in_float64(name):
     )
     loader = torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True)
     opt = torch.optim.SGD(tm.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 1, 0.5)
-    theirs = []
-    for _ in range(2):
-        for X, Y in loader:
-            opt.zero_grad()
-            cost = torch.nn.functional.cross_entropy(tm(X), Y)
-            cost.backward()
-            opt.step()
-            theirs.append(cost.item())
-        sched.step()
+    theirs = _train(tm, loader, opt, 2, torch.optim.lr_scheduler.StepLR(opt, 1, 0.5))
     with jax.enable_x64(True):
-        variables, stream = cifar.torch_run(net, config, x)
+        variables, stream = torch_run(net, 777, x, batch, 2 * padding + 1 if padding else 0, flip)
         variables = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64) if a.dtype == np.float32 else a, variables)
         tx = train.sgd(train.step_lr(0.05, 1, stream.steps, 0.5), 0.9, weight_decay=5e-4)
         state = train.create_train_state(net, variables["params"], tx, variables.get("batch_stats"))

@@ -28,14 +28,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import checks, report, train
-from jaxnn import random as torch_random
 from jaxnn.data import augment, cifar10, mnist
 from jaxnn.interop.state_dict import from_state_dict, load_state_dict_file, to_state_dict
 from jaxnn.models import VGG, Bottleneck, ResNet
 from jaxnn.models.resnet import LAYOUTS, STEMS
 from jaxnn.models.vgg import CFGS
-from jaxnn.random.run import TorchEpochs, dropout_sites
-from jaxnn.train import core, driver
+from jaxnn.random.run import torch_run
+from jaxnn.train import driver
 
 log = logging.getLogger(__name__)
 
@@ -180,20 +179,6 @@ def ported_variables(model: ResNet, variables: dict, path: str | Path, sample: j
     return from_state_dict(model, state_dict, sample)
 
 
-def torch_run(model, config: Config, train_x) -> tuple[dict, TorchEpochs]:
-    """The variables of the lab's PyTorch model after ``torch.manual_seed(config.torch_seed)``, and its training
-    loop's stream from there: ``DataLoader(shuffle=True, drop_last=True)``, the crop and flip of each sample as it is
-    loaded, the classifier's dropout masks (:mod:`jaxnn.random.run`)."""
-    g = torch_random.Generator().manual_seed(config.torch_seed)
-    sample = np.asarray(train_x[:1])
-    variables = torch_random.torch_init(model, sample, generator=g)
-    core.check_batch_size(config.batch_size, int(train_x.shape[0]))
-    sites = dropout_sites(model, np.zeros((config.batch_size, *sample.shape[1:]), sample.dtype))
-    crop_range = 2 * config.crop_padding + 1 if config.crop_padding else 0
-    stream = TorchEpochs(g.get_state(), int(train_x.shape[0]), config.batch_size, sites, crop_range, config.flip)
-    return variables, stream
-
-
 def augment_batch(
     batch: train.Batch, rng: jax.Array, step: jax.Array, crop_padding: int, flip: bool, fill=0.0
 ) -> train.Batch:
@@ -244,17 +229,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     if config.torch_seed is None:
         variables = driver.init_variables(config, model, init_rng, train_x[:1])
     else:  # PyTorch's weights, then its batches, crops, flips and dropout masks
-        variables, stream = torch_run(model, config, train_x)
-        batches = driver.Data(
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            config.batch_size,
-            eval_batch_size=500,
-            batches=stream.batches(train_x, train_y),
-            steps_per_epoch=stream.steps,
-        )
+        crop_range = 2 * config.crop_padding + 1 if config.crop_padding else 0  # RandomCrop's offsets
+        variables, stream = torch_run(model, config.torch_seed, train_x, config.batch_size, crop_range, config.flip)
+        fields = stream.data_fields(train_x, train_y)
+        batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size, eval_batch_size=500, **fields)
     if config.init_from is not None:  # a missing or mismatched file fails here, before the workdir is touched
         variables = ported_variables(model, variables, config.init_from, train_x[:1])
     schedule = train.step_lr(config.learning_rate, config.step_size, batches.steps_per_epoch, config.gamma)

@@ -24,11 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxnn import checks, report, runtime, train
-from jaxnn import random as torch_random
 from jaxnn.data import mnist
 from jaxnn.models import DeepCNN, MnistCNN
-from jaxnn.random.run import TorchEpochs, dropout_sites
-from jaxnn.train import core, driver
+from jaxnn.random.run import torch_run
+from jaxnn.train import driver
 
 MODELS = {"cnn": MnistCNN, "deep": DeepCNN}
 log = logging.getLogger(__name__)
@@ -93,16 +92,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         params = train.init_params(model, init_rng, train_x[:1])
         batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size)
     else:
-        params, stream = torch_run(model, config.torch_seed, train_x, config.batch_size)
-        batches = driver.Data(
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            config.batch_size,
-            batches=stream.batches(train_x, train_y),
-            steps_per_epoch=stream.steps,
-        )
+        variables, stream = torch_run(model, config.torch_seed, train_x, config.batch_size)
+        params = variables["params"]
+        fields = stream.data_fields(train_x, train_y)
+        batches = driver.Data(train_x, train_y, test_x, test_y, config.batch_size, **fields)
     schedule = config.schedule or ("cosine" if config.torch_seed is None else "constant")
     decay_steps = config.epochs * batches.steps_per_epoch if schedule == "cosine" else None
     state = train.create_train_state(model, params, train.adam(config.learning_rate, decay_steps))
@@ -130,14 +123,3 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
         finish=finish,
     )
     return Result(fit.test["accuracy"], fit.test["loss"], fit.extra.get("predictions_path"), **fit.run_fields())
-
-
-def torch_run(model, torch_seed: int, train_x, batch_size: int):
-    """The parameters the lab's PyTorch model has after ``torch.manual_seed(torch_seed)`` and its construction, and
-    the stream of its training loop from there (:class:`jaxnn.random.run.TorchEpochs`)."""
-    g = torch_random.Generator().manual_seed(torch_seed)
-    sample = np.asarray(train_x[:1])
-    params = torch_random.torch_init(model, sample, generator=g)["params"]
-    sites = dropout_sites(model, np.zeros((batch_size, *sample.shape[1:]), sample.dtype))
-    core.check_batch_size(batch_size, int(train_x.shape[0]))
-    return params, TorchEpochs(g.get_state(), int(train_x.shape[0]), batch_size, sites)

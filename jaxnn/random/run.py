@@ -29,7 +29,7 @@ import numpy as np
 from jaxnn import checks
 from jaxnn.random.generator import Generator
 
-__all__ = ["TorchEpochs", "dropout_sites", "crop_and_flip"]
+__all__ = ["TorchEpochs", "torch_run", "dropout_sites", "crop_and_flip"]
 
 
 def dropout_sites(model, *sample_args, **sample_kwargs) -> tuple:
@@ -131,6 +131,10 @@ class TorchEpochs:
 
         return epoch_batches
 
+    def data_fields(self, inputs, labels) -> dict:
+        """``batches`` and ``steps_per_epoch`` for :class:`jaxnn.train.driver.Data`."""
+        return {"batches": self.batches(inputs, labels), "steps_per_epoch": self.steps}
+
     def dropout_masks(self, epoch: int, step: int, generator: Generator | None = None) -> dict:
         """The step's masks as the ``'dropout_masks'`` collection (:class:`jaxnn.nn.Dropout`), drawn from
         ``generator`` if given (the step's, after its :func:`crop_and_flip`)."""
@@ -145,6 +149,22 @@ class TorchEpochs:
                 node = node.setdefault(name, {})
             node["mask"] = g.dropout_mask(shape, p, dtype)
         return tree
+
+
+def torch_run(
+    model, torch_seed: int, train_x, batch_size: int, crop_range: int = 0, flip: bool = False
+) -> tuple[dict, TorchEpochs]:
+    """The variables of the lab's PyTorch model after ``torch.manual_seed(torch_seed)`` and its construction
+    (:func:`jaxnn.random.torch_init`), and the stream of its training loop over ``train_x`` from there, with the
+    model's dropout sites at ``batch_size``."""
+    from jaxnn.random.models import torch_init
+
+    g = Generator().manual_seed(torch_seed)
+    sample = np.asarray(train_x[:1])
+    variables = torch_init(model, sample, generator=g)
+    checks.positive_int(batch_size, "batch_size")
+    sites = dropout_sites(model, np.zeros((batch_size, *sample.shape[1:]), sample.dtype))
+    return variables, TorchEpochs(g.get_state(), int(train_x.shape[0]), batch_size, sites, crop_range, flip)
 
 
 def crop_and_flip(g: Generator, n: int, crop_range: int = 0, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
