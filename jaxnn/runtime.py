@@ -39,6 +39,30 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return dict(CPU_COMPILER_OPTIONS) if backend == "cpu" else None
 
 
+_NATIVE = {"enabled": False}
+
+
+def use_native_kernels(enabled: bool = True) -> bool:
+    """Send float32 :func:`jaxnn.ops.conv2d` on the CPU (forward, input and weight gradients) to jaxnn's native
+    oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when ``enabled``, else to XLA's; returns whether they
+    are on (False when they are not built, whatever ``enabled`` says).
+
+    The path is chosen when a function is traced: a function jitted before the switch keeps its path. The native
+    convolution has first-order reverse-mode derivatives (``jax.grad``, ``jax.vjp``); forward mode and second
+    derivatives need the XLA path."""
+    from jaxnn import native
+
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    _NATIVE["enabled"] = enabled and native.available()
+    return _NATIVE["enabled"]
+
+
+def native_kernels() -> bool:
+    """Whether :func:`use_native_kernels` has them on."""
+    return _NATIVE["enabled"]
+
+
 def enable_compilation_cache(path: str | Path | None = None) -> Path:
     """Turn on JAX's persistent compilation cache under ``path``, so a second run of a script skips compilation.
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import forward_and_vjp
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaxnn import ops
@@ -93,8 +93,26 @@ def conv_cases(draw):
     )
 
 
+@pytest.fixture(params=["xla", "native"])
+def kernels(request):
+    """Each parity test of conv2d on both paths: XLA's convolutions and jaxnn's native oneDNN kernels (built by
+    make; without them the native case is skipped, naming why). A switch, not per-example state: hypothesis's
+    examples share it."""
+    from jaxnn import native, runtime
+
+    if request.param == "native" and not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+    runtime.use_native_kernels(request.param == "native")
+    yield request.param
+    runtime.use_native_kernels(False)
+
+
+SHARED_FIXTURE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SHARED_FIXTURE
 @given(case=conv_cases())
-def test_conv2d_matches_torch_forward_and_gradients(case):
+def test_conv2d_matches_torch_forward_and_gradients(case, kernels):
     r = np.random.default_rng(case["seed"])
     shape = (case["hw"][0], case["hw"][1], case["cin"])
     if case["n"]:
@@ -111,8 +129,9 @@ def test_conv2d_matches_torch_forward_and_gradients(case):
         )
 
 
+@SHARED_FIXTURE
 @given(case=conv_cases(), n=st.integers(ops.conv.WEIGHT_GRAD_MIN_BATCH, ops.conv.WEIGHT_GRAD_MIN_BATCH + 9))
-def test_conv2d_weight_gradient_summed_over_batch_slices_matches_torch(case, n):
+def test_conv2d_weight_gradient_summed_over_batch_slices_matches_torch(case, n, kernels):
     # From WEIGHT_GRAD_MIN_BATCH images on the CPU the weight gradient is a sum of convolutions over slices of the
     # batch (even and uneven slices here): the same parity with PyTorch as one convolution.
     r = np.random.default_rng(case["seed"])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxnn.ops.padding import pad
@@ -182,9 +183,52 @@ def _lax_conv(x, weight, config):
     )
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _convolve(x, weight, config):
-    """The convolution, with its weight tangent taken slice by slice of the batch (:func:`weight_grad_parts`
+    """The convolution: jaxnn's native oneDNN kernels where :func:`jaxnn.runtime.use_native_kernels` has them on
+    (float32 on the CPU), else XLA's (:func:`_xla_convolve`)."""
+    if _native(x, weight):
+        return _native_convolve(x, weight, config)
+    return _xla_convolve(x, weight, config)
+
+
+def _native(x, weight) -> bool:
+    from jaxnn import runtime
+
+    float32 = x.dtype == weight.dtype == jnp.float32
+    return runtime.native_kernels() and float32 and jax.default_backend() == "cpu" and min(x.shape + weight.shape) > 0
+
+
+def _ffi(target, shape, config, *operands):
+    stride, pads, dilation, groups, _ = config
+    (top, bottom), (left, right) = pads
+    attributes = dict(sh=stride[0], sw=stride[1], pt=top, pb=bottom, pl=left, pr=right)
+    attributes.update(dh=dilation[0], dw=dilation[1], groups=groups)
+    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32), vmap_method="sequential")
+    return call(*operands, **{k: np.int64(v) for k, v in attributes.items()})
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _native_convolve(x, weight, config):
+    shape = jax.eval_shape(functools.partial(_lax_conv, config=config), x, weight).shape
+    return _ffi("JaxnnConvForward", shape, config, x, weight)
+
+
+def _native_forward(x, weight, config):
+    return _native_convolve(x, weight, config), (x, weight)
+
+
+def _native_backward(config, residuals, dy):
+    x, weight = residuals
+    dx = _ffi("JaxnnConvBackwardData", x.shape, config, dy, weight)
+    return dx, _ffi("JaxnnConvBackwardWeights", weight.shape, config, x, dy)
+
+
+_native_convolve.defvjp(_native_forward, _native_backward)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _xla_convolve(x, weight, config):
+    """XLA's convolution, with its weight tangent taken slice by slice of the batch (:func:`weight_grad_parts`
     slices): the transpose of that tangent, the weight gradient, is then a sum of independent convolutions. Forward
     mode and higher derivatives work as for ``lax.conv_general_dilated``."""
     return _lax_conv(x, weight, config)
@@ -205,7 +249,7 @@ def _convolve_jvp(config, primals, tangents):
     return y, parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
 
-_convolve.defjvp(_convolve_jvp, symbolic_zeros=True)
+_xla_convolve.defjvp(_convolve_jvp, symbolic_zeros=True)
 
 
 def convolve2d(

@@ -1,0 +1,40 @@
+"""jaxnn's optional native CPU kernels (``native/``, built by ``make``): oneDNN's convolutions as ``jax.ffi``
+targets. jaxnn runs without them; :func:`jaxnn.runtime.use_native_kernels` turns them on for :func:`jaxnn.ops.conv2d`.
+
+``available()`` says whether the library was built and loads (it registers the targets the first time).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import jax
+
+LIBRARY = Path(__file__).parent / "_native" / "libjaxnn_native.so"
+TARGETS = ("JaxnnConvForward", "JaxnnConvBackwardData", "JaxnnConvBackwardWeights")
+
+
+@functools.cache
+def _load() -> str | None:
+    """None once the targets are registered, else why they are not."""
+    if not LIBRARY.exists():
+        return f"{LIBRARY} is not built (make builds it)"
+    try:
+        library = ctypes.cdll.LoadLibrary(str(LIBRARY))
+    except OSError as e:
+        return f"{LIBRARY} does not load: {e}"
+    for name in TARGETS:
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)), platform="cpu")
+    return None
+
+
+def available() -> bool:
+    """Whether the native kernels are built and loaded."""
+    return _load() is None
+
+
+def why_not() -> str | None:
+    """Why :func:`available` is False (None when it is True)."""
+    return _load()

@@ -1,0 +1,38 @@
+"""jaxnn's optional native kernels: a failed build is one line and no library; without the library jaxnn runs on
+its XLA path (the parity of the native convolutions with PyTorch is in tests/test_ops.py, run both ways)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_failed_build_is_one_line_and_leaves_no_library(tmp_path):
+    out = tmp_path / "libjaxnn_native.so"
+    out.write_bytes(b"an older build")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "native" / "build.py"), "--fail", "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and not out.exists()
+    assert done.stdout.splitlines() == [
+        "jaxnn: native kernels not built (--fail given); jaxnn runs on its XLA path"
+    ], done.stdout
+
+
+def test_without_the_library_the_switch_stays_off_and_conv2d_runs_on_xla(tmp_path):
+    script = f"""
+import numpy as np
+from pathlib import Path
+from jaxnn import native, ops, runtime
+native.LIBRARY = Path({str(tmp_path / "missing.so")!r})
+assert runtime.use_native_kernels(True) is False and not runtime.native_kernels()
+assert "is not built" in native.why_not()
+x, w = np.ones((1, 5, 5, 2), np.float32), np.ones((3, 3, 2, 4), np.float32)
+print(float(ops.conv2d(x, w, padding=1).sum()))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout) == np.float32(4 * 2 * (9 * 9 + 4 * 6 * 3 + 4 * 4))  # 3x3 window sums of a 5x5 map
