@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jaxnn import layout, precision, runtime, train
+from jaxnn import layout, native, precision, runtime, train
 from jaxnn import nn as jnn
 from jaxnn.interop import torch_labs
 from jaxnn.interop.torch import char_rnn_params_from_torch, cnn_params_from_torch, rnn_params_from_torch
@@ -561,9 +561,14 @@ def main(argv=None):
         ("ResNet-18", "ResNet-18 (lab 10-6-2's CIFAR stem) training, batch 128, 32x32x1"),
         ("VGG-BN", "VGG-BN (lab 10-5-2's cfg) training, batch 64, 32x32x1"),
     ):
-        r = big_net_workload(name, max(2, steps // 10), reps)
-        rows.append((what, "images/s", r, "SGD with momentum on both sides; BatchNorm in training mode"))
-        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+        # XLA's convolutions, then (where make built them, on the CPU) jaxnn's native oneDNN kernels
+        for kernels in ("xla", "native") if native.available() and not GPU else ("xla",):
+            runtime.use_native_kernels(kernels == "native")
+            r = big_net_workload(name, max(2, steps // 10), reps)
+            runtime.use_native_kernels(False)
+            path = ", native convolutions (jaxnn.runtime.use_native_kernels)" if kernels == "native" else ""
+            rows.append((what + path, "images/s", r, "SGD with momentum on both sides; BatchNorm in training mode"))
+            print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     r = eval_workload(max(2, steps // 4), reps)
     rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
     print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)

@@ -39,7 +39,26 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return dict(CPU_COMPILER_OPTIONS) if backend == "cpu" else None
 
 
-_NATIVE = {"enabled": False}
+def _native_state():
+    """A JAX configuration state for the switch, so that it is part of every jit cache key: a program traced on one
+    path is never reused on the other. JAX defines such states through ``jax._src.config`` only; where that is
+    gone, a plain flag (then a function traced before a switch keeps its path)."""
+    try:
+        from jax._src import config as jax_config
+
+        return jax_config.bool_state(
+            "jaxnn_native_kernels",
+            False,
+            "jaxnn.ops.conv2d on jaxnn's native oneDNN kernels (jaxnn.runtime.use_native_kernels)",
+            include_in_jit_key=True,
+            include_in_trace_context=True,
+        )
+    except (ImportError, AttributeError, TypeError):
+        return None
+
+
+_NATIVE_STATE = _native_state()
+_NATIVE = {"enabled": False}  # where JAX has no configuration state for it
 
 
 def use_native_kernels(enabled: bool = True) -> bool:
@@ -47,20 +66,23 @@ def use_native_kernels(enabled: bool = True) -> bool:
     oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when ``enabled``, else to XLA's; returns whether they
     are on (False when they are not built, whatever ``enabled`` says).
 
-    The path is chosen when a function is traced: a function jitted before the switch keeps its path. The native
-    convolution has first-order reverse-mode derivatives (``jax.grad``, ``jax.vjp``); forward mode and second
-    derivatives need the XLA path."""
+    The switch is part of every jit cache key (like ``jax_default_matmul_precision``): a jitted function traces
+    again after it. The native convolution has first-order reverse-mode derivatives (``jax.grad``, ``jax.vjp``);
+    forward mode and second derivatives need the XLA path."""
     from jaxnn import native
 
     if not isinstance(enabled, bool):
         raise TypeError(f"enabled must be a bool, got {enabled!r}")
-    _NATIVE["enabled"] = enabled and native.available()
-    return _NATIVE["enabled"]
+    value = enabled and native.available()
+    if _NATIVE_STATE is not None:
+        jax.config.update("jaxnn_native_kernels", value)
+    _NATIVE["enabled"] = value
+    return value
 
 
 def native_kernels() -> bool:
     """Whether :func:`use_native_kernels` has them on."""
-    return _NATIVE["enabled"]
+    return bool(_NATIVE_STATE.value) if _NATIVE_STATE is not None else _NATIVE["enabled"]
 
 
 def enable_compilation_cache(path: str | Path | None = None) -> Path:

@@ -17,9 +17,9 @@ def test_a_failed_build_is_one_line_and_leaves_no_library(tmp_path):
         [sys.executable, str(ROOT / "native" / "build.py"), "--fail", "--out", str(out)], capture_output=True, text=True
     )
     assert done.returncode == 0 and not out.exists()
-    assert done.stdout.splitlines() == [
-        "jaxnn: native kernels not built (--fail given); jaxnn runs on its XLA path"
-    ], done.stdout
+    assert done.stdout.splitlines() == ["jaxnn: native kernels not built (--fail given); jaxnn runs on its XLA path"], (
+        done.stdout
+    )
 
 
 def test_without_the_library_the_switch_stays_off_and_conv2d_runs_on_xla(tmp_path):
@@ -36,3 +36,27 @@ print(float(ops.conv2d(x, w, padding=1).sum()))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout) == np.float32(4 * 2 * (9 * 9 + 4 * 6 * 3 + 4 * 4))  # 3x3 window sums of a 5x5 map
+
+
+def test_the_switch_is_part_of_the_jit_cache_key():
+    """One jitted function, traced on each path as the switch says: the native program calls the kernels, and both
+    give conv2d's numbers."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from jaxnn import native, ops, runtime
+
+    if not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+    f = jax.jit(lambda x, w: ops.conv2d(x, w, stride=2, padding=1))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 7, 7, 3)), jnp.float32)
+    w = jnp.asarray(np.random.default_rng(1).standard_normal((3, 3, 3, 4)), jnp.float32)
+    xla = f(x, w)
+    try:
+        assert runtime.use_native_kernels(True) and runtime.native_kernels()
+        assert "JaxnnConvForward" in f.lower(x, w).as_text()
+        np.testing.assert_allclose(f(x, w), xla, rtol=1e-5, atol=1e-5)
+    finally:
+        runtime.use_native_kernels(False)
+    assert "JaxnnConvForward" not in f.lower(x, w).as_text()
