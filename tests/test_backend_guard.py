@@ -138,6 +138,7 @@ def _layer_cases():
     yield nn.AdaptiveAvgPool2d(3), img
     yield nn.AdaptiveMaxPool2d((2, 5)), img
     yield nn.Dropout2d(0.3), img
+    yield nn.Dropout(0.3), img
     yield nn.BatchNorm2d(4), img
     yield nn.BatchNorm1d(4), img[:, 0, 0]
     yield nn.Embedding(7, 3, padding_idx=0), jnp.array([[1, 0, 6]])
@@ -147,11 +148,14 @@ def _layer_cases():
         yield nn.RNN(4, num_layers=2, bidirectional=True, cell=kind, fused_backward=fused), seq
 
 
+TRAINING_MODE = ("Dropout", "Dropout2d", "BatchNorm1d", "BatchNorm2d")  # traced in training mode, where they act
+
+
 def test_every_public_layer():
     covered = set()
     for layer, x in _layer_cases():
         covered.add(type(layer).__name__)
-        train = {"deterministic": False} if type(layer).__name__ in ("Dropout2d", "BatchNorm1d", "BatchNorm2d") else {}
+        train = {"deterministic": False} if type(layer).__name__ in TRAINING_MODE else {}
         # Shapes are all a trace needs: no initialisation runs
         variables = jax.eval_shape(
             lambda x, layer=layer, train=train: layer.init(
