@@ -64,12 +64,6 @@ def main():
         w = jnp.asarray(r.standard_normal((k, k, c, o)) * 0.1, jnp.float32)
         dy = jnp.asarray(r.standard_normal(ops.conv2d(x[:1], w, stride=s, padding=p).shape[1:]), jnp.float32)
         dy = jnp.broadcast_to(dy, (n, *dy.shape))
-        fns = {}
-        for path in (False, True):  # traced (by the first call) while the switch says so
-            runtime.use_native_kernels(path)
-            fns[path] = jaxnn_fns(s, p)
-            jax.block_until_ready((fns[path][0](x, w), fns[path][1](x, w, dy)))
-        runtime.use_native_kernels(False)
         tx = torch.from_numpy(np.moveaxis(np.asarray(x), -1, 1).copy()).contiguous(memory_format=torch.channels_last)
         tw = torch.from_numpy(np.asarray(w).transpose(3, 2, 0, 1).copy())
         tdy = torch.from_numpy(np.moveaxis(np.asarray(dy), -1, 1).copy()).contiguous(memory_format=torch.channels_last)
@@ -85,13 +79,19 @@ def main():
             return grads[:2]
 
         name = f"{n}x{h}x{h}x{c} -> {o}, {k}x{k}/{s}"
-        for what, args, theirs in (("forward", (x, w), torch_forward), ("backward", (x, w, dy), torch_backward)):
-            index = 0 if what == "forward" else 1
-            xla, ours = fns[False][index], fns[True][index]
-            a, b = jax.tree.leaves(xla(*args)), jax.tree.leaves(ours(*args))
-            diff = max(float(np.abs(u - v).max() / np.abs(u).max()) for u, v in zip(a, b, strict=True))
-            times = [median_ms(lambda f=f, args=args: f(*args)) for f in (xla, ours)] + [median_ms(theirs)]
-            print(f"| {name} | {what} | {times[0]:.1f} | {times[1]:.1f} | {times[2]:.1f} | {diff:.1e} |")
+        results, times = {}, {}
+        for path in (False, True):  # the switch is part of the jit cache key: on while its programs run
+            runtime.use_native_kernels(path)
+            for index, args in enumerate(((x, w), (x, w, dy))):
+                f = jaxnn_fns(s, p)[index]
+                results[path, index] = jax.tree.leaves(f(*args))
+                times[path, index] = median_ms(lambda f=f, args=args: f(*args))
+        runtime.use_native_kernels(False)
+        for index, (what, theirs) in enumerate((("forward", torch_forward), ("backward", torch_backward))):
+            pairs = zip(results[False, index], results[True, index], strict=True)
+            diff = max(float(np.abs(u - v).max() / np.abs(u).max()) for u, v in pairs)
+            row = f"{times[False, index]:.1f} | {times[True, index]:.1f} | {median_ms(theirs):.1f}"
+            print(f"| {name} | {what} | {row} | {diff:.1e} |")
 
 
 if __name__ == "__main__":
