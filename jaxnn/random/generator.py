@@ -136,6 +136,11 @@ class Generator:
         """``n`` 32-bit draws (``generator->random()``), as uint64."""
         return self._bits.random_raw(n).astype(np.uint64)
 
+    def skip(self, n: int) -> Generator:
+        """Advance past ``n`` 32-bit draws without making them (mt19937 has no jump ahead: it runs them)."""
+        self._bits.random_raw(checks.integer(n, "n"), output=False)
+        return self
+
     def random64(self, n: int) -> np.ndarray:
         """``n`` 64-bit draws (``generator->random64()``): two 32-bit draws each, the first the high half."""
         words = self.random(2 * n)

@@ -74,6 +74,7 @@ class TorchEpochs:
     drop_last: bool = True
 
     def __post_init__(self):
+        object.__setattr__(self, "_states", {0: self.start})  # stream position (words) -> generator state
         checks.positive_int(self.num_samples, "num_samples")
         checks.positive_int(self.batch_size, "batch_size")
         if self.batch_size > self.num_samples:
@@ -92,15 +93,16 @@ class TorchEpochs:
         return augment * self.batch_size + sum(2 * math.prod(site[1]) for site in self.dropout)
 
     def _generator(self, epoch: int, step: int | None) -> Generator:
-        """The generator at the start of ``epoch`` (``step`` None), or at ``step``'s first draw."""
+        """The generator at the start of ``epoch`` (``step`` None), or at ``step``'s first draw: from the nearest
+        position found before (every epoch start is kept), skipping the words between (lab 10-2 draws 75 million
+        an epoch)."""
         words = epoch * (4 + self.steps * self._step_words)
         if step is not None:
             words += 4 + step * self._step_words
-        g = Generator().set_state(self.start)
-        while words:  # skip in chunks: MNIST's 10-2 draws 75 million words an epoch
-            chunk = min(words, 1 << 24)
-            g.random(chunk)
-            words -= chunk
+        known = max(w for w in self._states if w <= words)
+        g = Generator().set_state(self._states[known]).skip(words - known)
+        if step is None:
+            self._states[words] = g.get_state()
         return g
 
     def order(self, epoch: int) -> np.ndarray:
@@ -116,10 +118,10 @@ class TorchEpochs:
         def epoch_batches(epoch, start, rng=None):
             del rng
             order = self.order(epoch)
+            g = self._generator(epoch, start)  # then each step draws exactly its words, in PyTorch's order
             for step in range(start, self.steps):
                 index = order[step * self.batch_size : (step + 1) * self.batch_size]
                 batch = {"inputs": inputs[index], "labels": labels[index]}
-                g = self._generator(epoch, step)
                 offsets, flips = crop_and_flip(g, self.batch_size, self.crop_range, self.flip)
                 if self.crop_range:
                     batch["crop"] = offsets
