@@ -2,19 +2,17 @@
 initialisation in construction order, then the re-initialisation the lab's ``__init__`` does, drawn from the same
 generator in the same order. No torch needed.
 
-=================  ==========================================================================================
-model              what the lab's PyTorch model does after (or while) building its layers
-=================  ==========================================================================================
-MnistCNN (10-1)    ``xavier_uniform_(fc.weight)``
-DeepCNN (10-2)     ``xavier_uniform_(fc1.weight)`` as soon as ``fc1`` is built, then ``fc2`` and its own
-FolderCNN (10-4)   nothing: PyTorch's defaults
-VGG (10-5)         with ``init_weights``: ``kaiming_normal_(fan_out, relu)`` on every convolution (bias 0),
-                   BatchNorm 1 and 0, ``normal_(0, 0.01)`` on every Linear (bias 0), in module order
-ResNet (10-6)      ``kaiming_normal_(fan_out, relu)`` on every convolution in module order; with
-                   ``zero_init_residual`` each block's last BatchNorm weight 0 (no draw)
-CharRNN, RNNRegressor, Seq2Seq (11)   nothing: the RNN's ``uniform_(-1/sqrt(hidden), 1/sqrt(hidden))`` per tensor,
-                   Linear's and Embedding's defaults (``proj_size`` included)
-=================  ==========================================================================================
+What each lab's PyTorch model does after (or while) building its layers:
+
+- MnistCNN (10-1): ``xavier_uniform_(fc.weight)``.
+- DeepCNN (10-2): ``xavier_uniform_(fc1.weight)`` as soon as ``fc1`` is built, then ``fc2`` and its own.
+- FolderCNN (10-4): nothing, PyTorch's defaults.
+- VGG (10-5), with ``init_weights``: ``kaiming_normal_(fan_out, relu)`` on every convolution (bias 0), BatchNorm 1
+  and 0, ``normal_(0, 0.01)`` on every Linear (bias 0), in module order.
+- ResNet (10-6): ``kaiming_normal_(fan_out, relu)`` on every convolution in module order; with
+  ``zero_init_residual`` each block's last BatchNorm weight 0 (no draw).
+- CharRNN, RNNRegressor, Seq2Seq (11): nothing; the RNN's ``uniform_(-1/sqrt(hidden), 1/sqrt(hidden))`` per tensor
+  (``proj_size`` included), Linear's and Embedding's defaults.
 
 Any other model gets PyTorch's default initialisation of its layers (:func:`jaxnn.random.init.torch_state_dict`).
 
