@@ -122,6 +122,8 @@ def test_bad_arguments_are_refused_by_name():
         (lambda: g.randint(3, 3, 2), "low < high"),
         (lambda: g.randperm(-1), "n"),
         (lambda: g.set_state({"seed": 0, "key": [0] * 3, "pos": 0, "next_normal": None}), "mt19937"),
+        (lambda: g.bernoulli(3, 1.5), "p"),
+        (lambda: torch_random.init.kaiming_normal_(np.zeros((4, 3)), mode="fan_avg", generator=g), "mode"),
     ):
         with pytest.raises(ValueError, match=match):
             call()

@@ -82,8 +82,7 @@ def kaiming_uniform_(
     generator: Generator | None = None,
 ) -> np.ndarray:
     """``torch.nn.init.kaiming_uniform_`` on a weight in PyTorch's layout."""
-    fan = _fans(tensor.shape)[0 if mode == "fan_in" else 1]
-    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
 
@@ -95,8 +94,15 @@ def kaiming_normal_(
     generator: Generator | None = None,
 ) -> np.ndarray:
     """``torch.nn.init.kaiming_normal_`` on a weight in PyTorch's layout."""
+    return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
+
+
+def _kaiming_std(tensor: np.ndarray, a: float, mode: str, nonlinearity: str) -> float:
+    """The standard deviation both Kaiming initialisers aim at: ``gain / sqrt(fan)``."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan = _fans(tensor.shape)[0 if mode == "fan_in" else 1]
-    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), generator)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
 def xavier_uniform_(tensor: np.ndarray, gain: float = 1.0, generator: Generator | None = None) -> np.ndarray:
