@@ -85,8 +85,12 @@ def lab_state_dict(model, *sample_args, generator: Generator | None = None, **sa
     with ``generator`` as PyTorch's default generator; aliases (DeepCNN's ``layer4.0``) included."""
     from jaxnn.interop.lab_names import lab_names
 
-    g = generator or default_generator
     names = lab_names(model, *sample_args, **sample_kwargs)
+    return _lab_state_dict(model, sample_args, sample_kwargs, generator or default_generator, names)
+
+
+def _lab_state_dict(model, sample_args, sample_kwargs, g: Generator, names: dict) -> dict:
+    """:func:`lab_state_dict` with the model's :func:`~jaxnn.interop.lab_names.lab_names` found already."""
     after, then = _recipe(model)
     sd = init.torch_state_dict(
         model,
@@ -119,9 +123,9 @@ def torch_init(
 
     if torch_seed is not None and generator is not None:
         raise ValueError("pass torch_seed or generator, not both")
-    g = manual_seed(torch_seed) if torch_seed is not None else generator
-    sd = lab_state_dict(model, *sample_args, generator=g, **sample_kwargs)
-    names = lab_names(model, *sample_args, **sample_kwargs)
+    g = manual_seed(torch_seed) if torch_seed is not None else generator or default_generator
+    names = lab_names(model, *sample_args, **sample_kwargs)  # once, for the draws and for the load
+    sd = _lab_state_dict(model, sample_args, sample_kwargs, g, names)
     ignore = tuple(f"{alias}.{leaf}" for alias in names["aliases"] for leaf in ("weight", "bias"))
     return from_state_dict(
         model,
