@@ -227,7 +227,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Result:
     model = config.build_model(len(class_names))
     init_rng, train_rng = jax.random.split(jax.random.key(config.seed))
     if config.torch_seed is None:
-        variables = driver.init_variables(config, model, init_rng, train_x[:1])
+        variables = train.init_variables(model, init_rng, train_x[:1])
     else:  # PyTorch's weights, then its batches, crops, flips and dropout masks
         crop_range = 2 * config.crop_padding + 1 if config.crop_padding else 0  # RandomCrop's offsets
         variables, stream = torch_run(model, config.torch_seed, train_x, config.batch_size, crop_range, config.flip)
