@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 # jaxnn's optional native CPU kernels (native/: oneDNN's convolutions through jax.ffi), built when a C++ compiler and
 # the package index are there; otherwise one line says why, and jaxnn runs on its XLA path.
 NATIVE := jaxnn/_native/libjaxnn_native.so
-$(NATIVE): $(STAMP) native/onednn_conv.cc native/build.py
+$(NATIVE): $(STAMP) $(wildcard native/*.cc native/*.h) native/build.py
 	$(PY) native/build.py
 native: $(STAMP)
 	$(PY) native/build.py

@@ -25,6 +25,9 @@ def _load() -> str | None:
         library = ctypes.cdll.LoadLibrary(str(LIBRARY))
     except OSError as e:
         return f"{LIBRARY} does not load: {e}"
+    missing = [name for name in TARGETS if not hasattr(library, name)]
+    if missing:
+        return f"{LIBRARY} lacks {missing}: an older build (make builds it again)"
     for name in TARGETS:
         jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, name)), platform="cpu")
     return None

@@ -1,5 +1,5 @@
-"""Build jaxnn's optional native CPU kernels: native/onednn_conv.cc, oneDNN's convolutions as jax.ffi handlers,
-into jaxnn/_native/libjaxnn_native.so. `make` runs it after installing jaxnn; nothing else needs it.
+"""Build jaxnn's optional native CPU kernels: native/*.cc, oneDNN's convolutions and recurrent layers as jax.ffi
+handlers, into jaxnn/_native/libjaxnn_native.so. `make` runs it after installing jaxnn; nothing else needs it.
 
 oneDNN comes from the package index (onednn-cpu-gomp and its headers, oneDNN 3.2 on GNU OpenMP: no runtime but
 libgomp), installed into the running interpreter's environment; the compiler is the system's (``--cxx``). Whatever
@@ -19,7 +19,7 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE = ROOT / "native" / "onednn_conv.cc"
+SOURCES = sorted((ROOT / "native").glob("*.cc"))
 TARGET = ROOT / "jaxnn" / "_native" / "libjaxnn_native.so"
 ONEDNN = ["onednn-cpu-gomp==2023.2.0", "onednn-devel-cpu-gomp==2023.2.0"]
 
@@ -53,7 +53,8 @@ def build(cxx: str, target: Path = TARGET) -> Path:
     flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-w"]
     includes = [f"-I{jax.ffi.include_dir()}", f"-I{include}"]
     links = [f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
-    _run([cxx, *flags, *includes, str(SOURCE), "-o", str(partial), *links], f"compiling {SOURCE.name}")
+    names = ", ".join(source.name for source in SOURCES)
+    _run([cxx, *flags, *includes, *map(str, SOURCES), "-o", str(partial), *links], f"compiling {names}")
     partial.replace(target)
     return target
 

@@ -6,13 +6,10 @@
 // none) and groups. Each primitive is built once per shape and attributes, then kept.
 
 #include <cstdint>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
 
-#include "oneapi/dnnl/dnnl.hpp"
+#include "onednn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -22,10 +19,7 @@ using dims = dnnl::memory::dims;
 
 namespace {
 
-dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
+using jaxnn::engine;
 
 // One convolution's geometry: NHWC input, HWIO weights, NHWC output, and the attributes.
 struct Geometry {
@@ -47,25 +41,22 @@ struct Geometry {
 
   dnnl::convolution_forward::primitive_desc forward() const {
     return {engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src(), weights(true),
-            dst(), strides(), dilations(), pad_l(), pad_r()};
+            dst(), strides(), dilations(), pad_l(), pad_r(), jaxnn::user_scratchpad()};
   }
 };
 
 struct Primitive {
   dnnl::primitive prim;
   dnnl::memory::desc weights;  // the layout the primitive wants (reordered from and to HWIO when it differs)
+  dnnl::memory::desc scratchpad;
+
+  template <typename Desc>
+  Primitive(dnnl::primitive prim, const Desc& pd, const dnnl::memory::desc& weights)
+      : prim(prim), weights(weights), scratchpad(pd.scratchpad_desc()) {}
+  dnnl::memory scratch() const { return {scratchpad, engine()}; }
 };
 
-std::mutex cache_mutex;
-std::map<std::vector<int64_t>, Primitive> cache;
-
-template <typename Build>
-Primitive get(const std::vector<int64_t>& key, Build build) {
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, build()).first;
-  return it->second;
-}
+jaxnn::Cache<Primitive> cache;
 
 Geometry geometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, ffi::Span<const int64_t> y, int64_t sh,
                   int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
@@ -74,25 +65,21 @@ Geometry geometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, ffi::S
 }
 
 dnnl::memory weights_in(const Primitive& p, const Geometry& g, void* data, dnnl::stream& s) {
-  dnnl::memory plain(g.weights(false), engine(), data);
-  if (p.weights == g.weights(false)) return plain;
-  dnnl::memory blocked(p.weights, engine());
-  dnnl::reorder(plain, blocked).execute(s, plain, blocked);
-  return blocked;
+  return jaxnn::as_layout(dnnl::memory(g.weights(false), engine(), data), p.weights, s);
 }
 
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, ffi::ResultBuffer<ffi::F32> y, int64_t sh,
                    int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
                    int64_t groups) {
   Geometry g = geometry(x.dimensions(), w.dimensions(), y->dimensions(), sh, sw, pt, pb, pl, pr, dh, dw, groups);
-  Primitive p = get(g.key(0), [&] {
+  Primitive p = cache.get(g.key(0), [&] {
     auto pd = g.forward();
-    return Primitive{dnnl::convolution_forward(pd), pd.weights_desc()};
+    return Primitive(dnnl::convolution_forward(pd), pd, pd.weights_desc());
   });
   dnnl::stream s(engine());
   dnnl::memory src(g.src(), engine(), x.typed_data()), dst(g.dst(), engine(), y->typed_data());
   p.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_in(p, g, w.typed_data(), s)},
-                     {DNNL_ARG_DST, dst}});
+                     {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, p.scratch()}});
   s.wait();
   return ffi::Error::Success();
 }
@@ -101,16 +88,17 @@ ffi::Error BackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w, ffi::
                         int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh,
                         int64_t dw, int64_t groups) {
   Geometry g = geometry(dx->dimensions(), w.dimensions(), dy.dimensions(), sh, sw, pt, pb, pl, pr, dh, dw, groups);
-  Primitive p = get(g.key(1), [&] {
+  Primitive p = cache.get(g.key(1), [&] {
     auto pd = dnnl::convolution_backward_data::primitive_desc(engine(), dnnl::algorithm::convolution_direct,
                                                               g.src(), g.weights(true), g.dst(), g.strides(),
-                                                              g.dilations(), g.pad_l(), g.pad_r(), g.forward());
-    return Primitive{dnnl::convolution_backward_data(pd), pd.weights_desc()};
+                                                              g.dilations(), g.pad_l(), g.pad_r(), g.forward(),
+                                                              jaxnn::user_scratchpad());
+    return Primitive(dnnl::convolution_backward_data(pd), pd, pd.weights_desc());
   });
   dnnl::stream s(engine());
   dnnl::memory diff_dst(g.dst(), engine(), dy.typed_data()), diff_src(g.src(), engine(), dx->typed_data());
   p.prim.execute(s, {{DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_WEIGHTS, weights_in(p, g, w.typed_data(), s)},
-                     {DNNL_ARG_DIFF_SRC, diff_src}});
+                     {DNNL_ARG_DIFF_SRC, diff_src}, {DNNL_ARG_SCRATCHPAD, p.scratch()}});
   s.wait();
   return ffi::Error::Success();
 }
@@ -119,19 +107,21 @@ ffi::Error BackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy, ff
                            int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh,
                            int64_t dw, int64_t groups) {
   Geometry g = geometry(x.dimensions(), dw_out->dimensions(), dy.dimensions(), sh, sw, pt, pb, pl, pr, dh, dw, groups);
-  Primitive p = get(g.key(2), [&] {
+  Primitive p = cache.get(g.key(2), [&] {
     auto pd = dnnl::convolution_backward_weights::primitive_desc(engine(), dnnl::algorithm::convolution_direct,
                                                                  g.src(), g.weights(true), g.dst(), g.strides(),
-                                                                 g.dilations(), g.pad_l(), g.pad_r(), g.forward());
-    return Primitive{dnnl::convolution_backward_weights(pd), pd.diff_weights_desc()};
+                                                                 g.dilations(), g.pad_l(), g.pad_r(), g.forward(),
+                                                              jaxnn::user_scratchpad());
+    return Primitive(dnnl::convolution_backward_weights(pd), pd, pd.diff_weights_desc());
   });
   dnnl::stream s(engine());
   dnnl::memory src(g.src(), engine(), x.typed_data()), diff_dst(g.dst(), engine(), dy.typed_data());
   dnnl::memory plain(g.weights(false), engine(), dw_out->typed_data());
   bool reorder = p.weights != g.weights(false);
   dnnl::memory out = reorder ? dnnl::memory(p.weights, engine()) : plain;
-  p.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out}});
-  if (reorder) dnnl::reorder(out, plain).execute(s, out, plain);
+  p.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out},
+                     {DNNL_ARG_SCRATCHPAD, p.scratch()}});
+  if (reorder) jaxnn::reorder(out, plain, s);
   s.wait();
   return ffi::Error::Success();
 }

@@ -60,3 +60,33 @@ def test_the_switch_is_part_of_the_jit_cache_key():
     finally:
         runtime.use_native_kernels(False)
     assert "JaxnnConvForward" not in f.lower(x, w).as_text()
+
+
+def test_kernels_that_xla_runs_at_once_do_not_share_scratch_memory():
+    """XLA runs independent kernels of one program on several threads at once. oneDNN's own scratchpad is one
+    buffer shared by every primitive (the wheel is built without DNNL_ENABLE_CONCURRENT_EXEC), so each kernel
+    brings its own: eight independent convolutions' gradients in one program, again and again, equal XLA's."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from jaxnn import native, ops, runtime
+
+    if not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+    rng = np.random.default_rng(0)
+    xs = [jnp.asarray(rng.standard_normal((4, 12, 12, 16)), jnp.float32) for _ in range(8)]
+    ws = [jnp.asarray(rng.standard_normal((3, 3, 16, 16)), jnp.float32) for _ in range(8)]
+
+    def loss(xs, ws):
+        return sum(jnp.sum(jnp.sin(ops.conv2d(x, w, padding=1))) for x, w in zip(xs, ws, strict=True))
+
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    expected = grads(xs, ws)
+    try:
+        assert runtime.use_native_kernels(True)
+        for _ in range(20):
+            for got, want in zip(jax.tree.leaves(grads(xs, ws)), jax.tree.leaves(expected), strict=True):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    finally:
+        runtime.use_native_kernels(False)
