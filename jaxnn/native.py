@@ -1,5 +1,6 @@
-"""jaxnn's optional native CPU kernels (``native/``, built by ``make``): oneDNN's convolutions as ``jax.ffi``
-targets. jaxnn runs without them; :func:`jaxnn.runtime.use_native_kernels` turns them on for :func:`jaxnn.ops.conv2d`.
+"""jaxnn's optional native CPU kernels (``native/``, built by ``make``): oneDNN's convolutions and a recurrent time
+loop as ``jax.ffi`` targets. jaxnn runs without them; :func:`jaxnn.runtime.use_native_kernels` turns them on for
+:func:`jaxnn.ops.conv2d` and :class:`jaxnn.nn.RNN`.
 
 ``available()`` says whether the library was built and loads (it registers the targets the first time).
 """
@@ -13,7 +14,13 @@ from pathlib import Path
 import jax
 
 LIBRARY = Path(__file__).parent / "_native" / "libjaxnn_native.so"
-TARGETS = ("JaxnnConvForward", "JaxnnConvBackwardData", "JaxnnConvBackwardWeights")
+TARGETS = (
+    "JaxnnConvForward",
+    "JaxnnConvBackwardData",
+    "JaxnnConvBackwardWeights",
+    "JaxnnRnnLoopForward",
+    "JaxnnRnnLoopBackward",
+)
 
 
 @functools.cache

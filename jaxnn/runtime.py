@@ -49,7 +49,7 @@ def _native_state():
         return jax_config.bool_state(
             "jaxnn_native_kernels",
             False,
-            "jaxnn.ops.conv2d on jaxnn's native oneDNN kernels (jaxnn.runtime.use_native_kernels)",
+            "jaxnn.ops.conv2d and jaxnn.nn.RNN on jaxnn's native kernels (jaxnn.runtime.use_native_kernels)",
             include_in_jit_key=True,
             include_in_trace_context=True,
         )
@@ -63,8 +63,10 @@ _NATIVE = {"enabled": False}  # where JAX has no configuration state for it
 
 def use_native_kernels(enabled: bool = True) -> bool:
     """Send float32 :func:`jaxnn.ops.conv2d` on the CPU (forward, input and weight gradients) to jaxnn's native
-    oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when ``enabled``, else to XLA's; returns whether they
-    are on (False when they are not built, whatever ``enabled`` says).
+    oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when ``enabled``, else to XLA's, and the time loop of
+    :class:`jaxnn.nn.RNN` without ``seq_lengths`` or ``proj_size`` to its native loop (:mod:`jaxnn.nn.rnn_native`)
+    instead of a ``lax.scan``; returns whether they are on (False when they are not built, whatever ``enabled``
+    says).
 
     The switch is part of every jit cache key (like ``jax_default_matmul_precision``): a jitted function traces
     again after it. The native convolution has first-order reverse-mode derivatives (``jax.grad``, ``jax.vjp``);

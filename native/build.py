@@ -50,7 +50,7 @@ def build(cxx: str, target: Path = TARGET) -> Path:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".so.partial")  # never a half-written library where jaxnn looks for one
-    flags = ["-O2", "-std=c++17", "-shared", "-fPIC", "-w"]
+    flags = ["-O3", "-march=native", "-fno-trapping-math", "-std=c++17", "-shared", "-fPIC", "-fopenmp", "-w"]
     includes = [f"-I{jax.ffi.include_dir()}", f"-I{include}"]
     links = [f"-L{lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{lib}"]
     names = ", ".join(source.name for source in SOURCES)

@@ -158,3 +158,17 @@ def no_compilation_cache(monkeypatch):
     from jaxnn import runtime
 
     monkeypatch.setattr(runtime, "enable_compilation_cache", lambda *a, **k: None)
+
+
+@pytest.fixture(params=["xla", "native"])
+def kernels(request):
+    """A parity test on both paths: XLA's kernels and jaxnn's native ones (conv2d's oneDNN convolutions, the RNN's
+    time loop; built by make, and without them the native case is skipped, naming why). A switch, not per-example
+    state: hypothesis's examples share it (settings(suppress_health_check=[HealthCheck.function_scoped_fixture]))."""
+    from jaxnn import native, runtime
+
+    if request.param == "native" and not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+    runtime.use_native_kernels(request.param == "native")
+    yield request.param
+    runtime.use_native_kernels(False)

@@ -90,3 +90,73 @@ def test_kernels_that_xla_runs_at_once_do_not_share_scratch_memory():
                 np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     finally:
         runtime.use_native_kernels(False)
+
+
+def _native_or_skip():
+    import pytest
+
+    from jaxnn import native
+
+    if not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+
+
+def test_the_native_time_loops_tanh_and_logistic_are_within_a_few_ulp():
+    """The loop's own float32 tanh and logistic (vectorised, no libm calls), read off single steps: an RNN step from
+    h0 = 0 with gi = x is tanh(x); a GRU step from h0 = 1 with only the update gate's input x is logistic(x). Against
+    float64 over a sweep: tanh within 1.5 ulp, the logistic within 2.5, and a NaN stays NaN."""
+    import jax.numpy as jnp
+
+    from jaxnn.nn import rnn_native
+    from jaxnn.nn.recurrent import CELLS
+
+    _native_or_skip()
+    grid = np.concatenate([np.linspace(-30, 30, 60001), np.geomspace(1e-30, 30, 6001)])
+    x = np.concatenate([grid, -grid, [0.0, 88.0, 89.0, -88.0, -89.0, 1e30, -1e30, np.inf, -np.inf]]).astype(np.float32)
+    x = np.append(x, np.nan).astype(np.float32)
+    n = x.size
+    (hs,), _ = rnn_native.loop_forward(
+        CELLS["rnn", "tanh"], False, jnp.asarray(x).reshape(1, n, 1), jnp.zeros((1, 1)), None, (jnp.zeros((n, 1)),)
+    )
+    gi = np.zeros((1, n, 3), np.float32)
+    gi[0, :, 1] = x
+    (zs,), _ = rnn_native.loop_forward(
+        CELLS["gru", "tanh"], False, jnp.asarray(gi), jnp.zeros((3, 1)), None, (jnp.ones((n, 1)),)
+    )
+    x64 = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exact = {"tanh": np.tanh(x64), "logistic": 1 / (1 + np.exp(-x64))}
+    for name, got, ulps in (("tanh", hs, 1.5), ("logistic", zs, 2.5)):
+        got, want = np.asarray(got, np.float64).ravel(), exact[name]
+        assert np.isnan(got[-1]) and not np.isnan(got[:-1]).any(), name
+        got, want = got[:-1], want[:-1]
+        normal = np.abs(want) > np.finfo(np.float32).tiny
+        error = np.abs(got - want) / np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+        assert error[normal].max() <= ulps, (name, error[normal].max(), x[:-1][normal][np.argmax(error[normal])])
+        assert np.abs(got - want)[~normal].max() <= 1e-38, name  # the logistic far below -87: zero or nearly
+
+
+def test_an_rnn_without_lengths_runs_the_native_loop_and_with_lengths_the_scan():
+    import jax
+    import jax.numpy as jnp
+
+    from jaxnn import runtime
+    from jaxnn.nn import RNN
+
+    _native_or_skip()
+    model = RNN(8, cell="lstm", batch_first=True)
+    x = jnp.ones((3, 5, 4))
+    params = model.init(jax.random.key(0), x)
+
+    def program(lengths=None):
+        f = jax.grad(lambda p: jnp.sum(model.apply(p, x, seq_lengths=lengths)[0]))
+        return jax.jit(f).lower(params).as_text()
+
+    try:
+        assert runtime.use_native_kernels(True)
+        text = program()
+        assert "JaxnnRnnLoopForward" in text and "JaxnnRnnLoopBackward" in text
+        assert "JaxnnRnnLoop" not in program(jnp.array([5, 2, 4]))
+    finally:
+        runtime.use_native_kernels(False)
+    assert "JaxnnRnnLoop" not in program()

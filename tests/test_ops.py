@@ -93,20 +93,6 @@ def conv_cases(draw):
     )
 
 
-@pytest.fixture(params=["xla", "native"])
-def kernels(request):
-    """Each parity test of conv2d on both paths: XLA's convolutions and jaxnn's native oneDNN kernels (built by
-    make; without them the native case is skipped, naming why). A switch, not per-example state: hypothesis's
-    examples share it."""
-    from jaxnn import native, runtime
-
-    if request.param == "native" and not native.available():
-        pytest.skip(f"native kernels: {native.why_not()}")
-    runtime.use_native_kernels(request.param == "native")
-    yield request.param
-    runtime.use_native_kernels(False)
-
-
 SHARED_FIXTURE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
@@ -67,8 +67,10 @@ def _jax_module(c):
     )
 
 
-@given(rnn_cases())
-def test_rnn_matches_torch_outputs_states_and_gradients(c):
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(c=rnn_cases())
+def test_rnn_matches_torch_outputs_states_and_gradients(c, kernels):
+    """On XLA's scan and on the native time loop (``kernels``; cases with lengths or proj_size take the scan)."""
     r = np.random.default_rng(c["seed"])
     d = 2 if c["bidirectional"] else 1
     if c["batched"]:

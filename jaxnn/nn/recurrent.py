@@ -98,6 +98,7 @@ class Cell(NamedTuple):
     states: int
     forward: Callable[[Carry, jax.Array, jax.Array], tuple[Carry, Any]]
     backward: Callable[[Carry, Any, Carry, Carry], tuple[jax.Array, jax.Array, tuple]]
+    name: str = ""  # "rnn_tanh", "rnn_relu", "lstm" or "gru": the cell of jaxnn's native time loop
 
     def step(self, carry: Carry, gi: jax.Array, gh: jax.Array) -> Carry:
         """The new carry (what ``forward`` saves for the backward is dropped, and compiled away)."""
@@ -105,10 +106,10 @@ class Cell(NamedTuple):
 
 
 CELLS = {
-    ("rnn", "tanh"): Cell(1, 1, _rnn_forward(jnp.tanh), _rnn_tanh_backward),
-    ("rnn", "relu"): Cell(1, 1, _rnn_forward(nn.relu), _rnn_relu_backward),
-    ("lstm", "tanh"): Cell(4, 2, _lstm_forward, _lstm_backward),
-    ("gru", "tanh"): Cell(3, 1, _gru_forward, _gru_backward),
+    ("rnn", "tanh"): Cell(1, 1, _rnn_forward(jnp.tanh), _rnn_tanh_backward, "rnn_tanh"),
+    ("rnn", "relu"): Cell(1, 1, _rnn_forward(nn.relu), _rnn_relu_backward, "rnn_relu"),
+    ("lstm", "tanh"): Cell(4, 2, _lstm_forward, _lstm_backward, "lstm"),
+    ("gru", "tanh"): Cell(3, 1, _gru_forward, _gru_backward, "gru"),
 }
 
 

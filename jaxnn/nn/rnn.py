@@ -21,6 +21,7 @@ import numpy as np
 from jax.lax import PrecisionLike
 
 from jaxnn import checks
+from jaxnn.nn import rnn_native
 from jaxnn.nn.layers import Dropout, torch_uniform
 from jaxnn.nn.recurrent import CELLS, Carry, Cell, cell_step
 
@@ -51,17 +52,22 @@ def _scan_direction(cell: Cell, xs, carry0: Carry, weights, reverse: bool, preci
 
 
 def _fused_direction(cell: Cell, xs, carry0: Carry, weights, reverse: bool, precision, mask=None):
-    """:func:`_scan_direction` with the hand-written backward of :func:`_time_loop`: the same values."""
-    carries = _time_loop(cell, reverse, precision, xs, carry0, weights, mask)
+    """:func:`_scan_direction` with the hand-written backward of :func:`_time_loop`: the same values. Its loops run
+    on jaxnn's native kernels where :func:`jaxnn.nn.rnn_native.applies`."""
+    native = rnn_native.applies(cell, xs, carry0, weights, mask)
+    carries = _time_loop(cell, reverse, precision, native, xs, carry0, weights, mask)
     ys = carries[0] if mask is None else jnp.where(mask, carries[0], jnp.zeros_like(carries[0]))
     return ys, tuple(s[0 if reverse else -1] for s in carries)
 
 
-def _loop_forward(cell: Cell, reverse: bool, precision, xs, carry0: Carry, weights, mask):
+def _loop_forward(cell: Cell, reverse: bool, precision, native: bool, xs, carry0: Carry, weights, mask):
     """The time loop: every step's carry, stacked (T, B, .) in the original time order, what the cell saves for
     its backward, and with ``proj_size`` the unprojected h."""
     w_ih, b_ih, w_hh, b_hh, w_hr = weights
     xs_proj = jnp.matmul(xs, w_ih.T, precision=precision)  # every time step at once; b_ih is added in the loop
+    if native:
+        gi = xs_proj if b_ih is None else xs_proj + b_ih
+        return (*rnn_native.loop_forward(cell, reverse, gi, w_hh, b_hh, carry0), None)
     # The transposed weight, made once: XLA's CPU product h @ w_hh.T re-reads w_hh transposed at every step.
     w_hh_t = jax.lax.optimization_barrier(jnp.transpose(w_hh))
 
@@ -85,22 +91,23 @@ def _loop_forward(cell: Cell, reverse: bool, precision, xs, carry0: Carry, weigh
     return stacked
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _time_loop(cell: Cell, reverse: bool, precision, xs, carry0: Carry, weights, mask):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _time_loop(cell: Cell, reverse: bool, precision, native: bool, xs, carry0: Carry, weights, mask):
     """One layer's input projection and time loop in one direction: the stacked carries (T, B, .) (outputs are
     carries[0]). Its VJP is written by hand: the backward loop carries only the state's cotangent and emits each
     step's gate cotangents; the gradients of the weights, the biases and the inputs are then one matrix product (or
     sum) over all steps each. A ``jax.custom_vjp``: no forward mode of its own (``RNN(fused_backward=False)`` for
-    ``jax.jvp``); forward over reverse (``jax.hessian``) differentiates the backward and works."""
-    return _loop_forward(cell, reverse, precision, xs, carry0, weights, mask)[0]
+    ``jax.jvp``); forward over reverse (``jax.hessian``) differentiates the backward and works.
+    ``native``: both loops on jaxnn's native kernels (:mod:`jaxnn.nn.rnn_native`), first-order only."""
+    return _loop_forward(cell, reverse, precision, native, xs, carry0, weights, mask)[0]
 
 
-def _time_loop_fwd(cell, reverse, precision, xs, carry0, weights, mask):
-    carries, saved, h_full = _loop_forward(cell, reverse, precision, xs, carry0, weights, mask)
+def _time_loop_fwd(cell, reverse, precision, native, xs, carry0, weights, mask):
+    carries, saved, h_full = _loop_forward(cell, reverse, precision, native, xs, carry0, weights, mask)
     return carries, (xs, carry0, weights, mask, carries, saved, h_full)
 
 
-def _time_loop_bwd(cell, reverse, precision, residuals, d_carries):
+def _time_loop_bwd(cell, reverse, precision, native, residuals, d_carries):
     xs, carry0, weights, mask, carries, saved, h_full = residuals
     w_ih, b_ih, w_hh, b_hh, w_hr = weights
     # The carry each step started from, in the stacks' (original) time order.
@@ -128,10 +135,14 @@ def _time_loop_bwd(cell, reverse, precision, residuals, d_carries):
         d_prev = (d_prev[0] + jnp.matmul(d_gh, w_hh, precision=precision), *d_prev[1:])
         return d_prev, (d_gi, None if same else d_gh, d_out)
 
-    d_carry0 = tuple(jnp.zeros_like(c) for c in carry0)
-    d_carry0, (d_gi, d_gh, d_out) = jax.lax.scan(
-        body, d_carry0, (d_carries, saved, prev, carries, mask), reverse=not reverse
-    )
+    if native:
+        d_gi, d_gh, d_carry0 = rnn_native.loop_backward(cell, reverse, d_carries, saved, carries, carry0, w_hh)
+        d_out = None
+    else:
+        d_carry0 = tuple(jnp.zeros_like(c) for c in carry0)
+        d_carry0, (d_gi, d_gh, d_out) = jax.lax.scan(
+            body, d_carry0, (d_carries, saved, prev, carries, mask), reverse=not reverse
+        )
     d_gh = d_gi if d_gh is None else d_gh
     d_weights = (
         _sum_of_outer_products(d_gi, xs, precision),
@@ -180,7 +191,8 @@ class RNN(nn.Module):
     ways in float64), faster. ``jax.grad``, ``jax.vmap`` and second order (``jax.hessian``, reverse over reverse)
     work through it; forward mode alone (``jax.jvp``, ``jax.jacfwd`` of the RNN) does not: set
     ``fused_backward=False`` for that (JAX otherwise raises "can't apply forward-mode autodiff (jvp) to a
-    custom_vjp function").
+    custom_vjp function"). With jaxnn's native kernels on (:func:`jaxnn.runtime.use_native_kernels`), float32
+    layers without ``seq_lengths`` or ``proj_size`` run this loop natively on the CPU, first order only.
 
     Lengths are checked (range, shape, dtype) when they are concrete; under ``jit`` only their shape and dtype can
     be, and a length outside ``1..T`` then reads as if clipped to it.

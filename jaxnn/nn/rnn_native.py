@@ -1,0 +1,79 @@
+"""The time loop of :class:`jaxnn.nn.RNN` on jaxnn's native CPU kernels (``native/rnn_loop.cc``, through
+``jax.ffi``), used when :func:`jaxnn.runtime.use_native_kernels` has them on.
+
+XLA runs a ``lax.scan`` step as some 25 small kernels with a loop around them; the native loop runs a whole
+layer's direction in one call forward and one backward, each step one sgemm (oneDNN's) and the cell's arithmetic
+as :mod:`jaxnn.nn.recurrent` writes it. It replaces only the two loops of :func:`jaxnn.nn.rnn._time_loop`: the input
+projection before them and the weights' gradients after them stay XLA's matrix products.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxnn import native
+from jaxnn.nn.recurrent import Carry, Cell
+
+CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}  # the handlers' `cell` attribute
+
+
+def applies(cell: Cell, xs, carry0: Carry, weights, mask) -> bool:
+    """Whether this layer runs natively: the kernels built and on, the CPU, float32 throughout, no lengths (``mask``)
+    and no projection (``proj_size``), nothing empty."""
+    from jaxnn import runtime
+
+    w_ih, b_ih, w_hh, b_hh, w_hr = weights
+    arrays = [xs, w_ih, w_hh, *carry0] + [b for b in (b_ih, b_hh) if b is not None]
+    return (
+        runtime.native_kernels()
+        and cell.name in CODES
+        and mask is None
+        and w_hr is None
+        and all(a.dtype == jnp.float32 for a in arrays)
+        and min(xs.shape) > 0
+        and w_hh.shape[0] > 0
+        and jax.default_backend() == "cpu"
+    )
+
+
+def _call(target: str, outputs, cell: Cell, reverse: bool, *operands):
+    if not native.available():  # (which registers the targets the first time)
+        raise RuntimeError(f"jaxnn's native kernels are not available: {native.why_not()}")
+    f32 = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in outputs]
+    call = jax.ffi.ffi_call(target, f32, vmap_method="sequential")
+    return call(*operands, cell=CODES[cell.name], reverse=int(reverse))
+
+
+def loop_forward(cell: Cell, reverse: bool, gi, w_hh, b_hh, carry0: Carry):
+    """gi (T, B, G*H): the input projection with b_ih; carry0: (h0,) or (h0, c0), each (B, H).
+    Returns every step's carry, stacked (T, B, H) in the original time order, and what the backward needs: the
+    cell's saved values (T, B, 4H) for LSTM and GRU, else an empty (T, B, 0)."""
+    steps, batch, width = gi.shape
+    hidden = w_hh.shape[1]
+    c = hidden if cell.states == 2 else 0
+    saved = 4 * hidden if cell.name in ("lstm", "gru") else 0
+    b_hh = jnp.zeros((width,), gi.dtype) if b_hh is None else b_hh
+    c0 = carry0[1] if cell.states == 2 else jnp.zeros((batch, 0), gi.dtype)
+    shapes = ((steps, batch, hidden), (steps, batch, c), (steps, batch, saved))
+    hs, cs, saved = _call("JaxnnRnnLoopForward", shapes, cell, reverse, gi, jnp.transpose(w_hh), b_hh, carry0[0], c0)
+    return ((hs, cs) if cell.states == 2 else (hs,)), saved
+
+
+def loop_backward(cell: Cell, reverse: bool, d_carries: Carry, saved, carries: Carry, carry0: Carry, w_hh):
+    """The backward loop of :func:`loop_forward` given the cotangents of its stacked carries: the cotangents of
+    the input and hidden projections of every step, (T, B, G*H) each (the hidden one None where it is the input
+    one: every cell but GRU), and of carry0."""
+    hs = carries[0]
+    steps, batch, hidden = hs.shape
+    width = w_hh.shape[0]
+    if cell.states == 2:
+        (d_hs, d_cs), cs, c0 = d_carries, carries[1], carry0[1]
+    else:
+        d_hs, d_cs = d_carries[0], jnp.zeros((steps, batch, 0), hs.dtype)
+        cs, c0 = d_cs, jnp.zeros((batch, 0), hs.dtype)
+    gh = (steps, batch, width) if cell.name == "gru" else (0,)
+    shapes = ((steps, batch, width), gh, (batch, hidden), c0.shape)
+    operands = (d_hs, d_cs, saved, hs, cs, carry0[0], c0, w_hh)
+    d_gi, d_gh, d_h0, d_c0 = _call("JaxnnRnnLoopBackward", shapes, cell, reverse, *operands)
+    return d_gi, (d_gh if cell.name == "gru" else None), ((d_h0, d_c0) if cell.states == 2 else (d_h0,))
