@@ -4,6 +4,7 @@ kernel, through ``jax.profiler``) and PyTorch's eager step (``torch.profiler``),
 
     python benchmarks/op_profile.py                       # ResNet-18, VGG-BN, the BatchNorm CNN and the LSTM step
     python benchmarks/op_profile.py --workload ResNet-18 --top 20
+    python benchmarks/op_profile.py --native --workload VGG-BN   # jaxnn on its native kernels (jaxnn.runtime)
 
 jaxnn's kernels are grouped by what they compute, read off the optimised program: the convolutions (forward, and
 the input and weight gradients), the matrix products, the reductions (BatchNorm's statistics, pooling, the
@@ -30,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402  (the benchmark's models and setup)
 
-from jaxnn import train  # noqa: E402
+from jaxnn import native, runtime, train  # noqa: E402
 from jaxnn.interop.torch import rnn_params_from_torch  # noqa: E402
 from jaxnn.layout import nhwc_to_nchw  # noqa: E402
 
@@ -163,12 +164,23 @@ def main(argv=None):
     p.add_argument("--workload", choices=WORKLOADS, action="append", help="one of %(choices)s (repeatable; all)")
     p.add_argument("--steps", type=int, default=3, help="profiled steps after a warm-up (3)")
     p.add_argument("--top", type=int, default=12, help="single operations listed per side (12)")
+    p.add_argument(
+        "--native",
+        action="store_true",
+        help="jaxnn on its native kernels (jaxnn.runtime.use_native_kernels); PyTorch is then profiled first, since "
+        "the two share an OpenMP runtime whose threads slow each other once both have run",
+    )
     args = p.parse_args(argv)
+    if args.native and not runtime.use_native_kernels(True):
+        p.error(f"--native: the native kernels are not available ({native.why_not()})")
     torch.set_num_threads(jax.local_device_count() if jax.default_backend() != "cpu" else (torch.get_num_threads()))
     for name in args.workload or WORKLOADS:
         jargs, compiled, torch_step = setup(name)
+        if args.native:
+            tgroups, ttop, ttotal = profile_torch(torch_step, args.steps)
         jgroups, jtop, jtotal = profile_jax(jargs, compiled, args.steps)
-        tgroups, ttop, ttotal = profile_torch(torch_step, args.steps)
+        if not args.native:
+            tgroups, ttop, ttotal = profile_torch(torch_step, args.steps)
         kernels = sum(jgroups.values())
         print(
             f"\n### {name}: ms per step: jaxnn {jtotal:.1f} (the executor's wall time; {kernels:.1f} in kernels, "

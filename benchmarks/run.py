@@ -50,6 +50,8 @@ OPTIONS = runtime.compiler_options()
 # On a GPU both sides run there, PyTorch on CUDA; otherwise both on CPU with the same thread count.
 GPU = jax.default_backend() == "gpu" and torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")
+# False in the native rows' own process (--native-worker): the workloads then time jaxnn's side only.
+TIME_TORCH = {"on": True}
 
 
 def sync():
@@ -208,11 +210,14 @@ def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
             opt.step()
         sync()
 
-    jax_block(), torch_block()  # warm-up
+    jax_block()  # warm-up
+    if TIME_TORCH["on"]:
+        torch_block()
     res = {"jax": [], "torch": [], "compile_s": compile_s}
     for _ in range(reps):  # alternate, so both see the same machine state
         res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
-        res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
+        if TIME_TORCH["on"]:
+            res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
     return res
 
 
@@ -396,14 +401,74 @@ def rnn_step_workload(cell: str, lengths: bool, steps: int, reps: int, batch=64,
             loss = torch_loss()
         float(loss.detach())
 
-    jax_block(), jax_forward(), torch_block(), torch_forward()  # warm-up
+    jax_block(), jax_forward()  # warm-up
+    if TIME_TORCH["on"]:
+        torch_block(), torch_forward()
     res = {"jax": [], "torch": [], "fwd_jax": [], "fwd_torch": [], "compile_s": compile_s, "loss_gap": loss_gap}
     for _ in range(reps):
         res["jax"] += [steps / t for t in timed(jax_block, 1)]
-        res["torch"] += [steps / t for t in timed(torch_block, 1)]
         res["fwd_jax"] += [1e3 * t / steps for t in timed(jax_forward, 1)]
-        res["fwd_torch"] += [1e3 * t / steps for t in timed(torch_forward, 1)]
+        if TIME_TORCH["on"]:
+            res["torch"] += [steps / t for t in timed(torch_block, 1)]
+            res["fwd_torch"] += [1e3 * t / steps for t in timed(torch_forward, 1)]
     return res
+
+
+BIG_NETS = {
+    "ResNet-18": "ResNet-18 (lab 10-6-2's CIFAR stem) training, batch 128, 32x32x1",
+    "VGG-BN": "VGG-BN (lab 10-5-2's cfg) training, batch 64, 32x32x1",
+}
+NATIVE_RNN = {
+    "lstm": "LSTM step without lengths (B 64, T 100, I 64, H 128), against torch.nn.LSTM",
+    "gru": "GRU step without lengths (B 64, T 100, I 64, H 128), against torch.nn.GRU",
+}
+NATIVE_MARK = "native rows: "
+
+
+def native_worker(reps: int, steps: int) -> None:
+    """jaxnn's side of the native rows, in a process of its own (``--native-worker``): with the native kernels on,
+    the big nets' and the RNN steps' throughput, printed as one JSON line. PyTorch runs single-threaded here, only
+    to build the weights: its OpenMP runtime is the one oneDNN binds to, and two thread pools of one runtime throttle
+    each other's spin-waiting (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its
+    process), so neither side is timed where the other has run."""
+    import json
+
+    torch.set_num_threads(1)
+    TIME_TORCH["on"] = False
+    runtime.use_native_kernels(True)
+    out = {name: big_net_workload(name, max(2, steps // 10), reps) for name in BIG_NETS}
+    out.update({cell: rnn_step_workload(cell, False, max(2, steps // 4), reps) for cell in NATIVE_RNN})
+    print(NATIVE_MARK + json.dumps(out), flush=True)
+
+
+def with_native_rows(rows: list, rnn: dict, reps: int, steps: int) -> list:
+    """``rows`` with a native row after each of the big nets' and the RNN steps' rows: jaxnn's side measured by
+    :func:`native_worker` in a child process, PyTorch's the row's own (measured here, where no native kernel ran)."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--native-worker", "--reps", str(reps), "--steps", str(steps)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(NATIVE_MARK)]
+    if done.returncode or not lines:
+        print(f"native rows skipped: the worker failed ({done.stderr.strip().splitlines()[-1:]})", flush=True)
+        return rows
+    measured = json.loads(lines[-1][len(NATIVE_MARK) :])
+    whats = {**{BIG_NETS[k]: k for k in BIG_NETS}, **{NATIVE_RNN[k]: k for k in NATIVE_RNN}}
+    out = []
+    for what, unit, r, note in rows:
+        out.append((what, unit, r, note))
+        key = whats.get(what)
+        if key is None:
+            continue
+        mine = dict(measured[key], torch=r["torch"])
+        if key in NATIVE_RNN:
+            step_ms, fwd_ms = 1e3 / statistics.median(mine["jax"]), statistics.median(mine["fwd_jax"])
+            note = f"jaxnn forward {fwd_ms:.1f} ms of a {step_ms:.1f} ms step"
+        what = f"{what.split(', against')[0]}, native kernels (jaxnn.runtime.use_native_kernels)"
+        out.append((what, unit, mine, note + "; jaxnn timed in a process of its own, PyTorch is the row above"))
+        print(out[-1][0], fmt(mine["jax"]), fmt(mine["torch"]), flush=True)
+    return out
 
 
 def rnn_split(r) -> str:
@@ -533,8 +598,11 @@ def main(argv=None):
         default=str(RESULTS),
         help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)",
     )
+    p.add_argument("--native-worker", action="store_true", help=argparse.SUPPRESS)  # see native_worker
     args = p.parse_args(argv)
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
+    if args.native_worker:
+        return native_worker(reps, steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
     if GPU:  # full fp32 on both sides: no TF32 in matrix products or convolutions (PyTorch's cuDNN allows it)
         precision.set_float32_matmul_precision("highest")
@@ -557,18 +625,10 @@ def main(argv=None):
             )
         )
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
-    for name, what in (
-        ("ResNet-18", "ResNet-18 (lab 10-6-2's CIFAR stem) training, batch 128, 32x32x1"),
-        ("VGG-BN", "VGG-BN (lab 10-5-2's cfg) training, batch 64, 32x32x1"),
-    ):
-        # XLA's convolutions, then (where make built them, on the CPU) jaxnn's native oneDNN kernels
-        for kernels in ("xla", "native") if native.available() and not GPU else ("xla",):
-            runtime.use_native_kernels(kernels == "native")
-            r = big_net_workload(name, max(2, steps // 10), reps)
-            runtime.use_native_kernels(False)
-            path = ", native convolutions (jaxnn.runtime.use_native_kernels)" if kernels == "native" else ""
-            rows.append((what + path, "images/s", r, "SGD with momentum on both sides; BatchNorm in training mode"))
-            print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
+    for name, what in BIG_NETS.items():
+        r = big_net_workload(name, max(2, steps // 10), reps)
+        rows.append((what, "images/s", r, "SGD with momentum on both sides; BatchNorm in training mode"))
+        print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
     r = eval_workload(max(2, steps // 4), reps)
     rows.append(("MnistCNN evaluation, batch 1000", "images/s", r, ""))
     print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), flush=True)
@@ -601,6 +661,8 @@ def main(argv=None):
             note += f"; jaxnn's mask (the row above) costs {mask_cost:.0%}"
         rows.append((what, "steps/s", r, note))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), rows[-1][3], flush=True)
+    if native.available() and not GPU:
+        rows = with_native_rows(rows, rnn, reps, steps)
 
     # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
     e2e = None if GPU else end_to_end(reps)
