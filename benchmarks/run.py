@@ -425,35 +425,31 @@ NATIVE_RNN = {
 NATIVE_MARK = "native rows: "
 
 
-def native_worker(reps: int, steps: int) -> None:
-    """jaxnn's side of the native rows, in a process of its own (``--native-worker``): with the native kernels on,
-    the big nets' and the RNN steps' throughput, printed as one JSON line. PyTorch runs single-threaded here, only
-    to build the weights: its OpenMP runtime is the one oneDNN binds to, and two thread pools of one runtime throttle
-    each other's spin-waiting (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its
-    process), so neither side is timed where the other has run."""
+def native_worker(name: str, reps: int, steps: int) -> None:
+    """jaxnn's side of one native row (``--native-worker NAME``), in a process of its own: with the native kernels
+    on, the workload's throughput, printed as one JSON line. PyTorch runs single-threaded here, only to build the
+    weights: its OpenMP runtime is the one oneDNN binds to, and two thread pools of one runtime throttle each other's
+    spin-waiting (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its process). One
+    process per workload: VGG-BN's native step ran at 41-43 images/s after ResNet-18's in the same process, 59-66
+    alone."""
     import json
 
     torch.set_num_threads(1)
     TIME_TORCH["on"] = False
     runtime.use_native_kernels(True)
-    out = {name: big_net_workload(name, max(2, steps // 10), reps) for name in BIG_NETS}
-    out.update({cell: rnn_step_workload(cell, False, max(2, steps // 4), reps) for cell in NATIVE_RNN})
-    print(NATIVE_MARK + json.dumps(out), flush=True)
+    if name in BIG_NETS:
+        r = big_net_workload(name, max(2, steps // 10), reps)
+    else:
+        r = rnn_step_workload(name, False, max(2, steps // 4), reps)
+    print(NATIVE_MARK + json.dumps(r), flush=True)
 
 
-def with_native_rows(rows: list, rnn: dict, reps: int, steps: int) -> list:
+def with_native_rows(rows: list, reps: int, steps: int) -> list:
     """``rows`` with a native row after each of the big nets' and the RNN steps' rows: jaxnn's side measured by
     :func:`native_worker` in a child process, PyTorch's the row's own (measured here, where no native kernel ran)."""
     import json
     import subprocess
 
-    cmd = [sys.executable, __file__, "--native-worker", "--reps", str(reps), "--steps", str(steps)]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(NATIVE_MARK)]
-    if done.returncode or not lines:
-        print(f"native rows skipped: the worker failed ({done.stderr.strip().splitlines()[-1:]})", flush=True)
-        return rows
-    measured = json.loads(lines[-1][len(NATIVE_MARK) :])
     whats = {**{BIG_NETS[k]: k for k in BIG_NETS}, **{NATIVE_RNN[k]: k for k in NATIVE_RNN}}
     out = []
     for what, unit, r, note in rows:
@@ -461,7 +457,13 @@ def with_native_rows(rows: list, rnn: dict, reps: int, steps: int) -> list:
         key = whats.get(what)
         if key is None:
             continue
-        mine = dict(measured[key], torch=r["torch"])
+        cmd = [sys.executable, __file__, "--native-worker", key, "--reps", str(reps), "--steps", str(steps)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith(NATIVE_MARK)]
+        if done.returncode or not lines:
+            print(f"native row {key} skipped: its worker failed ({done.stderr.strip().splitlines()[-1:]})", flush=True)
+            continue
+        mine = dict(json.loads(lines[-1][len(NATIVE_MARK) :]), torch=r["torch"])
         if key in NATIVE_RNN:
             step_ms, fwd_ms = 1e3 / statistics.median(mine["jax"]), statistics.median(mine["fwd_jax"])
             note = f"jaxnn forward {fwd_ms:.1f} ms of a {step_ms:.1f} ms step"
@@ -598,11 +600,11 @@ def main(argv=None):
         default=str(RESULTS),
         help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)",
     )
-    p.add_argument("--native-worker", action="store_true", help=argparse.SUPPRESS)  # see native_worker
+    p.add_argument("--native-worker", metavar="NAME", help=argparse.SUPPRESS)  # see native_worker
     args = p.parse_args(argv)
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
     if args.native_worker:
-        return native_worker(reps, steps)
+        return native_worker(args.native_worker, reps, steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
     if GPU:  # full fp32 on both sides: no TF32 in matrix products or convolutions (PyTorch's cuDNN allows it)
         precision.set_float32_matmul_precision("highest")
@@ -662,7 +664,7 @@ def main(argv=None):
         rows.append((what, "steps/s", r, note))
         print(rows[-1][0], fmt(r["jax"]), fmt(r["torch"]), rows[-1][3], flush=True)
     if native.available() and not GPU:
-        rows = with_native_rows(rows, rnn, reps, steps)
+        rows = with_native_rows(rows, reps, steps)
 
     # The lab's PyTorch script runs on the CPU whatever the machine, so end to end is a CPU comparison only.
     e2e = None if GPU else end_to_end(reps)

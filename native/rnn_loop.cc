@@ -9,9 +9,10 @@
 //
 // Shapes (G gates, H hidden; S the cell's saved width: 4H for LSTM (i, f, g, o) and GRU (r, z, n, W_hn h + b_hn),
 // 0 for RNN; C = H for LSTM's c, 0 otherwise), all in the stacks' original time order:
-//   forward:  gi (T, B, G*H) = x W_ih^T + b_ih, w_hh_t (H, G*H), b_hh (G*H), h0 (B, H), c0 (B, C)
+//   forward:  gi (T, B, G*H) = x W_ih^T, w_hh_t (H, G*H), b_ih and b_hh (G*H), h0 (B, H), c0 (B, C)
 //             -> hs (T, B, H), cs (T, B, C), saved (T, B, S)
-//   backward: d_hs (T, B, H), d_cs (T, B, C), saved, hs, cs, h0, c0, w_hh (G*H, H)
+//   backward: d_hs (T, B, H), d_h_last and d_c_last (B, H), (B, C): the final carry's cotangents, saved, hs, cs,
+//             h0, c0, w_hh (G*H, H)
 //             -> d_gi (T, B, G*H), d_gh (T, B, G*H) (GRU only: else (0,)), d_h0 (B, H), d_c0 (B, C)
 // Attributes: cell (0 RNN tanh, 1 RNN relu, 2 LSTM, 3 GRU), reverse (1: the loop runs from the last step).
 
@@ -87,11 +88,12 @@ void split_batch(int64_t batch, Body body) {
   for (int64_t k = 0; k < threads; ++k) body(batch * k / threads, batch * (k + 1) / threads);
 }
 
-void forward_rows(const Loop& l, int64_t r0, int64_t r1, const float* gi, const float* w_hh_t, const float* b_hh,
+void forward_rows(const Loop& l, int64_t r0, int64_t r1, const float* gi_raw, const float* w_hh_t, const float* b_ih,
+                  const float* b_hh,
                   const float* h0, const float* c0, float* hs, float* cs, float* saved) {
   const int64_t rows = r1 - r0, H = l.h, W = l.width(), B = l.b;
   const bool relu = l.cell == kRelu;
-  std::vector<float> gh(rows * W);
+  std::vector<float> gh(rows * W), gi(W);
   for (int64_t s = 0; s < l.t; ++s) {
     const int64_t t = l.at(s), p = l.before(s);
     const float* h_prev = p < 0 ? h0 + r0 * H : hs + (p * B + r0) * H;
@@ -99,9 +101,10 @@ void forward_rows(const Loop& l, int64_t r0, int64_t r1, const float* gi, const 
     matmul(h_prev, w_hh_t, gh.data(), rows, H, W);
     for (int64_t r = 0; r < rows; ++r) {
       float* g_h = gh.data() + r * W;
-      const float* g_i = gi + (t * B + r0 + r) * W;
+      const float* x_w = gi_raw + (t * B + r0 + r) * W;
+      float* g_i = gi.data();
       float* h = hs + (t * B + r0 + r) * H;
-      for (int64_t j = 0; j < W; ++j) g_h[j] += b_hh[j];
+      for (int64_t j = 0; j < W; ++j) g_i[j] = x_w[j] + b_ih[j], g_h[j] += b_hh[j];
       if (l.cell == kLstm) {
         float* c = cs + (t * B + r0 + r) * H;
         float* sv = saved + (t * B + r0 + r) * 4 * H;
@@ -135,11 +138,14 @@ void forward_rows(const Loop& l, int64_t r0, int64_t r1, const float* gi, const 
   }
 }
 
-void backward_rows(const Loop& l, int64_t r0, int64_t r1, const float* d_hs, const float* d_cs, const float* saved,
+void backward_rows(const Loop& l, int64_t r0, int64_t r1, const float* d_hs, const float* d_h_last,
+                   const float* d_c_last, const float* saved,
                    const float* hs, const float* cs, const float* h0, const float* c0, const float* w_hh,
                    float* d_gi, float* d_gh, float* d_h0, float* d_c0) {
   const int64_t rows = r1 - r0, H = l.h, W = l.width(), B = l.b;
-  std::vector<float> d_h(rows * H, 0.0f), d_c(l.cell == kLstm ? rows * H : 0, 0.0f), through(rows * H);
+  // the carry's cotangent, from the final carry's: the stacks' other steps' c has none (only their h is output)
+  std::vector<float> d_h(d_h_last + r0 * H, d_h_last + r1 * H), through(rows * H);
+  std::vector<float> d_c(l.cell == kLstm ? d_c_last + r0 * H : nullptr, l.cell == kLstm ? d_c_last + r1 * H : nullptr);
   for (int64_t s = l.t - 1; s >= 0; --s) {
     const int64_t t = l.at(s), p = l.before(s);
     const float* h_prev = p < 0 ? h0 + r0 * H : hs + (p * B + r0) * H;
@@ -156,11 +162,10 @@ void backward_rows(const Loop& l, int64_t r0, int64_t r1, const float* d_hs, con
         const float* c = cs + row * H;
         const float* cp = c_prev + r * H;
         float* dc = d_c.data() + r * H;
-        const float* dc_out = d_cs + row * H;
 #pragma omp simd
         for (int64_t j = 0; j < H; ++j) {
           float i = sv[j], f = sv[H + j], g = sv[2 * H + j], o = sv[3 * H + j];
-          float th = dh[j] + dh_out[j], tc = dc[j] + dc_out[j];
+          float th = dh[j] + dh_out[j], tc = dc[j];
           float tanh_c = tanh_(c[j]);
           float dcj = tc + th * o * (1.0f - tanh_c * tanh_c);
           dgi[j] = dcj * g * i * (1.0f - i);
@@ -206,25 +211,26 @@ void backward_rows(const Loop& l, int64_t r0, int64_t r1, const float* d_hs, con
 using F32 = ffi::Buffer<ffi::F32>;
 using F32Out = ffi::ResultBuffer<ffi::F32>;
 
-ffi::Error Forward(F32 gi, F32 w_hh_t, F32 b_hh, F32 h0, F32 c0, F32Out hs, F32Out cs, F32Out saved, int64_t cell,
+ffi::Error Forward(F32 gi, F32 w_hh_t, F32 b_ih, F32 b_hh, F32 h0, F32 c0, F32Out hs, F32Out cs, F32Out saved, int64_t cell,
                    int64_t reverse) {
   auto d = gi.dimensions();
   Loop l{cell, d[0], d[1], h0.dimensions()[1], reverse};
-  if (w_hh_t.dimensions()[1] != l.width() || b_hh.element_count() != l.width())
+  if (w_hh_t.dimensions()[1] != l.width() || b_ih.element_count() != l.width() || b_hh.element_count() != l.width())
     return ffi::Error(ffi::ErrorCode::kInvalidArgument, "jaxnn native RNN loop: weights do not fit the cell");
   split_batch(l.b, [&](int64_t r0, int64_t r1) {
-    forward_rows(l, r0, r1, gi.typed_data(), w_hh_t.typed_data(), b_hh.typed_data(), h0.typed_data(),
+    forward_rows(l, r0, r1, gi.typed_data(), w_hh_t.typed_data(), b_ih.typed_data(), b_hh.typed_data(), h0.typed_data(),
                  c0.typed_data(), hs->typed_data(), cs->typed_data(), saved->typed_data());
   });
   return ffi::Error::Success();
 }
 
-ffi::Error Backward(F32 d_hs, F32 d_cs, F32 saved, F32 hs, F32 cs, F32 h0, F32 c0, F32 w_hh, F32Out d_gi,
+ffi::Error Backward(F32 d_hs, F32 d_h_last, F32 d_c_last, F32 saved, F32 hs, F32 cs, F32 h0, F32 c0, F32 w_hh, F32Out d_gi,
                     F32Out d_gh, F32Out d_h0, F32Out d_c0, int64_t cell, int64_t reverse) {
   auto d = hs.dimensions();
   Loop l{cell, d[0], d[1], d[2], reverse};
   split_batch(l.b, [&](int64_t r0, int64_t r1) {
-    backward_rows(l, r0, r1, d_hs.typed_data(), d_cs.typed_data(), saved.typed_data(), hs.typed_data(),
+    backward_rows(l, r0, r1, d_hs.typed_data(), d_h_last.typed_data(), d_c_last.typed_data(), saved.typed_data(),
+                  hs.typed_data(),
                   cs.typed_data(), h0.typed_data(), c0.typed_data(), w_hh.typed_data(), d_gi->typed_data(),
                   d_gh->typed_data(), d_h0->typed_data(), d_c0->typed_data());
   });
@@ -240,6 +246,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxnnRnnLoopForward, Forward,
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
+                                  .Arg<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
                                   .Ret<F32>()
@@ -248,6 +255,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxnnRnnLoopForward, Forward,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxnnRnnLoopBackward, Backward,
                               ffi::Ffi::Bind()
+                                  .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()
                                   .Arg<F32>()

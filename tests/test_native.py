@@ -115,13 +115,12 @@ def test_the_native_time_loops_tanh_and_logistic_are_within_a_few_ulp():
     x = np.concatenate([grid, -grid, [0.0, 88.0, 89.0, -88.0, -89.0, 1e30, -1e30, np.inf, -np.inf]]).astype(np.float32)
     x = np.append(x, np.nan).astype(np.float32)
     n = x.size
-    (hs,), _ = rnn_native.loop_forward(
-        CELLS["rnn", "tanh"], False, jnp.asarray(x).reshape(1, n, 1), jnp.zeros((1, 1)), None, (jnp.zeros((n, 1)),)
-    )
+    xs, zeros = jnp.asarray(x).reshape(1, n, 1), jnp.zeros((n, 1))
+    (hs,), _ = rnn_native.loop_forward(CELLS["rnn", "tanh"], False, xs, jnp.zeros((1, 1)), None, None, (zeros,))
     gi = np.zeros((1, n, 3), np.float32)
     gi[0, :, 1] = x
     (zs,), _ = rnn_native.loop_forward(
-        CELLS["gru", "tanh"], False, jnp.asarray(gi), jnp.zeros((3, 1)), None, (jnp.ones((n, 1)),)
+        CELLS["gru", "tanh"], False, jnp.asarray(gi), jnp.zeros((3, 1)), None, None, (jnp.ones((n, 1)),)
     )
     x64 = x.astype(np.float64)
     with np.errstate(over="ignore"):

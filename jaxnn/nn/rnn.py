@@ -55,6 +55,8 @@ def _fused_direction(cell: Cell, xs, carry0: Carry, weights, reverse: bool, prec
     """:func:`_scan_direction` with the hand-written backward of :func:`_time_loop`: the same values. Its loops run
     on jaxnn's native kernels where :func:`jaxnn.nn.rnn_native.applies`."""
     native = rnn_native.applies(cell, xs, carry0, weights, mask)
+    if native:  # (the outputs and the final carry: no c stack for the cotangent of its last step)
+        return _time_loop(cell, reverse, precision, native, xs, carry0, weights, mask)
     carries = _time_loop(cell, reverse, precision, native, xs, carry0, weights, mask)
     ys = carries[0] if mask is None else jnp.where(mask, carries[0], jnp.zeros_like(carries[0]))
     return ys, tuple(s[0 if reverse else -1] for s in carries)
@@ -66,8 +68,7 @@ def _loop_forward(cell: Cell, reverse: bool, precision, native: bool, xs, carry0
     w_ih, b_ih, w_hh, b_hh, w_hr = weights
     xs_proj = jnp.matmul(xs, w_ih.T, precision=precision)  # every time step at once; b_ih is added in the loop
     if native:
-        gi = xs_proj if b_ih is None else xs_proj + b_ih
-        return (*rnn_native.loop_forward(cell, reverse, gi, w_hh, b_hh, carry0), None)
+        return (*rnn_native.loop_forward(cell, reverse, xs_proj, w_hh, b_ih, b_hh, carry0), None)
     # The transposed weight, made once: XLA's CPU product h @ w_hh.T re-reads w_hh transposed at every step.
     w_hh_t = jax.lax.optimization_barrier(jnp.transpose(w_hh))
 
@@ -98,13 +99,15 @@ def _time_loop(cell: Cell, reverse: bool, precision, native: bool, xs, carry0: C
     step's gate cotangents; the gradients of the weights, the biases and the inputs are then one matrix product (or
     sum) over all steps each. A ``jax.custom_vjp``: no forward mode of its own (``RNN(fused_backward=False)`` for
     ``jax.jvp``); forward over reverse (``jax.hessian``) differentiates the backward and works.
-    ``native``: both loops on jaxnn's native kernels (:mod:`jaxnn.nn.rnn_native`), first-order only."""
-    return _loop_forward(cell, reverse, precision, native, xs, carry0, weights, mask)[0]
+    ``native``: both loops on jaxnn's native kernels (:mod:`jaxnn.nn.rnn_native`), first-order only; it returns the
+    outputs (T, B, H) and the final carry instead."""
+    return _time_loop_fwd(cell, reverse, precision, native, xs, carry0, weights, mask)[0]
 
 
 def _time_loop_fwd(cell, reverse, precision, native, xs, carry0, weights, mask):
     carries, saved, h_full = _loop_forward(cell, reverse, precision, native, xs, carry0, weights, mask)
-    return carries, (xs, carry0, weights, mask, carries, saved, h_full)
+    out = (carries[0], tuple(s[0 if reverse else -1] for s in carries)) if native else carries
+    return out, (xs, carry0, weights, mask, carries, saved, h_full)
 
 
 def _time_loop_bwd(cell, reverse, precision, native, residuals, d_carries):
@@ -136,7 +139,8 @@ def _time_loop_bwd(cell, reverse, precision, native, residuals, d_carries):
         return d_prev, (d_gi, None if same else d_gh, d_out)
 
     if native:
-        d_gi, d_gh, d_carry0 = rnn_native.loop_backward(cell, reverse, d_carries, saved, carries, carry0, w_hh)
+        d_hs, d_final = d_carries
+        d_gi, d_gh, d_carry0 = rnn_native.loop_backward(cell, reverse, d_hs, d_final, saved, carries, carry0, w_hh)
         d_out = None
     else:
         d_carry0 = tuple(jnp.zeros_like(c) for c in carry0)

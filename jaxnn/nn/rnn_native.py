@@ -45,35 +45,37 @@ def _call(target: str, outputs, cell: Cell, reverse: bool, *operands):
     return call(*operands, cell=CODES[cell.name], reverse=int(reverse))
 
 
-def loop_forward(cell: Cell, reverse: bool, gi, w_hh, b_hh, carry0: Carry):
-    """gi (T, B, G*H): the input projection with b_ih; carry0: (h0,) or (h0, c0), each (B, H).
+def loop_forward(cell: Cell, reverse: bool, gi, w_hh, b_ih, b_hh, carry0: Carry):
+    """gi (T, B, G*H): the input projection (b_ih is added in the loop, as the scan adds it); carry0: (h0,) or
+    (h0, c0), each (B, H).
     Returns every step's carry, stacked (T, B, H) in the original time order, and what the backward needs: the
     cell's saved values (T, B, 4H) for LSTM and GRU, else an empty (T, B, 0)."""
     steps, batch, width = gi.shape
     hidden = w_hh.shape[1]
     c = hidden if cell.states == 2 else 0
     saved = 4 * hidden if cell.name in ("lstm", "gru") else 0
-    b_hh = jnp.zeros((width,), gi.dtype) if b_hh is None else b_hh
+    b_ih, b_hh = (jnp.zeros((width,), gi.dtype) if b is None else b for b in (b_ih, b_hh))
     c0 = carry0[1] if cell.states == 2 else jnp.zeros((batch, 0), gi.dtype)
     shapes = ((steps, batch, hidden), (steps, batch, c), (steps, batch, saved))
-    hs, cs, saved = _call("JaxnnRnnLoopForward", shapes, cell, reverse, gi, jnp.transpose(w_hh), b_hh, carry0[0], c0)
+    operands = (gi, jnp.transpose(w_hh), b_ih, b_hh, carry0[0], c0)
+    hs, cs, saved = _call("JaxnnRnnLoopForward", shapes, cell, reverse, *operands)
     return ((hs, cs) if cell.states == 2 else (hs,)), saved
 
 
-def loop_backward(cell: Cell, reverse: bool, d_carries: Carry, saved, carries: Carry, carry0: Carry, w_hh):
-    """The backward loop of :func:`loop_forward` given the cotangents of its stacked carries: the cotangents of
-    the input and hidden projections of every step, (T, B, G*H) each (the hidden one None where it is the input
-    one: every cell but GRU), and of carry0."""
+def loop_backward(cell: Cell, reverse: bool, d_hs, d_final: Carry, saved, carries: Carry, carry0: Carry, w_hh):
+    """The backward loop of :func:`loop_forward` given the cotangents of the stacked outputs ``d_hs`` (T, B, H)
+    and of the final carry ``d_final`` (the other steps' c is no output, so it has none): the cotangents of the
+    input and hidden projections of every step, (T, B, G*H) each (the hidden one None where it is the input one:
+    every cell but GRU), and of carry0."""
     hs = carries[0]
     steps, batch, hidden = hs.shape
     width = w_hh.shape[0]
     if cell.states == 2:
-        (d_hs, d_cs), cs, c0 = d_carries, carries[1], carry0[1]
+        cs, c0, d_c = carries[1], carry0[1], d_final[1]
     else:
-        d_hs, d_cs = d_carries[0], jnp.zeros((steps, batch, 0), hs.dtype)
-        cs, c0 = d_cs, jnp.zeros((batch, 0), hs.dtype)
+        cs, c0, d_c = jnp.zeros((steps, batch, 0), hs.dtype), jnp.zeros((batch, 0), hs.dtype), jnp.zeros((batch, 0))
     gh = (steps, batch, width) if cell.name == "gru" else (0,)
     shapes = ((steps, batch, width), gh, (batch, hidden), c0.shape)
-    operands = (d_hs, d_cs, saved, hs, cs, carry0[0], c0, w_hh)
+    operands = (d_hs, d_final[0], d_c.astype(hs.dtype), saved, hs, cs, carry0[0], c0, w_hh)
     d_gi, d_gh, d_h0, d_c0 = _call("JaxnnRnnLoopBackward", shapes, cell, reverse, *operands)
     return d_gi, (d_gh if cell.name == "gru" else None), ((d_h0, d_c0) if cell.states == 2 else (d_h0,))
