@@ -69,8 +69,12 @@ def use_native_kernels(enabled: bool = True) -> bool:
     says).
 
     The switch is part of every jit cache key (like ``jax_default_matmul_precision``): a jitted function traces
-    again after it. The native convolution has first-order reverse-mode derivatives (``jax.grad``, ``jax.vjp``);
-    forward mode and second derivatives need the XLA path."""
+    again after it. The native convolution and RNN loop have first-order reverse-mode derivatives (``jax.grad``,
+    ``jax.vjp``); forward mode and second derivatives need the XLA path.
+
+    In a process that also runs PyTorch on the CPU, the two share one OpenMP runtime (PyTorch's bundled libgomp,
+    which oneDNN's wheel links by the same name), and once both have run, their thread pools slow each other down:
+    time each in a process of its own (``benchmarks/run.py`` does)."""
     from jaxnn import native
 
     if not isinstance(enabled, bool):
