@@ -430,8 +430,7 @@ def native_worker(name: str, reps: int, steps: int) -> None:
     on, the workload's throughput, printed as one JSON line. PyTorch runs single-threaded here, only to build the
     weights: its OpenMP runtime is the one oneDNN binds to, and two thread pools of one runtime throttle each other's
     spin-waiting (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its process). One
-    process per workload: VGG-BN's native step ran at 41-43 images/s after ResNet-18's in the same process, 59-66
-    alone."""
+    process per workload, so that nothing one leaves behind (thread pools, memory) weighs on the next."""
     import json
 
     torch.set_num_threads(1)
