@@ -48,7 +48,8 @@ inline float exp_(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = p * r * r + r + 1.0f;
-  return y * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);  // times 2^n
+  n = n == n ? n : 0.0f;  // a NaN's y is NaN already; converting a NaN to an integer is undefined
+  return y * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);  // times 2^n (n = 128: inf)
 }
 
 inline float tanh_(float x) {
