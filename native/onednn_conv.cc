@@ -6,10 +6,13 @@
 // none) and groups. Each primitive is built once per shape and attributes, then kept.
 
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
-#include "onednn_common.h"
+#include "oneapi/dnnl/dnnl.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -19,7 +22,56 @@ using dims = dnnl::memory::dims;
 
 namespace {
 
-using jaxnn::engine;
+inline dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+// Every primitive takes its scratchpad from its caller (scratchpad()): oneDNN's own, shared between all
+// primitives of a library built without DNNL_ENABLE_CONCURRENT_EXEC, is not safe when XLA runs two kernels at once.
+inline dnnl::primitive_attr user_scratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// A fresh scratchpad for one execution of a primitive of this descriptor.
+template <typename Desc>
+dnnl::memory scratchpad(const Desc& pd) {
+  return {pd.scratchpad_desc(), engine()};
+}
+
+// A value built once per key (a kernel's kind, shapes and attributes) and kept for the life of the process.
+template <typename Value>
+class Cache {
+ public:
+  template <typename Build>
+  Value get(const std::vector<int64_t>& key, Build build) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = values_.find(key);
+    if (it == values_.end()) it = values_.emplace(key, build()).first;
+    return it->second;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::vector<int64_t>, Value> values_;
+};
+
+// Copy `from` into `to`, converting the layout.
+inline void reorder(dnnl::memory from, dnnl::memory to, dnnl::stream& s) {
+  dnnl::reorder::primitive_desc pd(from, to, user_scratchpad());
+  dnnl::primitive copy = dnnl::reorder(pd);
+  copy.execute(s, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, scratchpad(pd)}});
+}
+
+// `plain` as the layout `wanted`: the memory itself when they agree, else a reordered copy.
+inline dnnl::memory as_layout(dnnl::memory plain, const dnnl::memory::desc& wanted, dnnl::stream& s) {
+  if (plain.get_desc() == wanted) return plain;
+  dnnl::memory copy(wanted, engine());
+  reorder(plain, copy, s);
+  return copy;
+}
 
 // One convolution's geometry: NHWC input, HWIO weights, NHWC output, and the attributes.
 struct Geometry {
@@ -41,7 +93,7 @@ struct Geometry {
 
   dnnl::convolution_forward::primitive_desc forward() const {
     return {engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src(), weights(true),
-            dst(), strides(), dilations(), pad_l(), pad_r(), jaxnn::user_scratchpad()};
+            dst(), strides(), dilations(), pad_l(), pad_r(), user_scratchpad()};
   }
 };
 
@@ -56,7 +108,7 @@ struct Primitive {
   dnnl::memory scratch() const { return {scratchpad, engine()}; }
 };
 
-jaxnn::Cache<Primitive> cache;
+Cache<Primitive> cache;
 
 Geometry geometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, ffi::Span<const int64_t> y, int64_t sh,
                   int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr, int64_t dh, int64_t dw,
@@ -65,7 +117,7 @@ Geometry geometry(ffi::Span<const int64_t> x, ffi::Span<const int64_t> w, ffi::S
 }
 
 dnnl::memory weights_in(const Primitive& p, const Geometry& g, void* data, dnnl::stream& s) {
-  return jaxnn::as_layout(dnnl::memory(g.weights(false), engine(), data), p.weights, s);
+  return as_layout(dnnl::memory(g.weights(false), engine(), data), p.weights, s);
 }
 
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w, ffi::ResultBuffer<ffi::F32> y, int64_t sh,
@@ -92,7 +144,7 @@ ffi::Error BackwardData(ffi::Buffer<ffi::F32> dy, ffi::Buffer<ffi::F32> w, ffi::
     auto pd = dnnl::convolution_backward_data::primitive_desc(engine(), dnnl::algorithm::convolution_direct,
                                                               g.src(), g.weights(true), g.dst(), g.strides(),
                                                               g.dilations(), g.pad_l(), g.pad_r(), g.forward(),
-                                                              jaxnn::user_scratchpad());
+                                                              user_scratchpad());
     return Primitive(dnnl::convolution_backward_data(pd), pd, pd.weights_desc());
   });
   dnnl::stream s(engine());
@@ -111,17 +163,17 @@ ffi::Error BackwardWeights(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy, ff
     auto pd = dnnl::convolution_backward_weights::primitive_desc(engine(), dnnl::algorithm::convolution_direct,
                                                                  g.src(), g.weights(true), g.dst(), g.strides(),
                                                                  g.dilations(), g.pad_l(), g.pad_r(), g.forward(),
-                                                              jaxnn::user_scratchpad());
+                                                              user_scratchpad());
     return Primitive(dnnl::convolution_backward_weights(pd), pd, pd.diff_weights_desc());
   });
   dnnl::stream s(engine());
   dnnl::memory src(g.src(), engine(), x.typed_data()), diff_dst(g.dst(), engine(), dy.typed_data());
   dnnl::memory plain(g.weights(false), engine(), dw_out->typed_data());
-  bool reorder = p.weights != g.weights(false);
-  dnnl::memory out = reorder ? dnnl::memory(p.weights, engine()) : plain;
+  bool blocked = p.weights != g.weights(false);
+  dnnl::memory out = blocked ? dnnl::memory(p.weights, engine()) : plain;
   p.prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_WEIGHTS, out},
                      {DNNL_ARG_SCRATCHPAD, p.scratch()}});
-  if (reorder) jaxnn::reorder(out, plain, s);
+  if (blocked) reorder(out, plain, s);
   s.wait();
   return ffi::Error::Success();
 }
