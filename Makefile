@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plot]'
 	touch $(STAMP)
 
-# jaxnn's optional native CPU kernels (native/: oneDNN's convolutions through jax.ffi), built when a C++ compiler and
+# jaxnn's optional native CPU kernels (native/: oneDNN's convolutions and an RNN time loop through jax.ffi), built
+# when a C++ compiler and
 # the package index are there; otherwise one line says why, and jaxnn runs on its XLA path.
 NATIVE := jaxnn/_native/libjaxnn_native.so
 $(NATIVE): $(STAMP) $(wildcard native/*.cc native/*.h) native/build.py

@@ -12,6 +12,7 @@ import functools
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 
 LIBRARY = Path(__file__).parent / "_native" / "libjaxnn_native.so"
 TARGETS = (
@@ -48,3 +49,15 @@ def available() -> bool:
 def why_not() -> str | None:
     """Why :func:`available` is False (None when it is True)."""
     return _load()
+
+
+def takes(*arrays) -> bool:
+    """Whether these operands go to the native kernels now: :func:`jaxnn.runtime.use_native_kernels` has them on,
+    the backend is the CPU, and every array is float32 and not empty."""
+    from jaxnn import runtime
+
+    return (
+        runtime.native_kernels()
+        and jax.default_backend() == "cpu"
+        and all(a.dtype == jnp.float32 and a.size > 0 for a in arrays)
+    )

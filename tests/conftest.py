@@ -11,7 +11,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from hypothesis import settings  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 from jax import monitoring  # noqa: E402
 
 torch.set_num_threads(2)
@@ -160,11 +160,15 @@ def no_compilation_cache(monkeypatch):
     monkeypatch.setattr(runtime, "enable_compilation_cache", lambda *a, **k: None)
 
 
+# For a hypothesis test that takes a function-scoped fixture its examples share (as `kernels`).
+SHARED_FIXTURE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
 @pytest.fixture(params=["xla", "native"])
 def kernels(request):
     """A parity test on both paths: XLA's kernels and jaxnn's native ones (conv2d's oneDNN convolutions, the RNN's
     time loop; built by make, and without them the native case is skipped, naming why). A switch, not per-example
-    state: hypothesis's examples share it (settings(suppress_health_check=[HealthCheck.function_scoped_fixture]))."""
+    state: hypothesis's examples share it (:data:`SHARED_FIXTURE`)."""
     from jaxnn import native, runtime
 
     if request.param == "native" and not native.available():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import forward_and_vjp
-from hypothesis import HealthCheck, given, settings
+from conftest import SHARED_FIXTURE, forward_and_vjp
+from hypothesis import given
 from hypothesis import strategies as st
 
 from jaxnn import ops
@@ -91,9 +91,6 @@ def conv_cases(draw):
         bias=use_bias,
         seed=seed,
     )
-
-
-SHARED_FIXTURE = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @SHARED_FIXTURE

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from conftest import SHARED_FIXTURE
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxnn.interop.torch import rnn_params_from_torch, rnn_params_to_torch
@@ -67,7 +68,7 @@ def _jax_module(c):
     )
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@SHARED_FIXTURE
 @given(c=rnn_cases())
 def test_rnn_matches_torch_outputs_states_and_gradients(c, kernels):
     """On XLA's scan and on the native time loop (``kernels``; cases with lengths or proj_size take the scan)."""

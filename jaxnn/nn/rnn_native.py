@@ -19,22 +19,11 @@ CODES = {"rnn_tanh": 0, "rnn_relu": 1, "lstm": 2, "gru": 3}  # the handlers' `ce
 
 
 def applies(cell: Cell, xs, carry0: Carry, weights, mask) -> bool:
-    """Whether this layer runs natively: the kernels built and on, the CPU, float32 throughout, no lengths (``mask``)
-    and no projection (``proj_size``), nothing empty."""
-    from jaxnn import runtime
-
+    """Whether this layer runs natively: no lengths (``mask``), no projection (``proj_size``), and operands the
+    native kernels take (:func:`jaxnn.native.takes`: on, the CPU, float32, nothing empty)."""
     w_ih, b_ih, w_hh, b_hh, w_hr = weights
     arrays = [xs, w_ih, w_hh, *carry0] + [b for b in (b_ih, b_hh) if b is not None]
-    return (
-        runtime.native_kernels()
-        and cell.name in CODES
-        and mask is None
-        and w_hr is None
-        and all(a.dtype == jnp.float32 for a in arrays)
-        and min(xs.shape) > 0
-        and w_hh.shape[0] > 0
-        and jax.default_backend() == "cpu"
-    )
+    return cell.name in CODES and mask is None and w_hr is None and native.takes(*arrays)
 
 
 def _call(target: str, outputs, cell: Cell, reverse: bool, *operands):
@@ -73,9 +62,10 @@ def loop_backward(cell: Cell, reverse: bool, d_hs, d_final: Carry, saved, carrie
     if cell.states == 2:
         cs, c0, d_c = carries[1], carry0[1], d_final[1]
     else:
-        cs, c0, d_c = jnp.zeros((steps, batch, 0), hs.dtype), jnp.zeros((batch, 0), hs.dtype), jnp.zeros((batch, 0))
+        cs, c0 = jnp.zeros((steps, batch, 0), hs.dtype), jnp.zeros((batch, 0), hs.dtype)
+        d_c = c0
     gh = (steps, batch, width) if cell.name == "gru" else (0,)
     shapes = ((steps, batch, width), gh, (batch, hidden), c0.shape)
-    operands = (d_hs, d_final[0], d_c.astype(hs.dtype), saved, hs, cs, carry0[0], c0, w_hh)
+    operands = (d_hs, d_final[0], d_c, saved, hs, cs, carry0[0], c0, w_hh)
     d_gi, d_gh, d_h0, d_c0 = _call("JaxnnRnnLoopBackward", shapes, cell, reverse, *operands)
     return d_gi, (d_gh if cell.name == "gru" else None), ((d_h0, d_c0) if cell.states == 2 else (d_h0,))

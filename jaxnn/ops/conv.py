@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxnn import native
 from jaxnn.ops.padding import pad
 from jaxnn.ops.window import (
     IntPair,
@@ -186,16 +187,9 @@ def _lax_conv(x, weight, config):
 def _convolve(x, weight, config):
     """The convolution: jaxnn's native oneDNN kernels where :func:`jaxnn.runtime.use_native_kernels` has them on
     (float32 on the CPU), else XLA's (:func:`_xla_convolve`)."""
-    if _native(x, weight):
+    if native.takes(x, weight):
         return _native_convolve(x, weight, config)
     return _xla_convolve(x, weight, config)
-
-
-def _native(x, weight) -> bool:
-    from jaxnn import runtime
-
-    float32 = x.dtype == weight.dtype == jnp.float32
-    return runtime.native_kernels() and float32 and jax.default_backend() == "cpu" and min(x.shape + weight.shape) > 0
 
 
 def _ffi(target, shape, config, *operands):
