@@ -180,6 +180,11 @@ def cnn_workload(name: str, steps: int, reps: int, batch: int = 100):
     return {**res, "loss_gap": loss_gap}
 
 
+# Training steps before a CNN timing starts, on each side: a process's first steps grow the heap to the step's peak
+# (runtime.reuse_step_memory keeps it from then on), mapping fresh pages as they go (benchmarks/RESULTS.md).
+WARMUP_STEPS = 16
+
+
 def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
     """Images/s of jaxnn's compiled ``train.train_step`` from ``state`` and of PyTorch's step (``tm`` in training
     mode, cross-entropy, ``opt``) on the same NHWC batch ``x``, labels ``y``: a warm-up, then ``reps`` alternating
@@ -210,9 +215,10 @@ def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
             opt.step()
         sync()
 
-    jax_block()  # warm-up
-    if TIME_TORCH["on"]:
-        torch_block()
+    for _ in range(-(-WARMUP_STEPS // steps)):  # warm-up: at least WARMUP_STEPS steps on each side
+        jax_block()
+        if TIME_TORCH["on"]:
+            torch_block()
     res = {"jax": [], "torch": [], "compile_s": compile_s}
     for _ in range(reps):  # alternate, so both see the same machine state
         res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]

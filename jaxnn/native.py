@@ -1,6 +1,6 @@
-"""jaxnn's optional native CPU kernels (``native/``, built by ``make``): oneDNN's convolutions and a recurrent time
-loop as ``jax.ffi`` targets. jaxnn runs without them; :func:`jaxnn.runtime.use_native_kernels` turns them on for
-:func:`jaxnn.ops.conv2d` and :class:`jaxnn.nn.RNN`.
+"""jaxnn's optional native CPU kernels (``native/``, built by ``make``): oneDNN's convolutions and matrix product
+and a recurrent time loop as ``jax.ffi`` targets. jaxnn runs without them; :func:`jaxnn.runtime.use_native_kernels`
+turns them on for :func:`jaxnn.ops.conv2d`, the gradients of :class:`jaxnn.nn.Linear` and :class:`jaxnn.nn.RNN`.
 
 ``available()`` says whether the library was built and loads (it registers the targets the first time).
 """
@@ -19,6 +19,7 @@ TARGETS = (
     "JaxnnConvForward",
     "JaxnnConvBackwardData",
     "JaxnnConvBackwardWeights",
+    "JaxnnMatmul",
     "JaxnnRnnLoopForward",
     "JaxnnRnnLoopBackward",
 )
@@ -61,3 +62,21 @@ def takes(*arrays) -> bool:
         and jax.default_backend() == "cpu"
         and all(a.dtype == jnp.float32 and a.size > 0 for a in arrays)
     )
+
+
+def matmul(a: jax.Array, b: jax.Array, *, transpose_a: bool = False, transpose_b: bool = False) -> jax.Array:
+    """``op(a) @ op(b)`` for float32 matrices on the native kernels (oneDNN's sgemm), ``op`` transposing where
+    asked: ``a`` (M, K) or, with ``transpose_a``, (K, M); ``b`` (K, N) or, with ``transpose_b``, (N, K); the
+    result (M, N). The caller checks :func:`takes`; no derivative of its own (it is a gradient's product)."""
+    if not available():
+        raise RuntimeError(f"jaxnn's native kernels are not available: {why_not()}")
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul: a and b must be matrices, got shapes {a.shape} and {b.shape}")
+    m, k = a.shape[::-1] if transpose_a else a.shape
+    kb, n = b.shape[::-1] if transpose_b else b.shape
+    if k != kb:
+        raise ValueError(
+            f"matmul: a {a.shape} and b {b.shape} do not chain (transpose_a={transpose_a}, transpose_b={transpose_b})"
+        )
+    call = jax.ffi.ffi_call("JaxnnMatmul", jax.ShapeDtypeStruct((m, n), jnp.float32), vmap_method="sequential")
+    return call(a, b, transpose_a=int(transpose_a), transpose_b=int(transpose_b))

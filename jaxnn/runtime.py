@@ -62,15 +62,16 @@ _NATIVE = {"enabled": False}  # where JAX has no configuration state for it
 
 
 def use_native_kernels(enabled: bool = True) -> bool:
-    """Send float32 :func:`jaxnn.ops.conv2d` on the CPU (forward, input and weight gradients) to jaxnn's native
-    oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when ``enabled``, else to XLA's, and the time loop of
+    """Send float32 :func:`jaxnn.ops.conv2d` on the CPU (forward, input and weight gradients) and the gradients of
+    :class:`jaxnn.nn.Linear` to jaxnn's native oneDNN kernels (:mod:`jaxnn.native`, built by ``make``) when
+    ``enabled``, else to XLA's, and the time loop of
     :class:`jaxnn.nn.RNN` without ``seq_lengths`` or ``proj_size`` to its native loop (:mod:`jaxnn.nn.rnn_native`)
     instead of a ``lax.scan``; returns whether they are on (False when they are not built, whatever ``enabled``
     says).
 
     The switch is part of every jit cache key (like ``jax_default_matmul_precision``): a jitted function traces
-    again after it. The native convolution and RNN loop have first-order reverse-mode derivatives (``jax.grad``,
-    ``jax.vjp``); forward mode and second derivatives need the XLA path.
+    again after it. The native convolution, Linear's product and the RNN loop have first-order reverse-mode
+    derivatives (``jax.grad``, ``jax.vjp``); forward mode and second derivatives need the XLA path.
 
     In a process that also runs PyTorch on the CPU, the two share one OpenMP runtime (PyTorch's bundled libgomp,
     which oneDNN's wheel links by the same name), and once both have run, their thread pools slow each other down:

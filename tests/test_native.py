@@ -62,6 +62,34 @@ def test_the_switch_is_part_of_the_jit_cache_key():
     assert "JaxnnConvForward" not in f.lower(x, w).as_text()
 
 
+def test_linear_gradients_take_the_native_product_when_switched_on():
+    """Linear's forward stays XLA's product; its input and weight gradients are the native sgemm's, and only while
+    the switch is on."""
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    from jaxnn import native, runtime
+    from jaxnn.nn import Linear
+
+    if not native.available():
+        pytest.skip(f"native kernels: {native.why_not()}")
+    x = jnp.ones((4, 3, 5))
+    params = Linear(2).init(jax.random.key(0), x)
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(Linear(2).apply(p, x) ** 2), argnums=(0, 1)))
+    xla = grad(params, x)
+    try:
+        assert runtime.use_native_kernels(True)
+        assert grad.lower(params, x).as_text().count("JaxnnMatmul") == 2
+        forward = jax.jit(Linear(2).apply).lower(params, x).as_text()
+        assert "JaxnnMatmul" not in forward
+        for a, b in zip(jax.tree.leaves(grad(params, x)), jax.tree.leaves(xla), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    finally:
+        runtime.use_native_kernels(False)
+    assert "JaxnnMatmul" not in grad.lower(params, x).as_text()
+
+
 def test_kernels_that_xla_runs_at_once_do_not_share_scratch_memory():
     """XLA runs independent kernels of one program on several threads at once. oneDNN's own scratchpad is one
     buffer shared by every primitive (the wheel is built without DNNL_ENABLE_CONCURRENT_EXEC), so each kernel

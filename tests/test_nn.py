@@ -4,7 +4,10 @@ import jax
 import numpy as np
 import pytest
 import torch
-from conftest import load_script
+import torch.nn.functional as F
+from conftest import SHARED_FIXTURE, forward_and_vjp, load_script
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jaxnn import nn as jnn
 from jaxnn.layout import hwio_to_oihw, nchw_to_nhwc, nhwc_to_nchw
@@ -48,6 +51,44 @@ def test_linear_and_pool_layers(rng):
     ya = jnn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False).apply({}, x)
     yat = torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)(torch.tensor(nhwc_to_nchw(x).copy()))
     assert_close(ya, nchw_to_nhwc(yat.numpy()))
+
+
+@SHARED_FIXTURE
+@given(
+    lead=st.lists(st.integers(1, 5), max_size=2),
+    fan_in=st.integers(1, 40),
+    out=st.integers(1, 40),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_linear_matches_torch_forward_and_gradients(lead, fan_in, out, bias, seed, kernels):
+    """On XLA's products and on the native kernels (``kernels``: oneDNN's sgemm for the input and weight
+    gradients), any number of leading axes; the products' sums are judged by their terms' magnitudes."""
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((*lead, fan_in)).astype(np.float32)
+    layer = jnn.Linear(out, bias=bias)
+    params = layer.init(jax.random.key(seed % 1000), x)["params"]
+    k = np.asarray(params["kernel"])
+    b = np.asarray(params["bias"]) if bias else None
+    args = (x, k) + ((b,) if bias else ())
+    keys = ("kernel", "bias")[: len(args) - 1]
+    y, grads, g = forward_and_vjp(
+        lambda x, *p: layer.apply({"params": dict(zip(keys, p, strict=True))}, x), args, seed
+    )
+
+    def torch_linear(x, k, b, g):
+        xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(k.T.copy(), requires_grad=True)
+        bt = torch.tensor(b, requires_grad=True) if b is not None else None
+        yt = F.linear(xt, wt, bt)
+        yt.backward(torch.tensor(g))
+        return yt.detach().numpy(), xt.grad.numpy(), wt.grad.numpy().T, None if bt is None else bt.grad.numpy()
+
+    expected = torch_linear(x, k, b, g)
+    scale = torch_linear(np.abs(x), np.abs(k), None if b is None else np.abs(b), np.abs(g))
+    ours = (y, *grads)  # no bias gradient without a bias
+    names = ["forward", "grad x", "grad kernel", "grad bias"][: len(ours)]
+    for name, mine, theirs, mag in zip(names, ours, expected[: len(ours)], scale[: len(ours)], strict=True):
+        assert_close(mine, theirs, what=name, scale=mag)
 
 
 def test_import_jaxnn_does_not_import_torch():
