@@ -12,9 +12,11 @@ benchmark also call :func:`reuse_step_memory` first thing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,20 @@ def use_native_kernels(enabled: bool = True) -> bool:
 def native_kernels() -> bool:
     """Whether :func:`use_native_kernels` has them on."""
     return bool(_NATIVE_STATE.value) if _NATIVE_STATE is not None else _NATIVE["enabled"]
+
+
+@contextlib.contextmanager
+def native_kernels_used(enabled: bool = True) -> Iterator[bool]:
+    """:func:`use_native_kernels` for the block, the switch as it was after it; yields whether they are on::
+
+    with jaxnn.runtime.native_kernels_used():
+        state, metrics = jax.jit(train.train_step)(state, batch, key)
+    """
+    previous = native_kernels()
+    try:
+        yield use_native_kernels(enabled)
+    finally:
+        use_native_kernels(previous)
 
 
 def enable_compilation_cache(path: str | Path | None = None) -> Path:

@@ -187,3 +187,32 @@ def test_an_rnn_without_lengths_runs_the_native_loop_and_with_lengths_the_scan()
     finally:
         runtime.use_native_kernels(False)
     assert "JaxnnRnnLoop" not in program()
+
+
+def test_a_recipe_runs_on_the_native_kernels_when_its_config_says(tmp_path, monkeypatch):
+    """``RunOptions.native_kernels`` (``--native_kernels`` on every epoch recipe's command line): ``@driver.recipe``
+    turns the kernels on for the whole recipe and back off after it; without the library the config is refused,
+    naming the field and why."""
+    import pytest
+
+    from jaxnn import native, runtime
+    from jaxnn.labs import mnist
+    from jaxnn.train import driver
+
+    seen = []
+
+    @driver.recipe
+    def recipe(config, workdir):
+        seen.append(runtime.native_kernels())
+        return workdir
+
+    assert recipe(driver.RunOptions(), tmp_path) == tmp_path and seen == [False]
+    if native.available():
+        assert recipe(driver.RunOptions(native_kernels=True), tmp_path) == tmp_path and seen == [False, True]
+        assert not runtime.native_kernels()
+    monkeypatch.setattr(native, "available", lambda: False)
+    monkeypatch.setattr(native, "why_not", lambda: "not built here")
+    with pytest.raises(ValueError, match=r"native_kernels: .* not available \(not built here\)"):
+        mnist.Config(native_kernels=True)
+    with pytest.raises(TypeError, match="native_kernels must be a bool"):
+        mnist.Config(native_kernels="yes")

@@ -72,9 +72,7 @@ def test_linear_matches_torch_forward_and_gradients(lead, fan_in, out, bias, see
     b = np.asarray(params["bias"]) if bias else None
     args = (x, k) + ((b,) if bias else ())
     keys = ("kernel", "bias")[: len(args) - 1]
-    y, grads, g = forward_and_vjp(
-        lambda x, *p: layer.apply({"params": dict(zip(keys, p, strict=True))}, x), args, seed
-    )
+    y, grads, g = forward_and_vjp(lambda x, *p: layer.apply({"params": dict(zip(keys, p, strict=True))}, x), args, seed)
 
     def torch_linear(x, k, b, g):
         xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(k.T.copy(), requires_grad=True)

@@ -67,6 +67,7 @@ class RunOptions:
     logdir: str | None = None  # TensorBoard event files (None: <workdir>/tensorboard)
     cpu_compiler_options: bool = True  # jaxnn.runtime.compiler_options() for the steps (faster CPU convolutions)
     matmul_precision: str = "highest"  # float32 products and convolutions (jaxnn.precision): highest, high or medium
+    native_kernels: bool = False  # jaxnn's native CPU kernels (built by make): convolutions, Linear, the RNN loop
 
     def check_run_options(self) -> None:
         """ValueError naming the field for a bad value (call from the config's ``__post_init__``)."""
@@ -75,6 +76,13 @@ class RunOptions:
         if self.torch_seed is not None:
             checks.integer(self.torch_seed, "torch_seed", 0, 2**64 - 1)
         precision.check(self.matmul_precision, "matmul_precision")
+        if not isinstance(self.native_kernels, bool):
+            raise TypeError(f"native_kernels must be a bool, got {self.native_kernels!r}")
+        if self.native_kernels:
+            from jaxnn import native
+
+            if not native.available():
+                raise ValueError(f"native_kernels: jaxnn's native kernels are not available ({native.why_not()})")
         for field in dataclasses.fields(self):  # an empty path would be the current folder: never what was meant
             value = getattr(self, field.name)
             if (
@@ -209,12 +217,14 @@ def init_variables(options: RunOptions, model, rng: jax.Array, sample_inputs) ->
 
 def recipe(train_and_evaluate: Callable[..., R]) -> Callable[..., R]:
     """Decorate a recipe's ``train_and_evaluate(config, workdir, ...)``: all of it (the training, the evaluation and
-    whatever it computes after :func:`fit`) is traced under ``config.matmul_precision`` (:mod:`jaxnn.precision`), so
-    that no model or step needs a precision of its own."""
+    whatever it computes after :func:`fit`) is traced under ``config.matmul_precision`` (:mod:`jaxnn.precision`)
+    and, with ``config.native_kernels``, on jaxnn's native kernels (:func:`jaxnn.runtime.native_kernels_used`), so
+    that no model or step needs a setting of its own."""
 
     @functools.wraps(train_and_evaluate)
     def run(config: RunOptions, *args, **kwargs) -> R:
-        with precision.float32_matmul_precision(config.matmul_precision):
+        native = runtime.native_kernels_used(True) if config.native_kernels else contextlib.nullcontext()
+        with precision.float32_matmul_precision(config.matmul_precision), native:
             return train_and_evaluate(config, *args, **kwargs)
 
     return run
