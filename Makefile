@@ -13,14 +13,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,plot]'
 	touch $(STAMP)
 
-# jaxnn's optional native CPU kernels (native/: oneDNN's convolutions and an RNN time loop through jax.ffi), built
-# when a C++ compiler and
-# the package index are there; otherwise one line says why, and jaxnn runs on its XLA path.
+# jaxnn's optional native CPU kernels (native/: oneDNN's convolutions and matrix product and an RNN time loop through
+# jax.ffi), built when a C++ compiler and the package index are there; otherwise one line says why, and jaxnn runs on
+# its XLA path. `make test NATIVE_ARGS=--fail` acts as if the build failed: the suite on the XLA path alone.
 NATIVE := jaxnn/_native/libjaxnn_native.so
+NATIVE_ARGS ?=
 $(NATIVE): $(STAMP) $(wildcard native/*.cc native/*.h) native/build.py
-	$(PY) native/build.py
+	$(PY) native/build.py $(NATIVE_ARGS)
 native: $(STAMP)
-	$(PY) native/build.py
+	$(PY) native/build.py $(NATIVE_ARGS)
 
 # The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: about 70 s on
 # 2 CPU cores; `make run RUN_ARGS="--epochs 15"` for the lab's full run). Each `make run` starts a fresh run in
