@@ -1,5 +1,6 @@
 """Build jaxnn's optional native CPU kernels: native/*.cc, oneDNN's convolutions and matrix product and an RNN time
-loop as jax.ffi handlers, into jaxnn/_native/libjaxnn_native.so. `make` runs it after installing jaxnn; nothing else needs it.
+loop as jax.ffi handlers, into jaxnn/_native/libjaxnn_native.so. `make` runs it after installing jaxnn; nothing
+else needs it.
 
 oneDNN comes from the package index (onednn-cpu-gomp and its headers, oneDNN 3.2 on GNU OpenMP: no runtime but
 libgomp), installed into the running interpreter's environment; the compiler is the system's (``--cxx``). Whatever
