@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 LIBRARY = Path(__file__).parent / "_native" / "libjaxnn_native.so"
 TARGETS = (
@@ -64,12 +65,20 @@ def takes(*arrays) -> bool:
     )
 
 
+def call(target: str, outputs, *operands, **attributes) -> list[jax.Array]:
+    """One native kernel in a traced program: ``target``'s float32 results, one per shape of ``outputs``, from
+    ``operands`` and integer ``attributes`` (the handler's ``Attr<int64_t>``). The callers check :func:`takes`."""
+    if not available():  # (which registers the targets the first time)
+        raise RuntimeError(f"jaxnn's native kernels are not available: {why_not()}")
+    results = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in outputs]
+    kernel = jax.ffi.ffi_call(target, results, vmap_method="sequential")
+    return kernel(*operands, **{name: np.int64(value) for name, value in attributes.items()})
+
+
 def matmul(a: jax.Array, b: jax.Array, *, transpose_a: bool = False, transpose_b: bool = False) -> jax.Array:
     """``op(a) @ op(b)`` for float32 matrices on the native kernels (oneDNN's sgemm), ``op`` transposing where
     asked: ``a`` (M, K) or, with ``transpose_a``, (K, M); ``b`` (K, N) or, with ``transpose_b``, (N, K); the
     result (M, N). The caller checks :func:`takes`; no derivative of its own (it is a gradient's product)."""
-    if not available():
-        raise RuntimeError(f"jaxnn's native kernels are not available: {why_not()}")
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"matmul: a and b must be matrices, got shapes {a.shape} and {b.shape}")
     m, k = a.shape[::-1] if transpose_a else a.shape
@@ -78,5 +87,5 @@ def matmul(a: jax.Array, b: jax.Array, *, transpose_a: bool = False, transpose_b
         raise ValueError(
             f"matmul: a {a.shape} and b {b.shape} do not chain (transpose_a={transpose_a}, transpose_b={transpose_b})"
         )
-    call = jax.ffi.ffi_call("JaxnnMatmul", jax.ShapeDtypeStruct((m, n), jnp.float32), vmap_method="sequential")
-    return call(a, b, transpose_a=int(transpose_a), transpose_b=int(transpose_b))
+    (c,) = call("JaxnnMatmul", [(m, n)], a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    return c

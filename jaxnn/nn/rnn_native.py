@@ -9,7 +9,6 @@ projection before them and the weights' gradients after them stay XLA's matrix p
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from jaxnn import native
@@ -26,14 +25,6 @@ def applies(cell: Cell, xs, carry0: Carry, weights, mask) -> bool:
     return cell.name in CODES and mask is None and w_hr is None and native.takes(*arrays)
 
 
-def _call(target: str, outputs, cell: Cell, reverse: bool, *operands):
-    if not native.available():  # (which registers the targets the first time)
-        raise RuntimeError(f"jaxnn's native kernels are not available: {native.why_not()}")
-    f32 = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in outputs]
-    call = jax.ffi.ffi_call(target, f32, vmap_method="sequential")
-    return call(*operands, cell=CODES[cell.name], reverse=int(reverse))
-
-
 def loop_forward(cell: Cell, reverse: bool, gi, w_hh, b_ih, b_hh, carry0: Carry):
     """gi (T, B, G*H): the input projection (b_ih is added in the loop, as the scan adds it); carry0: (h0,) or
     (h0, c0), each (B, H).
@@ -47,7 +38,7 @@ def loop_forward(cell: Cell, reverse: bool, gi, w_hh, b_ih, b_hh, carry0: Carry)
     c0 = carry0[1] if cell.states == 2 else jnp.zeros((batch, 0), gi.dtype)
     shapes = ((steps, batch, hidden), (steps, batch, c), (steps, batch, saved))
     operands = (gi, jnp.transpose(w_hh), b_ih, b_hh, carry0[0], c0)
-    hs, cs, saved = _call("JaxnnRnnLoopForward", shapes, cell, reverse, *operands)
+    hs, cs, saved = native.call("JaxnnRnnLoopForward", shapes, *operands, cell=CODES[cell.name], reverse=reverse)
     return ((hs, cs) if cell.states == 2 else (hs,)), saved
 
 
@@ -67,5 +58,7 @@ def loop_backward(cell: Cell, reverse: bool, d_hs, d_final: Carry, saved, carrie
     gh = (steps, batch, width) if cell.name == "gru" else (0,)
     shapes = ((steps, batch, width), gh, (batch, hidden), c0.shape)
     operands = (d_hs, d_final[0], d_c, saved, hs, cs, carry0[0], c0, w_hh)
-    d_gi, d_gh, d_h0, d_c0 = _call("JaxnnRnnLoopBackward", shapes, cell, reverse, *operands)
+    d_gi, d_gh, d_h0, d_c0 = native.call(
+        "JaxnnRnnLoopBackward", shapes, *operands, cell=CODES[cell.name], reverse=reverse
+    )
     return d_gi, (d_gh if cell.name == "gru" else None), ((d_h0, d_c0) if cell.states == 2 else (d_h0,))

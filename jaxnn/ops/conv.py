@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from jaxnn import native
@@ -197,8 +196,8 @@ def _ffi(target, shape, config, *operands):
     (top, bottom), (left, right) = pads
     attributes = dict(sh=stride[0], sw=stride[1], pt=top, pb=bottom, pl=left, pr=right)
     attributes.update(dh=dilation[0], dw=dilation[1], groups=groups)
-    call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(shape, jnp.float32), vmap_method="sequential")
-    return call(*operands, **{k: np.int64(v) for k, v in attributes.items()})
+    (y,) = native.call(target, [shape], *operands, **attributes)
+    return y
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
