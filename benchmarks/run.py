@@ -12,6 +12,8 @@ Workloads (same model, batch, data and thread count on both sides):
   - ResNet-18 and VGG-BN training steps on 32x32 inputs; on a GPU, lab 10-1 end to end with the data on the device;
   - compile time of each jitted function.
 Each repetition times a block of steps after a warm-up; the table shows medians with min/max over repetitions.
+With the native kernels built, each big net and RNN step gets a native row: jaxnn on them against PyTorch, each side
+in a worker process of its own, the two taking turns block by block (``native_row``).
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ OPTIONS = runtime.compiler_options()
 # On a GPU both sides run there, PyTorch on CUDA; otherwise both on CPU with the same thread count.
 GPU = jax.default_backend() == "gpu" and torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")
-# False in the native rows' own process (--native-worker): the workloads then time jaxnn's side only.
-TIME_TORCH = {"on": True}
+# The sides a workload times, and what it waits for before each timed block: both sides, without waiting, in the
+# bench's own process; one side, waiting for its turn from the bench, in a native row's worker (native_worker).
+SIDES = {"jax": True, "torch": True}
+TURN = {"wait": lambda: None}
 
 
 def sync():
@@ -193,7 +197,8 @@ def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
     jbatch = {"inputs": jnp.asarray(x), "labels": jnp.asarray(y)}
     key = jax.random.key(0)
     t = time.perf_counter()
-    compiled = jax.jit(train.train_step, compiler_options=OPTIONS).lower(state, jbatch, key).compile()
+    if SIDES["jax"]:
+        compiled = jax.jit(train.train_step, compiler_options=OPTIONS).lower(state, jbatch, key).compile()
     compile_s = time.perf_counter() - t
     holder = {"state": state}
 
@@ -215,15 +220,17 @@ def classifier_step_timing(state, tm, opt, x, y, steps: int, reps: int):
             opt.step()
         sync()
 
+    blocks = {"jax": jax_block, "torch": torch_block}
     for _ in range(-(-WARMUP_STEPS // steps)):  # warm-up: at least WARMUP_STEPS steps on each side
-        jax_block()
-        if TIME_TORCH["on"]:
-            torch_block()
+        for side in blocks:
+            if SIDES[side]:
+                blocks[side]()
     res = {"jax": [], "torch": [], "compile_s": compile_s}
     for _ in range(reps):  # alternate, so both see the same machine state
-        res["jax"] += [steps * batch / t for t in timed(jax_block, 1)]
-        if TIME_TORCH["on"]:
-            res["torch"] += [steps * batch / t for t in timed(torch_block, 1)]
+        for side in blocks:
+            if SIDES[side]:
+                TURN["wait"]()
+                res[side] += [steps * batch / t for t in timed(blocks[side], 1)]
     return res
 
 
@@ -364,9 +371,9 @@ def rnn_step_workload(cell: str, lengths: bool, steps: int, reps: int, batch=64,
 
     args = (jnp.asarray(x), jnp.asarray(target), None if seq is None else jnp.asarray(seq))
     t = time.perf_counter()
-    compiled = jax.jit(step, compiler_options=OPTIONS).lower(state, *args).compile()
+    compiled = jax.jit(step, compiler_options=OPTIONS).lower(state, *args).compile() if SIDES["jax"] else None
     compile_s = time.perf_counter() - t
-    forward = jax.jit(loss_fn, compiler_options=OPTIONS).lower(state.params, *args).compile()
+    forward = jax.jit(loss_fn, compiler_options=OPTIONS).lower(state.params, *args).compile() if SIDES["jax"] else None
     holder = {"state": state}
 
     def jax_block():
@@ -393,7 +400,7 @@ def rnn_step_workload(cell: str, lengths: bool, steps: int, reps: int, batch=64,
         return ((out - tt) ** 2).mean()
 
     with torch.no_grad():
-        loss_gap = abs(float(torch_loss()) - float(forward(state.params, *args)))
+        loss_gap = abs(float(torch_loss()) - float(forward(state.params, *args))) if forward else None
 
     def torch_block():
         for _ in range(steps):
@@ -407,16 +414,17 @@ def rnn_step_workload(cell: str, lengths: bool, steps: int, reps: int, batch=64,
             loss = torch_loss()
         float(loss.detach())
 
-    jax_block(), jax_forward()  # warm-up
-    if TIME_TORCH["on"]:
-        torch_block(), torch_forward()
+    blocks = {"jax": (jax_block, jax_forward), "torch": (torch_block, torch_forward)}
+    for side, (step_block, forward_block) in blocks.items():  # warm-up
+        if SIDES[side]:
+            step_block(), forward_block()
     res = {"jax": [], "torch": [], "fwd_jax": [], "fwd_torch": [], "compile_s": compile_s, "loss_gap": loss_gap}
     for _ in range(reps):
-        res["jax"] += [steps / t for t in timed(jax_block, 1)]
-        res["fwd_jax"] += [1e3 * t / steps for t in timed(jax_forward, 1)]
-        if TIME_TORCH["on"]:
-            res["torch"] += [steps / t for t in timed(torch_block, 1)]
-            res["fwd_torch"] += [1e3 * t / steps for t in timed(torch_forward, 1)]
+        for side, (step_block, forward_block) in blocks.items():
+            if SIDES[side]:
+                TURN["wait"]()
+                res[side] += [steps / t for t in timed(step_block, 1)]
+                res[f"fwd_{side}"] += [1e3 * t / steps for t in timed(forward_block, 1)]
     return res
 
 
@@ -431,17 +439,25 @@ NATIVE_RNN = {
 NATIVE_MARK = "native rows: "
 
 
-def native_worker(name: str, reps: int, steps: int) -> None:
-    """jaxnn's side of one native row (``--native-worker NAME``), in a process of its own: with the native kernels
-    on, the workload's throughput, printed as one JSON line. PyTorch runs single-threaded here, only to build the
-    weights: its OpenMP runtime is the one oneDNN binds to, and two thread pools of one runtime throttle each other's
-    spin-waiting (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its process). One
-    process per workload, so that nothing one leaves behind (thread pools, memory) weighs on the next."""
+TURN_MARK = "native worker: my turn"
+
+
+def native_worker(name: str, side: str, reps: int, steps: int) -> None:
+    """One side of one native row (``--native-worker NAME --side jax|torch``), in a process of its own: jaxnn on
+    its native kernels, or PyTorch; before each timed block it says so on stdout and waits for ``go`` on stdin
+    (:func:`native_row`), then prints its result as one JSON line. Each side has a process because PyTorch's OpenMP
+    runtime is the one oneDNN binds to, and two thread pools of one runtime throttle each other's spin-waiting
+    (PyTorch's LSTM step measured 2.5x slower after jaxnn's native kernels had run in its process); one pair per
+    workload, so that nothing one leaves behind (thread pools, memory) weighs on the next."""
     import json
 
-    torch.set_num_threads(1)
-    TIME_TORCH["on"] = False
-    runtime.use_native_kernels(True)
+    SIDES.update(jax=side == "jax", torch=side == "torch")
+    TURN["wait"] = _wait_for_turn
+    if side == "jax":
+        torch.set_num_threads(1)  # PyTorch only builds the weights here
+        runtime.use_native_kernels(True)
+    else:
+        torch.set_num_threads(os.cpu_count() or 1)
     if name in BIG_NETS:
         r = big_net_workload(name, max(2, steps // 10), reps)
     else:
@@ -449,12 +465,77 @@ def native_worker(name: str, reps: int, steps: int) -> None:
     print(NATIVE_MARK + json.dumps(r), flush=True)
 
 
-def with_native_rows(rows: list, reps: int, steps: int) -> list:
-    """``rows`` with a native row after each of the big nets' and the RNN steps' rows: jaxnn's side measured by
-    :func:`native_worker` in a child process, PyTorch's the row's own (measured here, where no native kernel ran)."""
+def _wait_for_turn() -> None:
+    print(TURN_MARK, flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("native worker: the benchmark stopped before my turn")
+
+
+def native_row(key: str, reps: int, steps: int) -> dict | None:
+    """Both sides of native row ``key``, each in a :func:`native_worker` process, taking turns block by block (the
+    jaxnn worker warms up first, then PyTorch's, while the other waits): both sides see the same machine state, as
+    in every other row. Returns ``{'jax', 'torch', 'fwd_jax', 'compile_s'}``, or None (with a line saying why)."""
     import json
     import subprocess
+    import tempfile
 
+    workers = {}
+
+    def next_message(side):
+        """'turn' when the worker waits for its next block, its result dict at the end, None if it failed."""
+        for line in workers[side][0].stdout:
+            if line.startswith(TURN_MARK):
+                return "turn"
+            if line.startswith(NATIVE_MARK):
+                return json.loads(line[len(NATIVE_MARK) :])
+        return None
+
+    def failed(side):
+        for proc, _ in workers.values():
+            proc.kill()
+        err = workers[side][1]
+        err.seek(0)
+        last = err.read().decode(errors="replace").strip().splitlines()[-1:]
+        print(f"native row {key} skipped: its {side} worker failed ({last})", flush=True)
+
+    try:
+        messages = {}
+        for side in ("jax", "torch"):
+            cmd = [sys.executable, __file__, "--native-worker", key, "--side", side, "--reps", str(reps)]
+            err = tempfile.TemporaryFile()
+            proc = subprocess.Popen(
+                cmd + ["--steps", str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+            workers[side] = (proc, err)
+            if next_message(side) != "turn":  # set up and warmed up, now waiting
+                return failed(side)
+        for _ in range(reps):
+            for side, (proc, _) in workers.items():
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                messages[side] = next_message(side)
+                if messages[side] is None:
+                    return failed(side)
+        if not all(isinstance(m, dict) for m in messages.values()):
+            return failed("jax" if not isinstance(messages["jax"], dict) else "torch")
+        for proc, _ in workers.values():
+            proc.wait()
+        mine, theirs = messages["jax"], messages["torch"]
+        return {
+            "jax": mine["jax"],
+            "torch": theirs["torch"],
+            "fwd_jax": mine["fwd_jax"] if "fwd_jax" in mine else [],
+            "compile_s": mine["compile_s"],
+        }
+    finally:
+        for proc, err in workers.values():
+            if proc.poll() is None:
+                proc.kill()
+            err.close()
+
+
+def with_native_rows(rows: list, reps: int, steps: int) -> list:
+    """``rows`` with a native row after each of the big nets' and the RNN steps' rows (:func:`native_row`)."""
     whats = {**{BIG_NETS[k]: k for k in BIG_NETS}, **{NATIVE_RNN[k]: k for k in NATIVE_RNN}}
     out = []
     for what, unit, r, note in rows:
@@ -462,18 +543,15 @@ def with_native_rows(rows: list, reps: int, steps: int) -> list:
         key = whats.get(what)
         if key is None:
             continue
-        cmd = [sys.executable, __file__, "--native-worker", key, "--reps", str(reps), "--steps", str(steps)]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith(NATIVE_MARK)]
-        if done.returncode or not lines:
-            print(f"native row {key} skipped: its worker failed ({done.stderr.strip().splitlines()[-1:]})", flush=True)
+        mine = native_row(key, reps, steps)
+        if mine is None:
             continue
-        mine = dict(json.loads(lines[-1][len(NATIVE_MARK) :]), torch=r["torch"])
         if key in NATIVE_RNN:
             step_ms, fwd_ms = 1e3 / statistics.median(mine["jax"]), statistics.median(mine["fwd_jax"])
             note = f"jaxnn forward {fwd_ms:.1f} ms of a {step_ms:.1f} ms step"
         what = f"{what.split(', against')[0]}, native kernels (jaxnn.runtime.use_native_kernels)"
-        out.append((what, unit, mine, note + "; jaxnn timed in a process of its own, PyTorch is the row above"))
+        note += "; each side in a process of its own, taking turns block by block (PyTorch measured again)"
+        out.append((what, unit, mine, note))
         print(out[-1][0], fmt(mine["jax"]), fmt(mine["torch"]), flush=True)
     return out
 
@@ -606,10 +684,11 @@ def main(argv=None):
         help="Markdown file whose section for this backend (cpu or gpu) is (re)written (benchmarks/RESULTS.md)",
     )
     p.add_argument("--native-worker", metavar="NAME", help=argparse.SUPPRESS)  # see native_worker
+    p.add_argument("--side", choices=("jax", "torch"), default="jax", help=argparse.SUPPRESS)  # see native_worker
     args = p.parse_args(argv)
     reps, steps = (3, 5) if args.quick else (args.reps, args.steps)
     if args.native_worker:
-        return native_worker(args.native_worker, reps, steps)
+        return native_worker(args.native_worker, args.side, reps, steps)
     torch.set_num_threads(os.cpu_count() or 1)  # XLA's CPU backend uses every core too
     if GPU:  # full fp32 on both sides: no TF32 in matrix products or convolutions (PyTorch's cuDNN allows it)
         precision.set_float32_matmul_precision("highest")
