@@ -147,18 +147,23 @@ def _time_loop_bwd(cell, reverse, precision, native, residuals, d_carries):
         d_carry0, (d_gi, d_gh, d_out) = jax.lax.scan(
             body, d_carry0, (d_carries, saved, prev, carries, mask), reverse=not reverse
         )
+    if native:
+        d_w_ih, d_w_hh, d_xs = rnn_native.products_backward(d_gi, d_gh, xs, prev[0], w_ih)
+    else:
+        d_w_ih = _sum_of_outer_products(d_gi, xs, precision)
+        d_w_hh = _sum_of_outer_products(d_gi if d_gh is None else d_gh, prev[0], precision)
+        d_xs = jnp.matmul(d_gi, w_ih, precision=precision)
     d_gh = d_gi if d_gh is None else d_gh
     d_weights = (
-        _sum_of_outer_products(d_gi, xs, precision),
+        d_w_ih,
         None if b_ih is None else jnp.sum(d_gi, axis=(0, 1)),
-        _sum_of_outer_products(d_gh, prev[0], precision),
+        d_w_hh,
         None if b_hh is None else jnp.sum(d_gh, axis=(0, 1)),
         None if w_hr is None else _sum_of_outer_products(d_out, h_full, precision),
     )
     # Each cotangent in its primal's dtype (float32 inputs may meet float64 parameters, and the other way round).
     d_weights = tuple(None if d is None else d.astype(w.dtype) for d, w in zip(d_weights, weights, strict=True))
-    d_xs = jnp.matmul(d_gi, w_ih, precision=precision).astype(xs.dtype)
-    return d_xs, d_carry0, d_weights, None
+    return d_xs.astype(xs.dtype), d_carry0, d_weights, None
 
 
 _time_loop.defvjp(_time_loop_fwd, _time_loop_bwd)

@@ -62,3 +62,23 @@ def loop_backward(cell: Cell, reverse: bool, d_hs, d_final: Carry, saved, carrie
         "JaxnnRnnLoopBackward", shapes, *operands, cell=CODES[cell.name], reverse=reverse
     )
     return d_gi, (d_gh if cell.name == "gru" else None), ((d_h0, d_c0) if cell.states == 2 else (d_h0,))
+
+
+def products_backward(d_gi, d_gh, xs, h_prev, w_ih):
+    """The gradients of ``w_ih`` and ``w_hh`` and the inputs' cotangent from the loop's projection cotangents, on
+    oneDNN's sgemm (:func:`jaxnn.native.matmul`): ``d_gi`` (T, B, G*H), ``d_gh`` the same or None (where it is
+    ``d_gi``: every cell but GRU), ``xs`` (T, B, I), ``h_prev`` (T, B, H) the hidden state each step started from,
+    ``w_ih`` (G*H, I). Where ``d_gh`` is ``d_gi`` both weights' gradients are one product over ``[xs, h_prev]``.
+    Returns (G*H, I), (G*H, H) and (T, B, I). With XLA's products of these shapes the native LSTM step was slower
+    than PyTorch's on an AMD EPYC (benchmarks/RESULTS.md)."""
+    steps, batch, width = d_gi.shape
+    inputs = xs.shape[-1]
+    rows = d_gi.reshape(-1, width)
+    if d_gh is None:
+        both = jnp.concatenate([xs, h_prev], axis=-1).reshape(steps * batch, -1)
+        d_w = native.matmul(rows, both, transpose_a=True)
+        d_w_ih, d_w_hh = d_w[:, :inputs], d_w[:, inputs:]
+    else:
+        d_w_ih = native.matmul(rows, xs.reshape(-1, inputs), transpose_a=True)
+        d_w_hh = native.matmul(d_gh.reshape(-1, width), h_prev.reshape(steps * batch, -1), transpose_a=True)
+    return d_w_ih, d_w_hh, native.matmul(rows, w_ih).reshape(steps, batch, inputs)
