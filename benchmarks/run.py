@@ -473,8 +473,9 @@ def _wait_for_turn() -> None:
 
 def native_row(key: str, reps: int, steps: int) -> dict | None:
     """Both sides of native row ``key``, each in a :func:`native_worker` process, taking turns block by block (the
-    jaxnn worker warms up first, then PyTorch's, while the other waits): both sides see the same machine state, as
-    in every other row. Returns ``{'jax', 'torch', 'fwd_jax', 'compile_s'}``, or None (with a line saying why)."""
+    jaxnn worker warms up first, then PyTorch's, while the other waits; then one untimed turn each): both sides see
+    the same machine state, as in every other row. Returns ``{'jax', 'torch', 'fwd_jax', 'compile_s'}``, or None
+    (with a line saying why)."""
     import json
     import subprocess
     import tempfile
@@ -501,7 +502,7 @@ def native_row(key: str, reps: int, steps: int) -> dict | None:
     try:
         messages = {}
         for side in ("jax", "torch"):
-            cmd = [sys.executable, __file__, "--native-worker", key, "--side", side, "--reps", str(reps)]
+            cmd = [sys.executable, __file__, "--native-worker", key, "--side", side, "--reps", str(reps + 1)]
             err = tempfile.TemporaryFile()
             proc = subprocess.Popen(
                 cmd + ["--steps", str(steps)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
@@ -509,7 +510,7 @@ def native_row(key: str, reps: int, steps: int) -> dict | None:
             workers[side] = (proc, err)
             if next_message(side) != "turn":  # set up and warmed up, now waiting
                 return failed(side)
-        for _ in range(reps):
+        for _ in range(reps + 1):
             for side, (proc, _) in workers.items():
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
@@ -521,10 +522,11 @@ def native_row(key: str, reps: int, steps: int) -> dict | None:
         for proc, _ in workers.values():
             proc.wait()
         mine, theirs = messages["jax"], messages["torch"]
+        # The first turn is a warm-up, untimed: the first block in turn follows the other side's whole set-up.
         return {
-            "jax": mine["jax"],
-            "torch": theirs["torch"],
-            "fwd_jax": mine["fwd_jax"] if "fwd_jax" in mine else [],
+            "jax": mine["jax"][1:],
+            "torch": theirs["torch"][1:],
+            "fwd_jax": mine.get("fwd_jax", [])[1:],
             "compile_s": mine["compile_s"],
         }
     finally:
