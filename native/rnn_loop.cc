@@ -1,7 +1,7 @@
 // jaxnn's native recurrent time loop: the steps of one layer in one direction of torch.nn.RNN (tanh, relu), LSTM
 // or GRU, forward and backward, as jax.ffi handlers in float32. jaxnn.nn.rnn's hand-written VJP
 // (_time_loop) calls them in place of its two lax.scans when the native kernels are on: the input projection
-// before the loop and the weights' gradients after it stay one XLA matrix product each.
+// before the loop stays one XLA matrix product; the weights' gradients after it are matmul.cc's products.
 //
 // Each sequence of the batch is its own recurrence, so the batch is split between the OpenMP threads once and
 // every thread runs its rows through all the steps: no synchronisation per step. A step is one oneDNN sgemm

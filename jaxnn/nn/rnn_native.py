@@ -3,8 +3,9 @@
 
 XLA runs a ``lax.scan`` step as some 25 small kernels with a loop around them; the native loop runs a whole
 layer's direction in one call forward and one backward, each step one sgemm (oneDNN's) and the cell's arithmetic
-as :mod:`jaxnn.nn.recurrent` writes it. It replaces only the two loops of :func:`jaxnn.nn.rnn._time_loop`: the input
-projection before them and the weights' gradients after them stay XLA's matrix products.
+as :mod:`jaxnn.nn.recurrent` writes it. It replaces the two loops of :func:`jaxnn.nn.rnn._time_loop`, and the
+products after the backward loop (:func:`products_backward`) are oneDNN's too; the input projection before the
+loops stays XLA's matrix product.
 """
 
 from __future__ import annotations
