@@ -147,13 +147,13 @@ def _time_loop_bwd(cell, reverse, precision, native, residuals, d_carries):
         d_carry0, (d_gi, d_gh, d_out) = jax.lax.scan(
             body, d_carry0, (d_carries, saved, prev, carries, mask), reverse=not reverse
         )
+    d_gh = d_gi if d_gh is None else d_gh
     if native:
         d_w_ih, d_w_hh, d_xs = rnn_native.products_backward(d_gi, d_gh, xs, prev[0], w_ih)
     else:
         d_w_ih = _sum_of_outer_products(d_gi, xs, precision)
-        d_w_hh = _sum_of_outer_products(d_gi if d_gh is None else d_gh, prev[0], precision)
+        d_w_hh = _sum_of_outer_products(d_gh, prev[0], precision)
         d_xs = jnp.matmul(d_gi, w_ih, precision=precision)
-    d_gh = d_gi if d_gh is None else d_gh
     d_weights = (
         d_w_ih,
         None if b_ih is None else jnp.sum(d_gi, axis=(0, 1)),

@@ -67,15 +67,15 @@ def loop_backward(cell: Cell, reverse: bool, d_hs, d_final: Carry, saved, carrie
 
 def products_backward(d_gi, d_gh, xs, h_prev, w_ih):
     """The gradients of ``w_ih`` and ``w_hh`` and the inputs' cotangent from the loop's projection cotangents, on
-    oneDNN's sgemm (:func:`jaxnn.native.matmul`): ``d_gi`` (T, B, G*H), ``d_gh`` the same or None (where it is
-    ``d_gi``: every cell but GRU), ``xs`` (T, B, I), ``h_prev`` (T, B, H) the hidden state each step started from,
+    oneDNN's sgemm (:func:`jaxnn.native.matmul`): ``d_gi`` (T, B, G*H), ``d_gh`` the same (the very array ``d_gi``
+    for every cell but GRU), ``xs`` (T, B, I), ``h_prev`` (T, B, H) the hidden state each step started from,
     ``w_ih`` (G*H, I). Where ``d_gh`` is ``d_gi`` both weights' gradients are one product over ``[xs, h_prev]``.
     Returns (G*H, I), (G*H, H) and (T, B, I). With XLA's products of these shapes the native LSTM step was slower
     than PyTorch's on an AMD EPYC (benchmarks/RESULTS.md)."""
     steps, batch, width = d_gi.shape
     inputs = xs.shape[-1]
     rows = d_gi.reshape(-1, width)
-    if d_gh is None:
+    if d_gh is d_gi:
         both = jnp.concatenate([xs, h_prev], axis=-1).reshape(steps * batch, -1)
         d_w = native.matmul(rows, both, transpose_a=True)
         d_w_ih, d_w_hh = d_w[:, :inputs], d_w[:, inputs:]
