@@ -326,8 +326,8 @@ def test_fused_backward_second_order_and_forward_mode():
 
     # The two paths differ: the default goes through the custom VJP, fused_backward=False through autodiff.
     assert "custom_vjp_call" in primitives(fused) and "custom_vjp_call" not in primitives(plain)
-    expected = jax.hessian(loss(plain))(params)
-    for got in (jax.hessian(loss(fused))(params), jax.jacrev(jax.grad(loss(fused)))(params)):
+    expected = jax.jit(jax.hessian(loss(plain)))(params)
+    for got in (jax.jit(jax.hessian(loss(fused)))(params), jax.jit(jax.jacrev(jax.grad(loss(fused))))(params)):
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected), strict=True):
             assert_close(a, b, what="hessian")
     v = jax.tree_util.tree_map(jnp.ones_like, params)
@@ -350,9 +350,11 @@ def test_fused_backward_under_vmap_matches_one_sequence_at_a_time(cell):
         out, _ = model.apply({"params": p}, x, seq_lengths=n[None])
         return jnp.sum(jnp.sin(out))
 
-    batched = jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None, 0, 0))(params, xs, lengths)
+    # Compiled, as one program each: run eagerly, every primitive of the scan and its backward compiles on its own.
+    batched = jax.jit(jax.vmap(jax.grad(loss, argnums=(0, 1)), in_axes=(None, 0, 0)))(params, xs, lengths)
+    one_sequence = jax.jit(jax.grad(loss, argnums=(0, 1)))
     for i in range(len(xs)):
-        one = jax.grad(loss, argnums=(0, 1))(params, xs[i], lengths[i])
+        one = one_sequence(params, xs[i], lengths[i])
         for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(one), strict=True):
             assert_close(a[i], b, what=f"sequence {i}")
 
