@@ -105,20 +105,21 @@ def mnist_data_dir(tmp_path_factory, worker_id):
     return shared_once(tmp_path_factory, worker_id, "tfds", lambda folder: mnist.load_mnist(folder, verbose=False))
 
 
-def forward_and_vjp(fn, args, seed):
+def forward_and_vjp(fn, args, seed, has_aux=False):
     """``fn(*args)`` and its gradients for a random float32 cotangent (drawn from ``seed``), as one compiled
     program: run eagerly, every primitive of an op and of its gradient compiles on its own, which was most of a
-    parity test's time. Returns ``(out, grads, cotangent)``."""
+    parity test's time. Returns ``(out, grads, cotangent)``; with ``has_aux`` (as ``jax.vjp``'s), ``fn`` returns
+    ``(out, aux)``, only ``out`` is differentiated, and ``aux`` comes fourth."""
     args = tuple(jax.numpy.asarray(a) for a in args)
-    shape = jax.eval_shape(fn, *args).shape
-    g = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    shape = jax.eval_shape(fn, *args)
+    g = np.random.default_rng(seed).standard_normal((shape[0] if has_aux else shape).shape).astype(np.float32)
 
     def both(args, g):
-        out, vjp = jax.vjp(fn, *args)
-        return out, vjp(g)
+        out, vjp, *aux = jax.vjp(fn, *args, has_aux=has_aux)
+        return out, vjp(g), aux
 
-    out, grads = jax.jit(both)(args, g)
-    return out, grads, g
+    out, grads, aux = jax.jit(both)(args, g)
+    return (out, grads, g, *aux)
 
 
 class CompileCounter:

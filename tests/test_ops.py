@@ -264,14 +264,12 @@ def test_max_pool2d_values_indices_gradients_match_torch(case, ties):
     kw = dict(kernel_size=case["k"], stride=case["s"], padding=case["p"], dilation=case["d"], ceil_mode=case["ceil"])
     xt = to_torch(x)
     yt, it = F.max_pool2d(xt, return_indices=True, **kw)
-
-    def values_indices_grad(a, g_):  # one compiled program: run eagerly, every primitive compiles on its own
-        out_, vjp = jax.vjp(lambda a_: ops.max_pool2d(a_, **kw), a)
-        return out_, ops.max_pool2d(a, return_indices=True, **kw)[1], vjp(g_)[0]
-
-    shape = jax.eval_shape(lambda a: ops.max_pool2d(a, **kw), x).shape
-    g = np.random.default_rng(case["seed"] + 1).standard_normal(shape).astype(np.float32)
-    out, idx, gx = jax.jit(values_indices_grad)(x, g)
+    out, (gx,), g, idx = forward_and_vjp(
+        lambda a: (ops.max_pool2d(a, **kw), ops.max_pool2d(a, return_indices=True, **kw)[1]),
+        (x,),
+        case["seed"] + 1,
+        has_aux=True,
+    )
     assert_close(out, nchw_to_nhwc(yt.detach().numpy()), what="values")
     np.testing.assert_array_equal(np.asarray(idx), nchw_to_nhwc(it.numpy()))
     # A window that lies wholly in the padding (possible with dilation) has value -inf and an index that can point
