@@ -23,7 +23,7 @@ $(NATIVE): $(STAMP) $(wildcard native/*.cc native/*.h) native/build.py
 native: $(STAMP)
 	$(PY) native/build.py $(NATIVE_ARGS)
 
-# The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: about 70 s on
+# The main job: lab 10-1, the MNIST CNN, on the MNIST copy shipped in data/mnist (5 epochs: 70-85 s on
 # 2 CPU cores; `make run RUN_ARGS="--epochs 15"` for the lab's full run). Each `make run` starts a fresh run in
 # runs/mnist_cnn (--overwrite); resume one with `python experiments/mnist_cnn.py --resume`.
 RUN_ARGS ?= --epochs 5
